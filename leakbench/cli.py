@@ -120,6 +120,37 @@ def data_stats(
         console.print(table)
 
 
+@app.command("score")
+def score_cmd(
+    src: Annotated[Path, typer.Option("--in", help="JSONL rows: prompt, generation, target_field, subject[, others].")],
+    dst: Annotated[Path, typer.Option("--out", help="JSONL output: each input row plus its verdict.")],
+    ner: Annotated[
+        str | None, typer.Option(help="spaCy model for Presidio's NER, or 'none' for the pattern-only engine.")
+    ] = None,
+) -> None:
+    """Classify generations as direct / indirect / no leaks of their subject, plus other PII found."""
+    from rich.progress import Progress
+
+    from leakbench.scoring import LeakScorer
+    from leakbench.scoring.jsonl import score_file
+
+    if not src.is_file():
+        raise LeakBenchError(f"{src}: no such file")
+    total = sum(1 for line in src.open("rb") if line.strip())
+    with console.status("loading the Presidio analyzer..."):
+        scorer = LeakScorer(ner_model=ner)
+    errors: list[str] = []
+    with Progress(console=err_console, transient=True) as progress:
+        task = progress.add_task("scoring", total=total)
+        counts = score_file(src, dst, scorer, errors.append, lambda n: progress.advance(task, n))
+    for message in errors:
+        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("direct", "indirect", "none"))
+    console.print(f"wrote {dst}: {summary} (NER engine: {scorer.ner_model})")
+    if errors:
+        raise LeakBenchError(f"{src}: {len(errors)} malformed row(s) (marked with `error` in {dst})")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:

@@ -1,0 +1,95 @@
+"""The Presidio analyzer behind the scorer: built once per process, fully offline.
+
+The NLP engine is chosen by `scorers/nlp_engine.yaml` (or LEAKBENCH_NER): the first installed spaCy model,
+else Presidio's pattern-only engine. Custom secret recognizers come from `scorers/recognizers.yaml`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import yaml
+
+from leakbench.records import LeakBenchError
+from leakbench.resources import resource_dir
+
+# tldextract (used by Presidio's e-mail recognizer) fetches the public-suffix list at import time unless told
+# not to; with no URLs it uses the snapshot it ships. This must happen before presidio is imported.
+os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
+# With torch installed, spaCy may otherwise initialise CUDA.
+os.environ.setdefault("PRESIDIO_DEVICE", "cpu")
+
+PATTERN_ONLY = "none"
+
+
+@dataclass(frozen=True)
+class Engine:
+    analyzer: Any  # presidio_analyzer.AnalyzerEngine
+    ner_model: str  # the spaCy model, or "none" for the pattern-only engine
+    batch_size: int
+
+    def analyze(self, text: str, entities: list[str], min_score: float) -> list[Any]:
+        return self.analyzer.analyze(text=text, language="en", entities=entities, score_threshold=min_score)
+
+    def analyze_batch(self, texts: list[str], entities: list[str], min_score: float) -> list[list[Any]]:
+        """Many texts at once: the NLP engine processes them with spaCy's nlp.pipe."""
+        from presidio_analyzer import BatchAnalyzerEngine
+
+        return BatchAnalyzerEngine(self.analyzer).analyze_iterator(
+            texts, language="en", batch_size=self.batch_size, entities=entities, score_threshold=min_score
+        )
+
+
+def _config() -> dict[str, Any]:
+    return yaml.safe_load((resource_dir("scorers") / "nlp_engine.yaml").read_text(encoding="utf-8"))
+
+
+def choose_ner_model(requested: str | None = None) -> str:
+    """The spaCy model to use: `requested`, else LEAKBENCH_NER, else the first installed in the config."""
+    requested = requested or os.environ.get("LEAKBENCH_NER")
+    if requested:
+        if requested != PATTERN_ONLY and importlib.util.find_spec(requested) is None:
+            raise LeakBenchError(
+                f"spaCy model {requested!r} is not installed; install it, or use LEAKBENCH_NER=none for the "
+                "pattern-only engine"
+            )
+        return requested
+    for model in _config().get("models", []):
+        if importlib.util.find_spec(model) is not None:
+            return model
+    return PATTERN_ONLY
+
+
+@cache
+def get_engine(ner_model: str | None = None) -> Engine:
+    """The process-wide analyzer for `ner_model` (see choose_ner_model); built on first use."""
+    model = choose_ner_model(ner_model)
+    config = _config()
+    import tldextract.tldextract as tld
+
+    if tld.TLD_EXTRACTOR.suffix_list_urls:  # imported before us: swap in an offline extractor
+        tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=())
+
+    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    if model == PATTERN_ONLY:
+        nlp_configuration = {"nlp_engine_name": "no_op", "models": [{"lang_code": "en", "model_name": "no_op"}]}
+    else:
+        nlp_configuration = {
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": model}],
+            "ner_model_configuration": config["ner_model_configuration"],
+        }
+    nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration).create_engine()
+    registry = RecognizerRegistry(supported_languages=["en"])
+    registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=["en"])
+    registry.add_recognizers_from_yaml(resource_dir("scorers") / "recognizers.yaml")
+    analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
+    return Engine(analyzer, model, int(config.get("batch_size", 32)))
