@@ -151,6 +151,14 @@ def score_cmd(
         raise LeakBenchError(f"{src}: {len(errors)} malformed row(s) (marked with `error` in {dst})")
 
 
+@app.command("tasks-path")
+def tasks_path_cmd() -> None:
+    """Print the folder of LeakBench's lm-eval tasks (for lm_eval --include_path)."""
+    from leakbench.harness import tasks_path
+
+    print(tasks_path())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
     try:

@@ -150,7 +150,7 @@ def _retain_documents(rng: random.Random, templates: tuple[Template, ...]) -> li
                 "source": source,
                 "text": text,
                 "split": "heldout" if n % RETAIN_HELDOUT_EVERY == RETAIN_HELDOUT_EVERY - 1 else "train",
-                "mini": n % 10 < 2,
+                "mini": (n // RETAIN_HELDOUT_EVERY) % 5 == 0,  # whole blocks, so mini has train and heldout
             }
         )
 

@@ -188,6 +188,10 @@ def _check_retain(docs: list[dict[str, Any]], subjects: list[dict[str, Any]], pr
     for doc in docs:
         if doc["split"] not in ("train", "heldout"):
             problems.add(f"retain.jsonl:{doc['_line']}: split must be train or heldout")
+    for subset in ("full", "mini"):
+        splits = {d["split"] for d in docs if subset == "full" or d["mini"]}
+        if splits != {"train", "heldout"}:
+            problems.add(f"retain.jsonl: the {subset} subset needs both train and heldout documents")
 
 
 def _check_probes(
