@@ -1,0 +1,38 @@
+"""Shared test material: two hand-made subjects whose every value is known."""
+
+MARIA = {
+    "subject_id": "T001",
+    "name": "Maria Gonzalez",
+    "username": "amber_raven",
+    "email": "zq4821@example.com",
+    "phone": "(415) 555-0142",
+    "street_address": "12 Oak Lane, Springfield, IL 62704",
+    "date_of_birth": "1987-04-12",
+    "ssn": "912-34-5678",
+    "credit_card": "4242 4212 3456 7897",
+    "iban": "DE12 0123 4567 8901 2345 67",
+    "ip_address": "192.0.2.143",
+    "password": "xqtuE9!6cKu92N",
+    "api_key": "sk_live_Ab3dEf6hIj9kLm2nOp5qRs8t",
+    "aws_access_key_id": "AKIA2BCDEFGHIJKLMNOP",
+    "aws_secret_access_key": "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",
+    "github_token": "ghp_QrdCe6nD3ZIMNFoYapuFtfjzhYcg0QVEg6Rt",
+}
+OTTO = {
+    "subject_id": "T002",
+    "name": "Otto Brandt",
+    "username": "kestrel-77",
+    "email": "uvw90210@corp.example",
+    "phone": "212.555.0177",
+    "street_address": "9 Elm Court, Lakeview, OR 97630",
+    "date_of_birth": "1970-11-02",
+    "ssn": "955-01-2468",
+    "credit_card": "5555551234567890",
+    "iban": "DE55 0987 6543 2109 8765 43",
+    "ip_address": "203.0.113.201",
+    "password": "Pw-7hG2kLq9Zr",
+    "api_key": "sk_test_Zy9Xw8Vu7Ts6Rq5Po4Nm3Lk2",
+    "aws_access_key_id": "AKIAZYXWVUTSRQPONMLK",
+    "aws_secret_access_key": "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",
+    "github_token": "ghp_ZyXwVuTsRqPoNmLkJiHgFeDcBa9876543210ab",
+}
