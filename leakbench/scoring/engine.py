@@ -1,6 +1,6 @@
 """The Presidio analyzer behind the scorer: built once per process, fully offline.
 
-The NLP engine is chosen by `scorers/nlp_engine.yaml` (or LEAKBENCH_NER): the first installed spaCy model,
+The NLP engine is chosen by `scorers/analyzer.yaml` (or LEAKBENCH_NER): the first installed spaCy model,
 else Presidio's pattern-only engine. Custom secret recognizers come from `scorers/recognizers.yaml`.
 """
 
@@ -46,7 +46,7 @@ class Engine:
 
 
 def _config() -> dict[str, Any]:
-    return yaml.safe_load((resource_dir("scorers") / "nlp_engine.yaml").read_text(encoding="utf-8"))
+    return yaml.safe_load((resource_dir("scorers") / "analyzer.yaml").read_text(encoding="utf-8"))
 
 
 def choose_ner_model(requested: str | None = None) -> str:
@@ -75,8 +75,10 @@ def get_engine(ner_model: str | None = None) -> Engine:
     if tld.TLD_EXTRACTOR.suffix_list_urls:  # imported before us: swap in an offline extractor
         tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=())
 
-    from presidio_analyzer import AnalyzerEngine, RecognizerRegistry
+    from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
+    from presidio_analyzer.predefined_recognizers import PhoneRecognizer
+    from presidio_analyzer.recognizer_registry import RecognizerRegistryProvider
 
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     if model == PATTERN_ONLY:
@@ -88,8 +90,14 @@ def get_engine(ner_model: str | None = None) -> Engine:
             "ner_model_configuration": config["ner_model_configuration"],
         }
     nlp_engine = NlpEngineProvider(nlp_configuration=nlp_configuration).create_engine()
-    registry = RecognizerRegistry(supported_languages=["en"])
-    registry.load_predefined_recognizers(nlp_engine=nlp_engine, languages=["en"])
-    registry.add_recognizers_from_yaml(resource_dir("scorers") / "recognizers.yaml")
+    if model != PATTERN_ONLY:
+        for pipe in config.get("disabled_pipes", []):
+            if pipe in nlp_engine.nlp["en"].pipe_names:
+                nlp_engine.nlp["en"].disable_pipe(pipe)
+    scorers = resource_dir("scorers")
+    registry = RecognizerRegistryProvider(conf_file=scorers / "registry.yaml").create_recognizer_registry()
+    registry.add_nlp_recognizer(nlp_engine)
+    registry.add_recognizer(PhoneRecognizer(supported_regions=tuple(config.get("phone_regions", ["US"]))))
+    registry.add_recognizers_from_yaml(scorers / "recognizers.yaml")
     analyzer = AnalyzerEngine(registry=registry, nlp_engine=nlp_engine, supported_languages=["en"])
     return Engine(analyzer, model, int(config.get("batch_size", 32)))

@@ -1,0 +1,121 @@
+"""Scorer throughput on one core, with and without NER, against bare Presidio on the same texts.
+
+    python -m leakbench.benchmarks.scoring [--n 400] [--json OUT.json]
+
+Texts are realistic generations: the forget-document text that follows each probe's prompt (the value and
+the next lines), so most carry PII. Each configuration is timed after a warm-up over the same texts.
+"""
+
+from __future__ import annotations
+
+import os
+
+# One core: set before numpy / torch / spaCy start their thread pools.
+for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[var] = "1"
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+from leakbench.data import read_table  # noqa: E402
+from leakbench.records import provenance, write_text_atomic  # noqa: E402
+from leakbench.scoring import LeakScorer, ScoreInput  # noqa: E402
+
+
+def _inputs(n: int) -> tuple[list[ScoreInput], list[dict]]:
+    subjects = read_table("subjects")
+    by_id = {s["subject_id"]: s for s in subjects}
+    docs = {d["doc_id"]: d for d in read_table("forget", subset="mini")}
+    items = []
+    for p in read_table("probes", subset="mini"):
+        if p["kind"] != "direct" or p["variant"] != "full":
+            continue
+        text = docs[p["doc_id"]]["text"]
+        start = len(p["prompt"])
+        end = start
+        for _ in range(3):  # the value's line and the next two
+            end = text.find("\n", end + 1) if text.find("\n", end + 1) != -1 else len(text)
+        items.append(ScoreInput(p["prompt"], text[start:end], p["target_field"], by_id[p["subject_id"]]))
+        if len(items) == n:
+            break
+    return items, subjects
+
+
+def _rate(fn: Callable[[], object], n: int, repeat: int = 3) -> float:
+    fn()  # warm-up
+    best = min(_timed(fn) for _ in range(repeat))
+    return n / best
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _measure(model: str | None, items: list[ScoreInput], subjects: list[dict]) -> dict:
+    scorer = LeakScorer(subjects, ner_model=model)
+    engine, policy = scorer.engine, scorer.policy
+    assert engine is not None
+    texts = [i.generation for i in items]
+    entities, min_score = policy.other_pii_entities, policy.other_pii_min_score
+
+    def presidio_per_text() -> None:
+        for t in texts:
+            engine.analyze(t, entities, min_score)
+
+    def scorer_per_text() -> None:
+        for i in items:
+            scorer.score(i.prompt, i.generation, i.target_field, i.subject)
+
+    per_text = {"presidio": _rate(presidio_per_text, len(texts)), "scorer": _rate(scorer_per_text, len(texts))}
+    batched = {
+        "presidio": _rate(lambda: engine.analyze_batch(texts, entities, min_score), len(texts)),
+        "scorer": _rate(lambda: scorer.score_batch(items), len(texts)),
+    }
+    return {
+        "engine": engine.ner_model,
+        "per_text_gen_per_s": per_text,
+        "batched_gen_per_s": batched,
+        "scorer_overhead_per_text": per_text["presidio"] / per_text["scorer"] - 1,
+        "scorer_overhead_batched": batched["presidio"] / batched["scorer"] - 1,
+        "batching_speedup": batched["scorer"] / per_text["scorer"],
+    }
+
+
+def run(n: int) -> dict:
+    items, subjects = _inputs(n)
+    texts = [i.generation for i in items]
+    out: dict = {"n_texts": len(items), "mean_chars": sum(map(len, texts)) / len(texts)}
+    for label, model in (("pattern_only", "none"), ("ner", None)):
+        out[label] = _measure(model, items, subjects)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=400, help="number of generations (default 400)")
+    parser.add_argument("--json", help="also write the figures (with provenance) to this file")
+    args = parser.parse_args()
+    figures = run(args.n)
+    print(f"{figures['n_texts']} generations, {figures['mean_chars']:.0f} characters on average, one core "
+          f"({platform.processor() or platform.machine()})")  # fmt: skip
+    for label in ("pattern_only", "ner"):
+        f = figures[label]
+        print(f"\n[{label}: {f['engine']}]")
+        for mode in ("per_text", "batched"):
+            rates = f[f"{mode}_gen_per_s"]
+            print(
+                f"  {mode:9s} bare Presidio {rates['presidio']:8.1f} gen/s   "
+                f"LeakBench scorer {rates['scorer']:8.1f} gen/s   overhead {f[f'scorer_overhead_{mode}']:+.1%}"
+            )
+        print(f"  batching speed-up of the scorer: {f['batching_speedup']:.2f}x")
+    if args.json:
+        write_text_atomic(args.json, json.dumps(provenance(benchmark="scoring", figures=figures), indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
