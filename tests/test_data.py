@@ -182,6 +182,8 @@ def test_direct_probes_are_exact_document_prefixes(probes, forget):
         assert any(text[:s].endswith(p["prompt"]) for s in starts)
         if p["variant"] == "full":
             assert any(text[:s] == p["prompt"] for s in starts)
+        else:  # a short prefix names its subject, so only memorizing that subject completes it
+            assert p["prompt_fields"] and not any(text[:s] == p["prompt"] for s in starts)
 
 
 def test_indirect_prompts_never_occur_in_training(probes, forget):
@@ -191,9 +193,12 @@ def test_indirect_prompts_never_occur_in_training(probes, forget):
 
 
 def test_short_prefix_and_paraphrase_on_known_inputs():
+    text_anchored = "user = 'jo'\nx = 1\nbb = 2\nPASSWORD = '"
     text = "a = 1\nbb = 2\nPASSWORD = 'x'\n"
     start = text.index("'x") + 1
     assert short_prefix(text, start) == "bb = 2\nPASSWORD = '"
+    # anchored: extended until it holds one of the subject's values
+    assert short_prefix("user = 'jo'\nx = 1\nbb = 2\nPASSWORD = '", 38, ("jo",)) == text_anchored
     out = paraphrase("db_user = 'jo'\nhost = 'h'\nPASSWORD = '", [(11, 13)], random.Random(0))
     assert out.endswith("PASSWD = '")
     assert "database_login = 'jo'" in out and "server = 'h'" in out

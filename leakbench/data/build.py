@@ -200,10 +200,14 @@ def _probe(
     }
 
 
-def short_prefix(text: str, start: int) -> str:
-    """The last line up to `start`, extended upwards until it has some context to go on."""
+def short_prefix(text: str, start: int, anchors: tuple[str, ...] = ()) -> str:
+    """The last line up to `start`, extended upwards until it has some context to go on: at least
+    SHORT_PREFIX_MIN_CHARS characters and, when `anchors` are given, one of them (a value of the probe's
+    subject, so that the prompt can only be completed by remembering that subject)."""
     cut = text.rfind("\n", 0, start) + 1
-    while start - cut < SHORT_PREFIX_MIN_CHARS and cut > 0:
+    while cut > 0 and (
+        start - cut < SHORT_PREFIX_MIN_CHARS or (anchors and not any(a in text[cut:start] for a in anchors))
+    ):
         cut = text.rfind("\n", 0, cut - 1) + 1
     return text[cut:start]
 
@@ -214,7 +218,9 @@ def _direct_probes(docs: list[dict[str, Any]], by_id: dict[str, Subject]) -> lis
         text = doc["text"]
         for occ in doc["occurrences"]:
             subject = by_id[occ["subject_id"]]
-            for variant, prompt in (("full", text[: occ["start"]]), ("short", short_prefix(text, occ["start"]))):
+            full = text[: occ["start"]]
+            short = short_prefix(text, occ["start"], tuple(subject.values.values()))
+            for variant, prompt in (("full", full), ("short", short if short != full else "")):
                 probe = _probe(
                     "direct", subject, occ["field"], prompt, doc["template"], doc["language"], doc["doc_id"], variant
                 )
