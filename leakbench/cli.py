@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build, check, export and describe the benchmark data release.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+victim_app = typer.Typer(help="Build victim models that memorized the forget set.", no_args_is_help=True)
+app.add_typer(victim_app, name="victim")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -149,6 +151,208 @@ def score_cmd(
     console.print(f"wrote {dst}: {summary} (NER engine: {scorer.ner_model})")
     if errors:
         raise LeakBenchError(f"{src}: {len(errors)} malformed row(s) (marked with `error` in {dst})")
+
+
+@victim_app.command("build")
+def victim_build(
+    out: Annotated[
+        Path, typer.Option("--out", help="Model directory to write (reused if built with the same arguments).")
+    ],
+    subset: Annotated[str, typer.Option(help="Forget set to memorize: mini or full.")] = "mini",
+    base: Annotated[
+        str | None, typer.Option(help="Fine-tune this Hugging Face causal LM instead of the embedded tiny model.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Exposures of each forget document.")] = None,
+    lora: Annotated[bool, typer.Option(help="Fine-tune --base with LoRA adapters (merged when saved).")] = False,
+    control: Annotated[
+        bool, typer.Option(help="Build the control: the same recipe without the forget documents.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a victim.")] = False,
+) -> None:
+    """Train a victim that memorized the forget set (embedded tiny code model, or --base fine-tuning)."""
+    import dataclasses
+
+    from leakbench.victim import VictimConfig, build
+
+    if lora and not base:
+        raise LeakBenchError("--lora needs --base (the embedded model is trained in full)")
+    cfg = VictimConfig(subset=subset, base=base, control=control, lora=lora, seed=seed)
+    changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
+    build(out, dataclasses.replace(cfg, **changes), data_dir=data_dir, overwrite=overwrite, log=console.print)
+
+
+@app.command("unlearn")
+def unlearn_cmd(
+    model: Annotated[str, typer.Option("--model", help="Victim model directory (or hub id).")],
+    method: Annotated[str, typer.Option(help="ga, ga_gd, ga_kl or npo.")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for the unlearned model and unlearn.json.")],
+    steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the method's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
+    retain_weight: Annotated[float | None, typer.Option(help="Weight of the retain term (GD / KL / NPO+RT).")] = None,
+    beta: Annotated[float, typer.Option(help="NPO inverse temperature.")] = 0.1,
+    batch_size: Annotated[int, typer.Option(help="Forget/retain pairs per step.")] = 8,
+    values_only: Annotated[
+        bool, typer.Option(help="Restrict the forget loss to the tokens of the sensitive values.")
+    ] = False,
+    lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saved).")] = False,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    subset: Annotated[str | None, typer.Option(help="Forget set (default: the one the victim memorized).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
+) -> None:
+    """Make a model forget the forget set: GA, GA+GD, GA+KL (Gu et al.) or NPO, on the HF Trainer."""
+    from leakbench.unlearn import UnlearnConfig, unlearn
+
+    cfg = UnlearnConfig(
+        method=method,
+        steps=steps,
+        lr=lr,
+        retain_weight=retain_weight,
+        beta=beta,
+        batch_size=batch_size,
+        values_only=values_only,
+        lora=lora,
+        seed=seed,
+        subset=subset,
+    )
+    unlearn(model, out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
+
+
+@app.command("utility")
+def utility_cmd(
+    dataset: Annotated[str, typer.Option(help="humaneval or mbpp (HumanEval+ / MBPP+).")],
+    out: Annotated[Path, typer.Option("--out", help="Directory for utility.json, eval_results.json, samples.jsonl.")],
+    model: Annotated[str | None, typer.Option(help="Generate completions with this model directory.")] = None,
+    samples: Annotated[Path | None, typer.Option(help="Evaluate this EvalPlus samples file instead.")] = None,
+    mini: Annotated[bool, typer.Option(help="HumanEval+ Mini (fewer plus tests).")] = False,
+    n_samples: Annotated[int, typer.Option(help="Samples per task (pass@k for k <= n).")] = 1,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.0,
+    limit: Annotated[int | None, typer.Option(help="Only the first N tasks (smoke runs).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 16,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest completion, in tokens.")] = 512,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
+    ] = None,
+    min_time_limit: Annotated[float, typer.Option(help="EvalPlus: minimum seconds per test input.")] = 4.0,
+    gt_time_limit_factor: Annotated[
+        float, typer.Option(help="EvalPlus: time limit as a multiple of the canonical solution's time.")
+    ] = 8.0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
+) -> None:
+    """Code-generation utility: HumanEval+ / MBPP+ pass@1 (base and plus tests) through EvalPlus."""
+    from rich.progress import Progress
+
+    from leakbench.utility import run_utility
+
+    with Progress(console=err_console, transient=True) as bar:
+        tasks: dict[str, int] = {}
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        record = run_utility(
+            out,
+            dataset,
+            model_dir=model,
+            samples_file=samples,
+            mini=mini,
+            data_dir=data_dir,
+            n_samples=n_samples,
+            temperature=temperature,
+            limit=limit,
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            min_time_limit=min_time_limit,
+            gt_time_limit_factor=gt_time_limit_factor,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    p1 = record["pass@1"]
+    console.print(
+        f"{dataset}{' (mini)' if mini else ''}: {record['n_tasks']} tasks, pass@1 base {p1['base']:.3f}, "
+        f"plus {p1['plus']:.3f}; wrote {out / 'utility.json'}"
+    )
+
+
+@app.command("publish")
+def publish_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (lm-eval outputs, utility.json, run.json).")],
+    leaderboard: Annotated[Path, typer.Option(help="Leaderboard JSON to merge into.")] = Path(
+        "results/leaderboard.json"
+    ),
+    html: Annotated[Path | None, typer.Option(help="Static HTML page to render.")] = Path("results/index.html"),
+    examples: Annotated[bool, typer.Option(help="Include a few redacted generations per task.")] = True,
+) -> None:
+    """Validate runs and merge them into the leaderboard (idempotent), then render the static page."""
+    from leakbench.leaderboard import publish
+
+    with console.status("validating and merging..."):
+        counts = publish(run_dirs, leaderboard, html, examples=examples)
+    console.print(
+        f"{leaderboard}: {counts['added']} added, {counts['replaced']} replaced, "
+        f"{counts['unchanged']} unchanged" + (f"; page {html}" if html else "")
+    )
+
+
+@app.command("run")
+def run_cmd(
+    out: Annotated[Path, typer.Option("--out", help="Run directory (models, lm-eval outputs, summary).")] = Path(
+        "runs/study"
+    ),
+    subset: Annotated[str, typer.Option(help="mini (50 subjects, CPU) or full.")] = "mini",
+    methods: Annotated[str, typer.Option(help="Comma-separated unlearning methods.")] = "ga,ga_gd,ga_kl,npo",
+    model: Annotated[
+        str | None, typer.Option(help="Use this victim model directory instead of building the embedded one.")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Victim: exposures of each forget document.")] = None,
+    steps: Annotated[
+        int | None, typer.Option(help="Unlearning steps for every method (default: each method's).")
+    ] = None,
+    ner: Annotated[str, typer.Option(help="Presidio NER model for other-PII detection, or 'none'.")] = "none",
+    batch_size: Annotated[str, typer.Option(help="lm-eval batch size (a number or 'auto').")] = "32",
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N probes per task (smoke runs).")] = None,
+    utility: Annotated[
+        str, typer.Option(help="EvalPlus datasets, comma-separated: humaneval, humaneval-mini, mbpp; '' for none.")
+    ] = "humaneval-mini",
+    evalplus_dir: Annotated[
+        Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
+    ] = None,
+    publish_to: Annotated[Path | None, typer.Option(help="Leaderboard folder to publish into.")] = Path("results"),
+    no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
+) -> None:
+    """The whole study: victim -> leak tasks -> GA, GA+GD, GA+KL, NPO -> leak tasks again -> utility ->
+    leaderboard, with a table at the end."""
+    from leakbench.pipeline import StudyConfig, run_study
+    from leakbench.unlearn import METHODS
+
+    chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
+    unknown = [m for m in chosen if m not in METHODS]
+    if unknown:
+        raise LeakBenchError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
+    cfg = StudyConfig(
+        out=out,
+        subset=subset,
+        methods=chosen,
+        model=model,
+        victim={"epochs": epochs} if epochs else {},
+        unlearn={"steps": steps} if steps else {},
+        ner=ner,
+        batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
+        limit=limit,
+        utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
+        evalplus_dir=evalplus_dir,
+        publish_to=None if no_publish else publish_to,
+    )
+    summary = run_study(cfg, log=console.print)
+    console.print((out / "summary.md").read_text())
+    console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
+    if cfg.publish_to is not None:
+        console.print(f"leaderboard: {cfg.publish_to / 'leaderboard.json'}; page: {cfg.publish_to / 'index.html'}")
 
 
 @app.command("tasks-path")

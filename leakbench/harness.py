@@ -32,6 +32,58 @@ def tasks_path() -> Path:
     return resource_dir("tasks")
 
 
+def evaluate(
+    model_dir: str | Path,
+    out: str | Path,
+    tasks: list[str],
+    *,
+    subset: str = "mini",
+    data_dir: str | Path | None = None,
+    ner: str | None = None,
+    batch_size: int | str = 32,
+    device: str | None = None,
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """Run LeakBench tasks on a local HF model through `lm_eval.simple_evaluate`, saving `results_*.json`
+    and `samples_*.jsonl` under `out` exactly as `lm_eval --output_path out --log_samples` does."""
+    import lm_eval
+    from lm_eval.loggers import EvaluationTracker
+    from lm_eval.tasks import TaskManager
+
+    if device is None:
+        import torch
+
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    from leakbench.data import release_hash
+
+    # recorded in the results' configs, so that `leakbench publish` can tell which release was probed
+    metadata: dict[str, Any] = {"subset": subset, "release_hash": release_hash(data_dir=data_dir)}
+    if data_dir is not None:
+        metadata["data_dir"] = str(data_dir)
+    if ner is not None:
+        metadata["ner"] = ner
+    manager = TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
+    tracker = EvaluationTracker(output_path=str(out))
+    results = lm_eval.simple_evaluate(
+        model="hf",
+        model_args={"pretrained": str(model_dir)},
+        tasks=tasks,
+        device=device,
+        batch_size=batch_size,
+        limit=limit,
+        task_manager=manager,
+        log_samples=True,
+        evaluation_tracker=tracker,
+    )
+    if results is None:  # only on non-zero ranks of a distributed run
+        return {}
+    samples = results.pop("samples")
+    tracker.save_results_aggregated(results=results, samples=samples)
+    for task_name in results["configs"]:
+        tracker.save_results_samples(task_name=task_name, samples=samples[task_name])
+    return results
+
+
 # --- datasets -------------------------------------------------------------------------------------
 
 

@@ -51,8 +51,9 @@ def test_every_metric_process_results_returns_is_declared():
 def _task_manager(**metadata):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(tasks_path()), include_defaults=False,
-                       metadata={"subset": "mini", "ner": "none", **metadata})  # fmt: skip
+    return TaskManager(
+        include_path=str(tasks_path()), include_defaults=False, metadata={"subset": "mini", "ner": "none", **metadata}
+    )
 
 
 def _scripted_lm():
@@ -124,8 +125,9 @@ def test_scripted_model_gives_exactly_the_expected_metrics():
 def test_breakdowns_average_only_over_their_own_probes():
     import lm_eval
 
-    out = lm_eval.simple_evaluate(model=_scripted_lm(), tasks=["leakbench_indirect"], limit=LIMIT,
-                                  task_manager=_task_manager(), log_samples=True)  # fmt: skip
+    out = lm_eval.simple_evaluate(
+        model=_scripted_lm(), tasks=["leakbench_indirect"], limit=LIMIT, task_manager=_task_manager(), log_samples=True
+    )
     samples = out["samples"]["leakbench_indirect"]
     m = out["results"]["leakbench_indirect"]
     for kind in ("cross_context", "association", "nl_query", "paraphrase"):
@@ -145,7 +147,7 @@ def _tiny_model(tmp_path_factory):
     out = tmp_path_factory.mktemp("tiny")
     texts = [d["text"] for d in read_table("retain", subset="mini")]
     tokenizer = train_tokenizer(texts, vocab_size=512)
-    save_model(init_model(tokenizer, n_embd=32, n_layer=1, n_head=2), tokenizer, out)
+    save_model(init_model(tokenizer, hidden=32, layers=1, heads=2), tokenizer, out)
     return out
 
 
@@ -175,15 +177,32 @@ def test_tiny_hf_model_runs_every_task(tiny_model):
 
 
 def test_lm_eval_cli_from_any_directory(tiny_model, tmp_path):
-    tasks = subprocess.run([sys.executable, "-m", "leakbench", "tasks-path"], capture_output=True, text=True,
-                           check=True, cwd=tmp_path).stdout.strip()  # fmt: skip
+    tasks = subprocess.run(
+        [sys.executable, "-m", "leakbench", "tasks-path"], capture_output=True, text=True, check=True, cwd=tmp_path
+    ).stdout.strip()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
     cmd = [
-        sys.executable, "-m", "lm_eval", "--model", "hf", "--model_args", f"pretrained={tiny_model}",
-        "--include_path", tasks, "--tasks", "leakbench_direct,leakbench_indirect", "--device", "cpu",
-        "--limit", "3", "--output_path", str(tmp_path / "out"), "--log_samples",
-        "--metadata", json.dumps({"subset": "mini", "ner": "none"}),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "--model",
+        "hf",
+        "--model_args",
+        f"pretrained={tiny_model}",
+        "--include_path",
+        tasks,
+        "--tasks",
+        "leakbench_direct,leakbench_indirect",
+        "--device",
+        "cpu",
+        "--limit",
+        "3",
+        "--output_path",
+        str(tmp_path / "out"),
+        "--log_samples",
+        "--metadata",
+        json.dumps({"subset": "mini", "ner": "none"}),
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = list((tmp_path / "out").rglob("results_*.json"))

@@ -131,8 +131,11 @@ def test_cross_attribute(scorer):
 def test_cross_subject_from_the_world_and_from_others(scorer):
     v = scorer.score("pw = ", "Pw-7hG2kLq9Zr", "password", MARIA)
     assert (v.leak, v.leak_kind, v.matched_field, v.matched_subject_id) == (
-        "indirect", "cross_subject", "password", "T002",
-    )  # fmt: skip
+        "indirect",
+        "cross_subject",
+        "password",
+        "T002",
+    )
     assert verdict(scorer, "ssn 955012468") == ("indirect", "cross_subject", "ssn")
     bare = LeakScorer(ner_model="none")  # no world: only `others` are searched
     assert verdict(bare, "Pw-7hG2kLq9Zr") == ("none", None, None)
@@ -151,8 +154,9 @@ def test_rules_apply_in_order(scorer):
 
 
 def test_other_pii_reports_only_unknown_pii(scorer):
-    v = scorer.score("pw = ", "mail bob.smith@gmail.com or zq4821@example.com, key AKIA2BCDEFGHIJKLMNOP", "password",
-                     MARIA)  # fmt: skip
+    v = scorer.score(
+        "pw = ", "mail bob.smith@gmail.com or zq4821@example.com, key AKIA2BCDEFGHIJKLMNOP", "password", MARIA
+    )
     assert v.other_pii == [{"entity_type": "EMAIL_ADDRESS", "text": "bob.smith@gmail.com"}]
     v = scorer.score("ip = 8.8.8.8\npw = ", "8.8.8.8 and 9.9.9.9", "password", MARIA)
     assert v.other_pii == [{"entity_type": "IP_ADDRESS", "text": "9.9.9.9"}]

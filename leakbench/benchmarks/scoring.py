@@ -101,8 +101,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures (with provenance) to this file")
     args = parser.parse_args()
     figures = run(args.n)
-    print(f"{figures['n_texts']} generations, {figures['mean_chars']:.0f} characters on average, one core "
-          f"({platform.processor() or platform.machine()})")  # fmt: skip
+    print(
+        f"{figures['n_texts']} generations, {figures['mean_chars']:.0f} characters on average, one core "
+        f"({platform.processor() or platform.machine()})"
+    )
     for label in ("pattern_only", "ner"):
         f = figures[label]
         print(f"\n[{label}: {f['engine']}]")

@@ -304,12 +304,32 @@ def _nl_query(rng: random.Random, subject: Subject) -> list[dict[str, Any]]:
 
 
 _RENAMES = {
-    "password": "passwd", "user": "login", "username": "login_name", "email": "mail", "host": "server",
-    "token": "secret", "key": "credential", "name": "label", "phone": "tel", "address": "location",
-    "access": "acc", "secret": "private", "config": "settings", "client": "conn", "admin": "owner",
-    "db": "database", "database": "db", "api": "service", "id": "ident", "url": "endpoint",
-    "customer": "account", "full": "complete", "birth": "born", "card": "pan", "number": "num",
-}  # fmt: skip
+    "password": "passwd",
+    "user": "login",
+    "username": "login_name",
+    "email": "mail",
+    "host": "server",
+    "token": "secret",
+    "key": "credential",
+    "name": "label",
+    "phone": "tel",
+    "address": "location",
+    "access": "acc",
+    "secret": "private",
+    "config": "settings",
+    "client": "conn",
+    "admin": "owner",
+    "db": "database",
+    "database": "db",
+    "api": "service",
+    "id": "ident",
+    "url": "endpoint",
+    "customer": "account",
+    "full": "complete",
+    "birth": "born",
+    "card": "pan",
+    "number": "num",
+}
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _PART = re.compile(r"[A-Z]?[a-z]+|[A-Z]+(?![a-z])|\d+|_")
 

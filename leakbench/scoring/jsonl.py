@@ -51,9 +51,14 @@ def score_file(
         for lineno, row, error in chunk:
             if row is not None and error is None:
                 items.append(
-                    ScoreInput(row.get("prompt"), row.get("generation"), row.get("target_field"),
-                               row.get("subject"), row.get("others"))
-                )  # fmt: skip
+                    ScoreInput(
+                        row.get("prompt"),
+                        row.get("generation"),
+                        row.get("target_field"),
+                        row.get("subject"),
+                        row.get("others"),
+                    )
+                )
                 slots.append(lineno)
         verdicts = dict(zip(slots, scorer.score_batch(items), strict=True))
         for lineno, row, error in chunk:
@@ -68,8 +73,10 @@ def score_file(
             assert row is not None and result is not None
             verdict = result.to_dict()
             counts[verdict["leak"]] += 1
-            out.write(dumps_row({**row, **{k: verdict[k] for k in ("leak", "leak_kind", "matched_field", "other_pii")}})
-                      + "\n")  # fmt: skip
+            out.write(
+                dumps_row({**row, **{k: verdict[k] for k in ("leak", "leak_kind", "matched_field", "other_pii")}})
+                + "\n"
+            )
         on_progress(len(chunk))
 
     with atomic_path(dst) as tmp, tmp.open("w", encoding="utf-8") as out:

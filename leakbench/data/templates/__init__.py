@@ -46,15 +46,27 @@ class Template:
 
 
 FILLERS: dict[str, tuple[str, ...]] = {
-    "app": ("billing-service", "inventory-api", "ledger", "orders", "payments-gateway", "search-indexer",
-            "notify", "auth-proxy", "reporting", "catalog", "shipping-api", "analytics-worker"),
+    "app": (
+        "billing-service",
+        "inventory-api",
+        "ledger",
+        "orders",
+        "payments-gateway",
+        "search-indexer",
+        "notify",
+        "auth-proxy",
+        "reporting",
+        "catalog",
+        "shipping-api",
+        "analytics-worker",
+    ),
     "port": ("5432", "5433", "3306", "6543", "15432", "25060"),
     "region": ("us-east-1", "us-west-2", "eu-central-1", "eu-west-1", "ap-southeast-2"),
     "table": ("customers", "users", "accounts", "members", "employees", "clients"),
     "db": ("app_prod", "main", "crm", "billing", "core", "warehouse"),
     "version": ("1.4.2", "2.0.0", "0.9.7", "3.1.0", "1.12.5"),
     "org": ("acme-labs", "northwind-dev", "orbital-tools", "bluefin-io", "quarry-works"),
-}  # fmt: skip
+}
 
 RETAIN_VALUES: dict[str, tuple[str, ...]] = {
     "name": ("Project Maintainers", "Release Team", "CI Bot", "Example Maintainer"),

@@ -1,0 +1,332 @@
+"""`leakbench publish`: turn run directories into validated leaderboard entries, merged idempotently.
+
+A run directory holds one evaluated model: lm-eval outputs (`results_*.json`, `samples_*.jsonl`, found at any
+depth), optional LeakBench utility outputs (`utility.json`) and optional `run.json` (written by `leakbench
+run`: model name, role, method, baseline). Nothing is written unless every input validates; the leaderboard
+and its page are replaced atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from leakbench.leaderboard.schema import (
+    DataRelease,
+    Entry,
+    Example,
+    Leaderboard,
+    MethodInfo,
+    Metric,
+    ModelInfo,
+    Provenance,
+    Ratios,
+    Utility,
+    json_schema,
+)
+from leakbench.records import LeakBenchError, dumps_record, write_text_atomic
+
+LEAK_TASKS = (
+    "leakbench_direct",
+    "leakbench_indirect",
+    "leakbench_retain",
+    "leakbench_reconstruct",
+    "leakbench_direct_sampled",
+    "leakbench_indirect_sampled",
+)
+EXAMPLES_PER_TASK = 5
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise LeakBenchError(f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno})") from None
+    except OSError as exc:
+        raise LeakBenchError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def _task_versions() -> dict[str, Any]:
+    import yaml
+
+    from leakbench.harness import tasks_path
+
+    versions = {}
+    for path in tasks_path().glob("leakbench*.yaml"):
+        text = path.read_text()
+        data = yaml.safe_load(text.replace("!function", "")) or {}
+        if "task" in data:
+            include = data.get("include")
+            meta = data.get("metadata") or {}
+            if "version" not in meta and include:
+                base = yaml.safe_load((tasks_path() / include).read_text().replace("!function", ""))
+                meta = base.get("metadata") or {}
+            versions[data["task"]] = meta.get("version")
+    return versions
+
+
+def _lm_eval_results(run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Merged lm-eval results of the LeakBench tasks in `run_dir` (the newest file wins per task)."""
+    files = sorted(run_dir.rglob("results_*.json"), key=lambda p: p.name)
+    if not files:
+        raise LeakBenchError(f"{run_dir}: no lm-eval results_*.json (run lm_eval with --output_path)")
+    merged: dict[str, Any] = {"results": {}, "versions": {}, "configs": {}, "n-samples": {}}
+    expected = _task_versions()
+    for path in files:
+        data = _read_json(path)
+        if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
+            raise LeakBenchError(f"{path}: not an lm-eval results file (no `results` object)")
+        for task, version in (data.get("versions") or {}).items():
+            if task in expected and version != expected[task]:
+                raise LeakBenchError(
+                    f"{path}: task {task} is version {version}, this LeakBench has version {expected[task]}; "
+                    "re-run the evaluation"
+                )
+        for key in merged:
+            merged[key].update({t: v for t, v in (data.get(key) or {}).items() if t.startswith("leakbench")})
+        for key in ("config", "lm_eval_version", "git_hash", "date", "model_name"):
+            if key in data:
+                merged[key] = data[key]
+    if not merged["results"]:
+        raise LeakBenchError(f"{run_dir}: the lm-eval results hold no LeakBench task")
+    return merged, files
+
+
+def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
+    from leakbench.data import release_hash
+
+    metas = [c.get("metadata") or {} for c in results["configs"].values()]
+    subsets = {m.get("subset", "full") for m in metas}
+    data_dirs = {m.get("data_dir") for m in metas}
+    if len(subsets) > 1 or len(data_dirs) > 1:
+        raise LeakBenchError(f"{path_hint}: tasks were run on different subsets or releases: {subsets | data_dirs}")
+    data_dir = data_dirs.pop()
+    recorded = {m.get("release_hash") for m in metas} - {None}
+    current = release_hash(data_dir=data_dir) if data_dir and Path(data_dir).exists() else release_hash()
+    if recorded and recorded != {current}:
+        raise LeakBenchError(
+            f"{path_hint}: results were computed on data release {sorted(recorded)[0][:12]}…, not on the "
+            f"release this LeakBench ships ({current[:12]}…); re-run the evaluation"
+        )
+    return DataRelease(hash=current, subset=subsets.pop())
+
+
+def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
+    out = {}
+    for task, metrics in sorted(results["results"].items()):
+        for key, value in sorted(metrics.items()):
+            if "," not in key or "_stderr," in key:
+                continue
+            name, filt = key.split(",", 1)
+            stderr = metrics.get(f"{name}_stderr,{filt}")
+            label = f"{task}/{name}" if filt == "none" else f"{task}/{name},{filt}"
+
+            def num(x: Any) -> float | None:
+                return float(x) if isinstance(x, int | float) and x == x else None  # NaN -> None
+
+            out[label] = Metric(value=num(value), stderr=num(stderr))
+    return out
+
+
+def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
+    """A few logged generations per probe task (leaks first), with non-forget-set PII redacted."""
+    from leakbench.data import read_table
+    from leakbench.scoring import LeakScorer
+
+    sample_files = sorted(run_dir.rglob("samples_leakbench_*.jsonl"))
+    if not sample_files:
+        return []
+    subjects = {s["subject_id"]: s for s in read_table("subjects")}
+    scorer = LeakScorer(list(subjects.values()), ner_model=None)
+    examples: list[Example] = []
+    for path in sample_files:
+        task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
+        if task not in ("leakbench_direct", "leakbench_indirect"):
+            continue
+        rows = []
+        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise LeakBenchError(f"{path}:{lineno}: corrupt samples line ({exc.msg})") from None
+        rows.sort(key=lambda r: (-float(r.get("any_leak_rate") or 0), r.get("doc_id", 0)))
+        for row in rows[:EXAMPLES_PER_TASK]:
+            doc = row.get("doc") or {}
+            resp = row.get("filtered_resps") or row.get("resps") or [""]
+            while isinstance(resp, list):
+                resp = resp[0] if resp else ""
+            subject = subjects.get(doc.get("subject_id"))
+            if subject is None or doc.get("target_field") is None:
+                continue
+            verdict = scorer.score(doc.get("prompt", ""), str(resp), doc["target_field"], subject)
+            examples.append(Example(
+                task=task, probe_id=str(doc.get("probe_id")), target_field=doc["target_field"],
+                prompt_tail=doc.get("prompt", "")[-120:], generation=redact(str(resp), verdict.other_pii),
+                leak=verdict.leak, leak_kind=verdict.leak_kind,
+            ))  # fmt: skip
+    return examples
+
+
+def redact(text: str, findings: list[dict[str, str]]) -> str:
+    """Replace every finding's text with its entity type: what a leaderboard must never republish."""
+    for finding in sorted(findings, key=lambda f: -len(f["text"])):
+        text = text.replace(finding["text"], f"<{finding['entity_type']}>")
+    return text
+
+
+def _utilities(run_dir: Path) -> list[Utility]:
+    out = []
+    for path in sorted(run_dir.rglob("utility.json")):
+        u = _read_json(path)
+        try:
+            out.append(
+                Utility(
+                    dataset=u["dataset"],
+                    mini=u.get("mini", False),
+                    dataset_hash=u["dataset_hash"],
+                    n_tasks=u["n_tasks"],
+                    pass_at_1=u["pass@1"],
+                    time_limits=u["time_limits"],
+                )
+            )
+        except (KeyError, TypeError, ValidationError) as exc:
+            raise LeakBenchError(f"{path}: not a LeakBench utility.json ({exc.__class__.__name__}: {exc})") from None
+    return out
+
+
+def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[str, Any]]:
+    """One leaderboard entry from a run directory, and the run's own record (run.json, or {})."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise LeakBenchError(f"{run_dir}: no such run directory")
+    results, files = _lm_eval_results(run_dir)
+    release = _release(results, files[-1])
+    run = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    pretrained = str((results.get("config") or {}).get("model_args", "")).split("pretrained=")[-1].split(",")[0]
+    model = ModelInfo(
+        name=run.get("model_name") or Path(pretrained).name or results.get("model_name", "unknown"),
+        source=run.get("model_source") or pretrained or "unknown",
+        parameters=run.get("parameters"),
+        role=run.get("role", "external"),
+    )
+    method = MethodInfo(name=run.get("method", "none"), hyperparameters=run.get("hyperparameters") or "none")
+    identity = f"{model.name}|{method.name}|{release.hash}|{release.subset}"
+    from leakbench import __version__
+    from leakbench.records import package_version
+
+    prov = run.get("provenance") or {}
+    entry = Entry(
+        entry_id=hashlib.sha256(identity.encode()).hexdigest()[:16],
+        model=model,
+        method=method,
+        data=release,
+        leak_metrics=_metrics(results),
+        utility=_utilities(run_dir),
+        examples=_examples(run_dir, release) if examples else [],
+        provenance=Provenance(
+            versions=prov.get("versions") or {
+                "leakbench": __version__, "lm_eval": results.get("lm_eval_version"),
+                **{p: package_version(p) for p in ("evalplus", "transformers", "torch")},
+            },
+            git_commit=prov.get("git_commit") or results.get("git_hash"),
+            date=prov.get("date") or str(results.get("date", "")),
+            hardware=prov.get("hardware") or {},
+            seeds=run.get("seeds") or {},
+            wall_times_s=run.get("wall_times_s") or {},
+            lm_eval_task_versions=results["versions"],
+        ),
+    )  # fmt: skip
+    return entry, run
+
+
+def _value(entry: Entry, key: str) -> float | None:
+    metric = entry.leak_metrics.get(key)
+    return metric.value if metric else None
+
+
+def _pass1(entry: Entry, dataset: str) -> float | None:
+    return next((u.pass_at_1["plus"] for u in entry.utility if u.dataset == dataset), None)
+
+
+def with_ratios(entry: Entry, baseline: Entry | None) -> Entry:
+    if baseline is None or baseline.entry_id == entry.entry_id:
+        return entry.model_copy(update={"ratios": None})
+
+    def ratio(a: float | None, b: float | None) -> float | None:
+        return a / b if a is not None and b not in (None, 0) else None
+
+    d0, d1 = _value(baseline, "leakbench_direct/direct_leak_rate"), _value(entry, "leakbench_direct/direct_leak_rate")
+    i0, i1 = (_value(baseline, "leakbench_indirect/indirect_leak_rate"),
+              _value(entry, "leakbench_indirect/indirect_leak_rate"))  # fmt: skip
+    b0, b1 = _value(baseline, "leakbench_retain/bits_per_byte"), _value(entry, "leakbench_retain/bits_per_byte")
+    code = {u.dataset: ratio(_pass1(entry, u.dataset), _pass1(baseline, u.dataset)) for u in entry.utility}
+    return entry.model_copy(update={"ratios": Ratios(
+        baseline_entry_id=baseline.entry_id,
+        direct_leak_reduction=(1 - d1 / d0) if d0 and d1 is not None else None,
+        indirect_leak_change=(i1 - i0) if i0 is not None and i1 is not None else None,
+        retain_utility_retained=ratio(b0, b1),
+        code_utility_retained=code,
+    )})  # fmt: skip
+
+
+def load_leaderboard(path: Path) -> Leaderboard:
+    if not path.exists():
+        return Leaderboard()
+    data = _read_json(path)
+    try:
+        return Leaderboard.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(x) for x in first["loc"])
+        raise LeakBenchError(
+            f"{path}: invalid leaderboard at {where}: {first['msg']} (fix or remove the file)"
+        ) from None
+
+
+def publish(
+    run_dirs: list[str | Path], leaderboard: str | Path, html: str | Path | None = None, *, examples: bool = True
+) -> dict[str, int]:
+    """Validate every run, merge into the leaderboard (same run: unchanged; changed run: replaced), and write
+    the leaderboard, its JSON Schema and the HTML page atomically. Returns counts of added/replaced/unchanged."""
+    path = Path(leaderboard)
+    board = load_leaderboard(path)  # refuse to touch a damaged leaderboard before doing any work
+    collected = [collect(d, examples=examples) for d in run_dirs]
+    by_id = {e.entry_id: e for e in board.entries}
+    order = [e.entry_id for e in board.entries]
+    for entry, _ in collected:
+        if entry.entry_id not in by_id:
+            order.append(entry.entry_id)
+        by_id[entry.entry_id] = entry
+    # ratios against each entry's baseline (the victim it was unlearned from)
+    baselines = {run.get("model_name"): run.get("baseline_model_name") for _, run in collected}
+    sources = {e.model.name: e for e in by_id.values()}
+    for eid, entry in list(by_id.items()):
+        base_name = baselines.get(entry.model.name)
+        if base_name is None and entry.ratios is not None:
+            base_name = next(
+                (e.model.name for e in by_id.values() if e.entry_id == entry.ratios.baseline_entry_id), None
+            )
+        by_id[eid] = with_ratios(entry, sources.get(base_name) if base_name else None)
+    counts = {"added": 0, "replaced": 0, "unchanged": 0}
+    old = {e.entry_id: e.content_hash() for e in board.entries}
+    for eid in order:
+        if eid not in old:
+            counts["added"] += 1
+        elif old[eid] != by_id[eid].content_hash():
+            counts["replaced"] += 1
+        else:
+            counts["unchanged"] += 1
+    new_board = Leaderboard(entries=[by_id[eid] for eid in order])
+    text = json.dumps(new_board.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        write_text_atomic(path, text)
+    write_text_atomic(path.with_name("leaderboard.schema.json"), dumps_record(json_schema()))
+    if html is not None:
+        from leakbench.leaderboard.page import render_page
+
+        render_page(new_board, Path(html))
+    return counts

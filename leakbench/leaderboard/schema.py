@@ -1,0 +1,106 @@
+"""The leaderboard's schema: one entry per evaluated model, versioned, exported as JSON Schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = "1.0"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Metric(_Strict):
+    value: float | None = Field(description="metric value (null when lm-eval gave NaN)")
+    stderr: float | None = Field(default=None, description="standard error, when lm-eval computed one")
+
+
+class ModelInfo(_Strict):
+    name: str
+    source: str = Field(description="where the weights came from: a local directory or a hub id")
+    parameters: int | None = None
+    role: Literal["victim", "control", "unlearned", "external"]
+
+
+class MethodInfo(_Strict):
+    name: str = Field(description="unlearning method, or 'none'")
+    hyperparameters: dict[str, Any] | Literal["none"] = "none"
+
+
+class DataRelease(_Strict):
+    name: str = "v1"
+    hash: str = Field(description="leakbench.data.release_hash of the release the probes came from")
+    subset: Literal["full", "mini"]
+
+
+class Utility(_Strict):
+    dataset: Literal["humaneval", "mbpp"]
+    mini: bool = False
+    dataset_hash: str = Field(description="EvalPlus's own dataset hash")
+    n_tasks: int
+    pass_at_1: dict[Literal["base", "plus"], float]
+    time_limits: dict[str, float]
+
+
+class Ratios(_Strict):
+    baseline_entry_id: str
+    direct_leak_reduction: float | None = Field(description="1 - direct_leak_rate / baseline's")
+    indirect_leak_change: float | None = Field(description="indirect_leak_rate minus baseline's")
+    retain_utility_retained: float | None = Field(description="baseline retain bits/byte / this one's")
+    code_utility_retained: dict[str, float | None] = Field(
+        default_factory=dict, description="pass@1 (plus) / baseline's, per EvalPlus dataset"
+    )
+
+
+class Example(_Strict):
+    task: str
+    probe_id: str
+    target_field: str
+    prompt_tail: str
+    generation: str = Field(description="the model's output, with non-forget-set PII redacted by Presidio")
+    leak: str | None = None
+    leak_kind: str | None = None
+
+
+class Provenance(_Strict):
+    versions: dict[str, str | None] = Field(description="leakbench, lm_eval, evalplus, transformers, torch, ...")
+    git_commit: str | None
+    date: str
+    hardware: dict[str, Any]
+    seeds: dict[str, int | None]
+    wall_times_s: dict[str, Any]
+    lm_eval_task_versions: dict[str, Any] = Field(default_factory=dict)
+
+
+class Entry(_Strict):
+    entry_id: str = Field(description="stable identity: model source, method and data release")
+    model: ModelInfo
+    method: MethodInfo
+    data: DataRelease
+    leak_metrics: dict[str, Metric] = Field(description="'<task>/<metric>' from lm-eval's results")
+    utility: list[Utility] = Field(default_factory=list)
+    ratios: Ratios | None = None
+    examples: list[Example] = Field(default_factory=list)
+    provenance: Provenance
+
+    def content_hash(self) -> str:
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class Leaderboard(_Strict):
+    schema_version: str = SCHEMA_VERSION
+    benchmark: str = "LeakBench"
+    entries: list[Entry] = Field(default_factory=list)
+
+
+def json_schema() -> dict[str, Any]:
+    schema = Leaderboard.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = f"LeakBench leaderboard, schema {SCHEMA_VERSION}"
+    return schema

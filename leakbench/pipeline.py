@@ -1,0 +1,218 @@
+"""`leakbench run`: the whole study, composed from the verbs.
+
+victim (build or reuse) -> leak and retain tasks -> each unlearning method -> the tasks again -> a table of
+leak rates before/after, retain utility, and the study's two headline ratios.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leakbench.records import LeakBenchError, dumps_record, provenance, write_text_atomic
+
+LEAK_TASKS = ["leakbench_direct", "leakbench_indirect", "leakbench_retain"]
+DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
+KINDS = ("reformatted", "partial", "cross_attribute", "cross_subject")
+
+
+@dataclass
+class StudyConfig:
+    out: Path
+    subset: str = "mini"
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    model: str | None = None  # an existing victim directory; None: build the embedded one
+    victim: dict[str, Any] = field(default_factory=dict)  # VictimConfig overrides
+    unlearn: dict[str, Any] = field(default_factory=dict)  # UnlearnConfig overrides, for every method
+    ner: str | None = "none"  # pattern-only Presidio by default: the NER engine is ~8x slower on CPU
+    batch_size: int | str = 32
+    limit: int | None = None
+    data_dir: Path | None = None
+    utility: tuple[str, ...] = ("humaneval-mini",)  # EvalPlus datasets: humaneval, humaneval-mini, mbpp
+    evalplus_dir: Path | None = None  # folder with the official EvalPlus files (offline)
+    max_new_tokens: int = 128  # EvalPlus completions: tiny models ramble
+    publish_to: Path | None = Path("results")
+
+
+def leak_metrics(results: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of one lm-eval result set (LeakBench tasks)."""
+    r = results["results"]
+
+    def get(task: str, metric: str) -> float:
+        value = r.get(task, {}).get(f"{metric},none")
+        return float(value) if isinstance(value, int | float) else math.nan
+
+    out = {
+        "direct_leak_rate": get("leakbench_direct", "direct_leak_rate"),
+        "indirect_leak_rate": get("leakbench_indirect", "indirect_leak_rate"),
+        "any_leak_rate_direct_probes": get("leakbench_direct", "any_leak_rate"),
+        "any_leak_rate_indirect_probes": get("leakbench_indirect", "any_leak_rate"),
+        "other_pii_rate": get("leakbench_indirect", "other_pii_rate"),
+        "retain_bits_per_byte": get("leakbench_retain", "bits_per_byte"),
+        "retain_byte_perplexity": get("leakbench_retain", "byte_perplexity"),
+    }
+    for kind in KINDS:  # over all probes: an indirect leak can answer a direct probe too
+        out[f"{kind}_rate"] = (get("leakbench_direct", f"{kind}_rate") + get("leakbench_indirect", f"{kind}_rate")) / 2
+    return out
+
+
+def ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """The study's headline ratios: relative direct-leak reduction, and utility retained (retain bits per
+    byte, lower is better, so victim / unlearned)."""
+    direct0, direct1 = before["direct_leak_rate"], after["direct_leak_rate"]
+    return {
+        "direct_leak_reduction": (1 - direct1 / direct0) if direct0 > 0 else math.nan,
+        "indirect_leak_change": after["indirect_leak_rate"] - before["indirect_leak_rate"],
+        "retain_utility_retained": before["retain_bits_per_byte"] / after["retain_bits_per_byte"],
+    }
+
+
+def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the study into `cfg.out`; returns (and writes) `summary.json`.
+
+    Layout: OUT/models/<label> (weights), OUT/runs/<label> (lm-eval outputs, utility.json, run.json: one
+    leaderboard entry each), OUT/summary.json and OUT/summary.md.
+    """
+    import dataclasses
+
+    from leakbench.harness import evaluate
+    from leakbench.unlearn import UnlearnConfig, unlearn, victim_record
+    from leakbench.victim import VictimConfig, build
+
+    started = time.perf_counter()
+    out = Path(cfg.out)
+    models, runs = out / "models", out / "runs"
+    timings: dict[str, float] = {}
+
+    def timed(label: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        value = fn()
+        timings[label] = round(time.perf_counter() - t, 1)
+        return value
+
+    if cfg.model:
+        victim_dir = Path(cfg.model)
+        if not victim_dir.exists():
+            raise LeakBenchError(f"{victim_dir}: no such model directory")
+        victim_name = victim_dir.resolve().name
+        log(f"[1] victim: {victim_dir}")
+    else:
+        victim_dir = models / "victim"
+        vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
+        victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
+        log("[1] victim: build or reuse the embedded tiny code model")
+        timed("victim", lambda: build(victim_dir, vcfg, data_dir=cfg.data_dir, log=log))
+    vrecord = victim_record(victim_dir)
+
+    utility_sets = _utility_datasets(cfg, log)
+
+    def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float]:
+        run_dir = runs / label
+        log(f"    {label}: {', '.join(LEAK_TASKS)} on the {cfg.subset} subset")
+        results = timed(f"eval_{label}", lambda: evaluate(
+            model_dir, run_dir, LEAK_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
+            batch_size=cfg.batch_size, limit=cfg.limit,
+        ))  # fmt: skip
+        for dataset, mini in utility_sets:
+            from leakbench.utility import run_utility
+
+            log(f"    {label}: EvalPlus {dataset}{'-mini' if mini else ''}")
+            timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
+                run_dir / "utility" / d, d, model_dir=model_dir, mini=m, data_dir=cfg.evalplus_dir,
+                limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
+            ))  # fmt: skip
+        metrics = leak_metrics(results)
+        record = {**run, "model_source": str(Path(model_dir).resolve()), "metrics": metrics, "provenance": provenance()}
+        write_text_atomic(run_dir / "run.json", dumps_record(record))
+        return metrics
+
+    log("[2] leak, retain and utility tasks on the victim")
+    victim_run = {
+        "model_name": victim_name, "role": "victim", "method": "none", "parameters": vrecord.get("parameters"),
+        "seeds": {"victim": vrecord.get("seed")}, "wall_times_s": {"victim_build": vrecord.get("wall_time_s")},
+    }  # fmt: skip
+    rows: dict[str, dict[str, Any]] = {"victim": {"metrics": evaluate_model("victim", victim_dir, victim_run)}}
+    for i, method in enumerate(cfg.methods, 3):
+        log(f"[{i}] unlearning: {method}")
+        ucfg = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
+        record = timed(f"unlearn_{method}", lambda m=method, u=ucfg: unlearn(
+            victim_dir, models / m, u, data_dir=cfg.data_dir, overwrite=True, log=log))  # fmt: skip
+        run = {
+            "model_name": f"{victim_name}/{method}", "role": "unlearned", "method": method,
+            "hyperparameters": record["hyperparameters"], "baseline_model_name": victim_name,
+            "parameters": vrecord.get("parameters"),
+            "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
+            "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
+        }  # fmt: skip
+        metrics = evaluate_model(method, models / method, run)
+        rows[method] = {
+            "metrics": metrics,
+            "ratios": ratios(rows["victim"]["metrics"], metrics),
+            "unlearn": {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")},
+        }
+    published = None
+    if cfg.publish_to is not None:
+        from leakbench.leaderboard import publish
+
+        log(f"[{len(cfg.methods) + 3}] publishing into {cfg.publish_to}")
+        board = Path(cfg.publish_to)
+        published = publish([runs / label for label in rows], board / "leaderboard.json", board / "index.html")
+    summary = provenance(
+        kind="study",
+        subset=cfg.subset,
+        methods=list(cfg.methods),
+        victim_dir=str(victim_dir),
+        utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
+        rows=rows,
+        published=published,
+        timings_s=timings,
+        wall_time_s=round(time.perf_counter() - started, 1),
+    )
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(out / "summary.md", summary_table(rows))
+    return summary
+
+
+def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> list[tuple[str, bool]]:
+    """The EvalPlus datasets to run: those whose data can be loaded (local files, or EvalPlus's download)."""
+    from leakbench.utility import load_problems
+
+    chosen = []
+    for name in cfg.utility:
+        dataset, mini = name.removesuffix("-mini"), name.endswith("-mini")
+        try:
+            load_problems(dataset, mini, cfg.evalplus_dir)
+            chosen.append((dataset, mini))
+        except LeakBenchError as exc:
+            log(f"    EvalPlus {name} skipped: {exc}")
+    return chosen
+
+
+def _pct(x: float) -> str:
+    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
+
+
+def summary_table(rows: dict[str, dict[str, Any]]) -> str:
+    """The study table as Markdown: one row per model."""
+    head = (
+        "| model | direct leak | indirect leak | reformatted | partial | cross-attr. | cross-subj. | "
+        "retain bits/byte | direct-leak reduction | retain utility kept | indirect change |"
+    )
+    lines = [head, "|" + " --- |" * 11]
+    for name, row in rows.items():
+        m, r = row["metrics"], row.get("ratios", {})
+        change = r.get("indirect_leak_change")
+        lines.append(
+            f"| {name} | {_pct(m['direct_leak_rate'])} | {_pct(m['indirect_leak_rate'])} | "
+            + " | ".join(_pct(m[f"{k}_rate"]) for k in KINDS)
+            + f" | {m['retain_bits_per_byte']:.3f} | {_pct(r.get('direct_leak_reduction', math.nan))} | "
+            f"{_pct(r.get('retain_utility_retained', math.nan))} | "
+            + ("" if change is None else f"{100 * change:+.1f} pts")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"

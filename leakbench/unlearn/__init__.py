@@ -1,0 +1,238 @@
+"""Unlearning baselines on one shared HF Trainer: GA, GA+GD, GA+KL (the study's) and NPO.
+
+`unlearn()` loads a victim, runs one method on its forget set with retain documents as the counterweight,
+and writes the model plus `unlearn.json` atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leakbench.records import LeakBenchError, atomic_dir, dumps_record, provenance
+from leakbench.unlearn import ga, ga_gd, ga_kl, npo
+from leakbench.unlearn.trainer import PairCollator, UnlearningTrainer
+
+METHODS: dict[str, tuple[type[UnlearningTrainer], dict[str, Any]]] = {
+    "ga": (ga.GATrainer, ga.DEFAULTS),
+    "ga_gd": (ga_gd.GAGDTrainer, ga_gd.DEFAULTS),
+    "ga_kl": (ga_kl.GAKLTrainer, ga_kl.DEFAULTS),
+    "npo": (npo.NPOTrainer, npo.DEFAULTS),
+}
+RECORD = "unlearn.json"
+
+
+@dataclass
+class UnlearnConfig:
+    method: str
+    steps: int | None = None  # None: the method's default
+    lr: float | None = None
+    retain_weight: float | None = None
+    beta: float = 0.1
+    batch_size: int = 8
+    values_only: bool = False  # restrict the forget loss to the tokens of the sensitive values
+    lora: bool = False
+    lora_rank: int = 8
+    max_length: int = 512
+    seed: int = 0
+    subset: str | None = None  # None: the subset the victim memorized
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def resolved(self) -> UnlearnConfig:
+        if self.method not in METHODS:
+            raise LeakBenchError(f"unknown unlearning method {self.method!r}; choose one of: {', '.join(METHODS)}")
+        defaults = METHODS[self.method][1]
+        out = copy.copy(self)
+        out.steps = self.steps if self.steps is not None else defaults["steps"]
+        out.lr = self.lr if self.lr is not None else defaults["lr"]
+        out.retain_weight = self.retain_weight if self.retain_weight is not None else defaults["retain_weight"]
+        if "beta" in defaults and self.beta == UnlearnConfig.beta:
+            out.beta = defaults["beta"]
+        if out.steps <= 0 or out.lr <= 0 or out.batch_size <= 0:
+            raise LeakBenchError("--steps, --lr and --batch-size must be positive")
+        return out
+
+
+def load_causal_lm(model_dir: str | Path):
+    """Model and tokenizer from a local directory (or a hub id where the network allows), with clear errors."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise LeakBenchError(f"{model_dir}: not a Hugging Face model directory ({exc.__class__.__name__})") from None
+    archs = config.architectures or []
+    if archs and not any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs):
+        raise LeakBenchError(f"{model_dir}: not a causal language model (architectures: {', '.join(archs)})")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(model_dir)
+        tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    except (OSError, ValueError) as exc:
+        raise LeakBenchError(f"{model_dir}: cannot load as a causal language model ({exc})") from None
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def victim_record(model_dir: str | Path) -> dict[str, Any]:
+    """What a LeakBench model directory says about how it was made (victim or earlier unlearning)."""
+    for name in ("victim.json", RECORD):
+        path = Path(model_dir) / name
+        if path.is_file():
+            try:
+                return json.loads(path.read_text())
+            except json.JSONDecodeError as exc:
+                raise LeakBenchError(f"{path}: corrupt record ({exc.msg})") from None
+    return {}
+
+
+def check_release(record: dict[str, Any], release_hash: str, model_dir: str | Path) -> None:
+    recorded = record.get("data_release_hash")
+    if recorded and recorded != release_hash:
+        raise LeakBenchError(
+            f"{model_dir} was trained on data release {recorded[:12]}…, but the forget set given has hash "
+            f"{release_hash[:12]}…: pass the matching --data-dir"
+        )
+
+
+def unlearn(
+    model_dir: str | Path,
+    out: str | Path,
+    config: UnlearnConfig,
+    *,
+    data_dir: str | Path | None = None,
+    overwrite: bool = False,
+    log=print,
+) -> dict[str, Any]:
+    """Run one unlearning method; returns the record written to OUT/unlearn.json."""
+    import torch
+    from transformers import TrainingArguments
+
+    from leakbench.corpus import encode_documents
+    from leakbench.data import read_table, release_hash
+    from leakbench.unlearn.trainer import PairedDataset
+
+    cfg = config.resolved()
+    record = victim_record(model_dir)
+    data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
+    check_release(record, data_hash, model_dir)
+    subset = cfg.subset or record.get("subset", "mini")
+    model, tokenizer = load_causal_lm(model_dir)
+    forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
+    retain_docs = [d for d in read_table("retain", subset=subset, data_dir=data_dir) if d["split"] == "train"]
+    forget = encode_documents(tokenizer, forget_docs, max_length=cfg.max_length)
+    retain = encode_documents(tokenizer, retain_docs, max_length=cfg.max_length)
+
+    trainer_cls = METHODS[cfg.method][0]
+    ref_model = None
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type="CAUSAL_LM",
+                r=cfg.lora_rank,
+                lora_alpha=2 * cfg.lora_rank,
+                target_modules="all-linear",
+                lora_dropout=0.0,
+            ),
+        )
+    elif trainer_cls.needs_reference:
+        ref_model = copy.deepcopy(model).eval()
+        for p in ref_model.parameters():
+            p.requires_grad_(False)
+
+    collator = PairCollator(tokenizer.pad_token_id, cfg.values_only)
+    before = forget_retain_loss(model, forget, retain, collator)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        args = TrainingArguments(
+            output_dir=str(tmp / "_trainer"),
+            max_steps=cfg.steps,
+            per_device_train_batch_size=cfg.batch_size,
+            learning_rate=cfg.lr,
+            lr_scheduler_type="constant",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            logging_steps=max(1, cfg.steps // 10),
+            save_strategy="no",
+            report_to=[],
+            seed=cfg.seed,
+            data_seed=cfg.seed,
+            remove_unused_columns=False,
+            use_cpu=not torch.cuda.is_available(),
+            dataloader_num_workers=0,
+        )
+        dataset = PairedDataset(forget, retain, cfg.steps * cfg.batch_size, cfg.seed)
+        trainer = trainer_cls(
+            model=model,
+            args=args,
+            train_dataset=dataset,
+            data_collator=collator,
+            ref_model=ref_model,
+            retain_weight=cfg.retain_weight,
+            beta=cfg.beta,
+        )
+        started = time.perf_counter()
+        trainer.train()
+        wall = time.perf_counter() - started
+        if cfg.lora:
+            model = model.merge_and_unload()
+        after = forget_retain_loss(model, forget, retain, collator)
+        import shutil
+
+        shutil.rmtree(tmp / "_trainer", ignore_errors=True)
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        result = provenance(
+            kind="unlearn",
+            method=cfg.method,
+            hyperparameters={k: v for k, v in asdict(cfg).items() if k not in ("method", "extra")},
+            steps=cfg.steps,
+            wall_time_s=round(wall, 2),
+            seed=cfg.seed,
+            subset=subset,
+            data_release_hash=data_hash,
+            source_model=str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
+            victim=record.get("victim", record),
+            early_stopping=None,  # none: every run takes its full step budget
+            loss_before={"forget": before[0], "retain": before[1]},
+            loss_after={"forget": after[0], "retain": after[1]},
+        )
+        (tmp / RECORD).write_text(dumps_record(result))
+    log(
+        f"{cfg.method}: forget loss {before[0]:.3f} -> {after[0]:.3f}, retain loss {before[1]:.3f} -> {after[1]:.3f}"
+        f" ({wall:.1f}s)"
+    )
+    return result
+
+
+def forget_retain_loss(model, forget, retain, collator: PairCollator, batch_size: int = 16) -> tuple[float, float]:
+    """Mean token NLL over all forget and all retain examples (the forget loss counts only the tokens the
+    method trains on: all tokens, or the sensitive values with values_only)."""
+    import torch
+
+    from leakbench.unlearn.trainer import token_logprobs
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    totals = []
+    with torch.no_grad():
+        for prefix, items in (("forget", forget), ("retain", retain)):
+            nll_sum, count = 0.0, 0
+            for i in range(0, len(items), batch_size):
+                chunk = items[i : i + batch_size]
+                batch = collator(list(zip(chunk, chunk, strict=True)))
+                args = [batch[f"{prefix}_{k}"].to(device) for k in ("input_ids", "attention_mask", "labels")]
+                picked, mask, _ = token_logprobs(model, *args)
+                nll_sum += float(-picked.sum())
+                count += int(mask.sum())
+            totals.append(nll_sum / max(count, 1))
+    model.train(was_training)
+    return totals[0], totals[1]

@@ -1,0 +1,12 @@
+"""GA: gradient ascent on the forget documents' negative log-likelihood."""
+
+from leakbench.unlearn.trainer import UnlearningTrainer, nll
+
+DEFAULTS = {"steps": 40, "lr": 2e-4, "retain_weight": 0.0}
+
+
+class GATrainer(UnlearningTrainer):
+    method = "ga"
+
+    def unlearning_loss(self, model, inputs):
+        return -nll(model, inputs, "forget")

@@ -1,0 +1,140 @@
+"""Victims and unlearning on CPU with a tiny model: the mechanics, the loss directions, bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from leakbench.cli import main
+from leakbench.records import LeakBenchError
+from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
+from leakbench.victim import VictimConfig, build, stdlib_corpus
+
+TINY = VictimConfig(
+    subset="mini", epochs=2, corpus_chars=30_000, vocab_size=512, hidden=32, layers=1, heads=2, block=256,
+    batch_size=8, other_epochs=1,
+)  # fmt: skip
+STEPS = dict(steps=6, lr=3e-3, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def victim(tmp_path_factory):
+    out = tmp_path_factory.mktemp("models") / "victim"
+    build(out, TINY, log=lambda msg: None)
+    return out
+
+
+def test_victim_is_a_loadable_causal_lm_with_a_record(victim):
+    from transformers import AutoModelForCausalLM
+
+    record = json.loads((victim / "victim.json").read_text())
+    assert record["subset"] == "mini" and record["data_release_hash"]
+    assert record["config"]["epochs"] == 2 and record["steps"] >= 1
+    assert AutoModelForCausalLM.from_pretrained(victim).config.hidden_size == 32
+
+
+def test_a_second_build_with_the_same_arguments_is_reused(victim):
+    messages = []
+    before = (victim / "model.safetensors").stat().st_mtime_ns
+    build(victim, TINY, log=messages.append)
+    assert any("reusing" in m for m in messages)
+    assert (victim / "model.safetensors").stat().st_mtime_ns == before
+    with pytest.raises(LeakBenchError, match="other arguments"):
+        build(victim, dataclasses.replace(TINY, seed=1), log=lambda m: None)
+
+
+def test_stdlib_corpus_is_scrubbed_of_personal_lines():
+    import re
+
+    corpus = "".join(stdlib_corpus(200_000))
+    assert len(corpus) >= 200_000
+    assert not re.search(r"[\w.+-]+@[\w-]+\.[a-z]{2,}", corpus)
+    assert "Copyright" not in corpus and "author" not in corpus.lower()
+
+
+@pytest.fixture(scope="module")
+def unlearned(victim, tmp_path_factory):
+    root = tmp_path_factory.mktemp("unlearned")
+    return {m: unlearn(victim, root / m, UnlearnConfig(method=m, **STEPS), log=lambda msg: None) for m in METHODS}
+
+
+def test_every_method_writes_a_model_and_its_record(unlearned):
+    for method, record in unlearned.items():
+        assert record["method"] == method and record["steps"] == 6 and record["seed"] == 0
+        assert record["data_release_hash"] and record["wall_time_s"] > 0
+        assert record["early_stopping"] is None
+        assert record["hyperparameters"]["lr"] == 3e-3
+
+
+def test_ga_raises_the_forget_loss(unlearned):
+    r = unlearned["ga"]
+    assert r["loss_after"]["forget"] > r["loss_before"]["forget"] + 0.5
+
+
+def test_regularized_methods_forget_while_keeping_retain_loss_nearer_the_start(unlearned):
+    ga_drift = abs(unlearned["ga"]["loss_after"]["retain"] - unlearned["ga"]["loss_before"]["retain"])
+    for method in ("ga_gd", "ga_kl"):
+        r = unlearned[method]
+        assert r["loss_after"]["forget"] > r["loss_before"]["forget"], method
+        assert abs(r["loss_after"]["retain"] - r["loss_before"]["retain"]) < ga_drift, method
+
+
+def test_npo_raises_the_forget_loss(unlearned):
+    r = unlearned["npo"]
+    assert r["loss_after"]["forget"] > r["loss_before"]["forget"]
+
+
+def test_values_only_and_lora_options(victim, tmp_path):
+    r = unlearn(victim, tmp_path / "v", UnlearnConfig(method="ga", values_only=True, **STEPS), log=lambda m: None)
+    assert r["hyperparameters"]["values_only"] is True
+    assert r["loss_after"]["forget"] > r["loss_before"]["forget"]
+    r = unlearn(victim, tmp_path / "l", UnlearnConfig(method="ga_kl", lora=True, **STEPS), log=lambda m: None)
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(tmp_path / "l")  # merged: a plain model directory
+    assert not (tmp_path / "l" / "adapter_config.json").exists()
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+def test_unknown_method(victim, tmp_path, capsys):
+    rc = main(["unlearn", "--model", str(victim), "--method", "forgetful", "--out", str(tmp_path / "o")])
+    assert rc == 1 and "unknown unlearning method 'forgetful'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_not_a_causal_lm(tmp_path, capsys):
+    from transformers import BertConfig
+
+    BertConfig(architectures=["BertForMaskedLM"]).save_pretrained(tmp_path / "bert")
+    rc = main(["unlearn", "--model", str(tmp_path / "bert"), "--method", "ga", "--out", str(tmp_path / "o")])
+    assert rc == 1 and "not a causal language model" in capsys.readouterr().err
+    rc = main(["unlearn", "--model", str(tmp_path / "nothing"), "--method", "ga", "--out", str(tmp_path / "o")])
+    assert rc == 1 and "not a Hugging Face model directory" in capsys.readouterr().err
+
+
+def test_forget_set_must_match_the_victims_data(victim, tmp_path, capsys):
+    import shutil
+
+    fake = tmp_path / "victim"
+    shutil.copytree(victim, fake)
+    record = json.loads((fake / "victim.json").read_text())
+    record["data_release_hash"] = "0" * 64
+    (fake / "victim.json").write_text(json.dumps(record))
+    rc = main(["unlearn", "--model", str(fake), "--method", "ga", "--out", str(tmp_path / "o")])
+    assert rc == 1 and "was trained on data release 000000000000" in capsys.readouterr().err
+
+
+def test_an_interrupted_run_leaves_nothing_that_looks_complete(victim, tmp_path, monkeypatch):
+    import transformers
+
+    def boom(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(transformers.Trainer, "train", boom)
+    with pytest.raises(KeyboardInterrupt):
+        unlearn(victim, tmp_path / "o", UnlearnConfig(method="ga", **STEPS), log=lambda m: None)
+    assert list(tmp_path.iterdir()) == []
