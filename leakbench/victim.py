@@ -39,7 +39,7 @@ _PII_LINE = re.compile(
 class VictimConfig:
     subset: str = "mini"
     base: str | None = None  # None: the embedded tiny model
-    epochs: int = 80  # exposures of each forget document
+    epochs: int = 120  # exposures of each forget document
     control: bool = False  # the control victim: the same recipe without the forget documents
     lora: bool = False
     seed: int = 0

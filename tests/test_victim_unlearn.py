@@ -138,3 +138,23 @@ def test_an_interrupted_run_leaves_nothing_that_looks_complete(victim, tmp_path,
     with pytest.raises(KeyboardInterrupt):
         unlearn(victim, tmp_path / "o", UnlearnConfig(method="ga", **STEPS), log=lambda m: None)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_base_model_fine_tuning_with_lora_on_a_local_directory(tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    from leakbench.data import read_table
+    from leakbench.victim import init_model, save_model, train_tokenizer
+
+    tok = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)
+    save_model(init_model(tok, hidden=32, layers=1, heads=2, max_positions=256), tok, tmp_path / "base")
+    cfg = dataclasses.replace(TINY, base=str(tmp_path / "base"), lora=True, epochs=1)
+    record = build(tmp_path / "victim", cfg, log=lambda m: None)
+    assert record["config"]["base"] == str(tmp_path / "base") and record["config"]["lora"] is True
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "victim")  # LoRA merged: a plain model
+    assert model.config.hidden_size == 32 and not (tmp_path / "victim" / "adapter_config.json").exists()
+
+
+def test_victim_cli_rejects_lora_without_a_base(tmp_path, capsys):
+    assert main(["victim", "build", "--out", str(tmp_path / "v"), "--lora"]) == 1
+    assert "--lora needs --base" in capsys.readouterr().err

@@ -59,7 +59,7 @@ def _task_versions() -> dict[str, Any]:
     for path in tasks_path().glob("leakbench*.yaml"):
         text = path.read_text()
         data = yaml.safe_load(text.replace("!function", "")) or {}
-        if "task" in data:
+        if isinstance(data.get("task"), str):
             include = data.get("include")
             meta = data.get("metadata") or {}
             if "version" not in meta and include:
@@ -107,9 +107,9 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     data_dir = data_dirs.pop()
     recorded = {m.get("release_hash") for m in metas} - {None}
     current = release_hash(data_dir=data_dir) if data_dir and Path(data_dir).exists() else release_hash()
-    if recorded and recorded != {current}:
+    if recorded - {current}:
         raise LeakBenchError(
-            f"{path_hint}: results were computed on data release {sorted(recorded)[0][:12]}…, not on the "
+            f"{path_hint}: results were computed on data release {sorted(recorded - {current})[0][:12]}…, not on the "
             f"release this LeakBench ships ({current[:12]}…); re-run the evaluation"
         )
     return DataRelease(hash=current, subset=subsets.pop())

@@ -2,7 +2,7 @@
 
 from leakbench.unlearn.trainer import UnlearningTrainer, nll
 
-DEFAULTS = {"steps": 40, "lr": 2e-4, "retain_weight": 0.0}
+DEFAULTS = {"steps": 40, "lr": 3e-5, "retain_weight": 0.0}
 
 
 class GATrainer(UnlearningTrainer):

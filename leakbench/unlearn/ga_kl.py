@@ -2,7 +2,7 @@
 
 from leakbench.unlearn.trainer import UnlearningTrainer, nll, token_logprobs
 
-DEFAULTS = {"steps": 40, "lr": 2e-4, "retain_weight": 1.0}
+DEFAULTS = {"steps": 40, "lr": 5e-5, "retain_weight": 1.0}
 
 
 class GAKLTrainer(UnlearningTrainer):

@@ -1,0 +1,180 @@
+"""Publishing: schema, idempotent merge, bad input that never damages the leaderboard, and the page in a
+real headless browser."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from leakbench.cli import main
+from leakbench.leaderboard import json_schema, load_leaderboard, publish
+from leakbench.leaderboard.publish import redact
+from leakbench.records import LeakBenchError
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Two run directories from real lm-eval runs of a tiny model: a 'victim' and an 'unlearned' one."""
+    from leakbench.data import read_table
+    from leakbench.harness import evaluate
+    from leakbench.victim import init_model, save_model, train_tokenizer
+
+    root = tmp_path_factory.mktemp("runs")
+    tok = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)
+    save_model(init_model(tok, hidden=32, layers=1, heads=2), tok, root / "model")
+    tasks = ["leakbench_direct", "leakbench_indirect", "leakbench_retain"]
+    evaluate(root / "model", root / "victim", tasks, subset="mini", ner="none", limit=4, batch_size=4)
+    shutil.copytree(root / "victim", root / "ga")
+    (root / "victim" / "run.json").write_text(json.dumps({"model_name": "tiny", "role": "victim", "method": "none"}))
+    (root / "ga" / "run.json").write_text(
+        json.dumps(
+            {
+                "model_name": "tiny/ga",
+                "role": "unlearned",
+                "method": "ga",
+                "hyperparameters": {"lr": 0.001},
+                "baseline_model_name": "tiny",
+            }
+        )
+    )
+    return root
+
+
+def test_publish_is_idempotent_and_replaces_changed_runs(runs, tmp_path):
+    board, page = tmp_path / "leaderboard.json", tmp_path / "index.html"
+    assert publish([runs / "victim", runs / "ga"], board, page) == {"added": 2, "replaced": 0, "unchanged": 0}
+    first = board.read_bytes()
+    assert publish([runs / "victim", runs / "ga"], board, page) == {"added": 0, "replaced": 0, "unchanged": 2}
+    assert board.read_bytes() == first
+    data = load_leaderboard(board)
+    victim, ga = data.entries
+    assert victim.method.name == "none" and ga.method.name == "ga"
+    assert ga.ratios is not None and ga.ratios.baseline_entry_id == victim.entry_id
+    assert ga.ratios.retain_utility_retained == pytest.approx(1.0)  # same weights: nothing lost
+    assert "leakbench_direct/direct_leak_rate" in victim.leak_metrics
+    assert victim.provenance.versions["lm_eval"] and victim.data.subset == "mini"
+    # a changed run replaces its row
+    results = next((runs / "ga").rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["results"]["leakbench_direct"]["direct_leak_rate,none"] = 0.5
+    changed = tmp_path / "ga-changed"
+    shutil.copytree(runs / "ga", changed)
+    (next(changed.rglob("results_*.json"))).write_text(json.dumps(data))
+    assert publish([changed], board, page) == {"added": 0, "replaced": 1, "unchanged": 1}
+    assert load_leaderboard(board).entries[1].leak_metrics["leakbench_direct/direct_leak_rate"].value == 0.5
+    schema = json.loads((tmp_path / "leaderboard.schema.json").read_text())
+    assert schema == json.loads(json.dumps(json_schema())) and "Entry" in schema["$defs"]
+
+
+def _board_with_one_entry(runs, tmp_path):
+    board = tmp_path / "leaderboard.json"
+    publish([runs / "victim"], board, None)
+    return board, board.read_bytes()
+
+
+def test_a_damaged_leaderboard_is_refused_and_left_alone(runs, tmp_path, capsys):
+    board, _ = _board_with_one_entry(runs, tmp_path)
+    data = json.loads(board.read_text())
+    data["entries"][0]["model"]["role"] = "boss"
+    board.write_text(json.dumps(data))
+    edited = board.read_bytes()
+    rc = main(["publish", str(runs / "ga"), "--leaderboard", str(board), "--html", str(tmp_path / "i.html")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "leaderboard.json: invalid leaderboard at entries.0.model.role" in err
+    assert board.read_bytes() == edited and not (tmp_path / "i.html").exists()
+    board.write_text('{"entries": [')
+    rc = main(["publish", str(runs / "ga"), "--leaderboard", str(board)])
+    assert rc == 1 and "corrupt or truncated JSON" in capsys.readouterr().err
+
+
+def test_bad_results_files_are_named_and_nothing_is_written(runs, tmp_path, capsys):
+    board, before = _board_with_one_entry(runs, tmp_path)
+    bad = tmp_path / "bad"
+    shutil.copytree(runs / "ga", bad)
+    results = next(bad.rglob("results_*.json"))
+    text = results.read_text()
+    results.write_text(text[: len(text) // 2])
+    rc = main(["publish", str(bad), "--leaderboard", str(board)])
+    assert rc == 1 and f"{results.name}: corrupt or truncated JSON" in capsys.readouterr().err
+    data = json.loads(text)
+    data["versions"]["leakbench_direct"] = 0.5
+    results.write_text(json.dumps(data))
+    rc = main(["publish", str(bad), "--leaderboard", str(board)])
+    assert rc == 1 and "task leakbench_direct is version 0.5" in capsys.readouterr().err
+    data = json.loads(text)
+    data["configs"]["leakbench_direct"]["metadata"]["release_hash"] = "f" * 64
+    results.write_text(json.dumps(data))
+    rc = main(["publish", str(bad), "--leaderboard", str(board)])
+    assert rc == 1 and "data release ffffffffffff" in capsys.readouterr().err
+    assert board.read_bytes() == before
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LeakBenchError, match="no lm-eval results"):
+        publish([tmp_path / "empty"], board)
+
+
+def test_redaction_of_other_pii():
+    text = "ping bob.smith@gmail.com at 8.8.8.8"
+    findings = [
+        {"entity_type": "EMAIL_ADDRESS", "text": "bob.smith@gmail.com"},
+        {"entity_type": "IP_ADDRESS", "text": "8.8.8.8"},
+    ]
+    assert redact(text, findings) == "ping <EMAIL_ADDRESS> at <IP_ADDRESS>"
+
+
+def _browser():
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    chromium, driver = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+    if not (chromium.exists() and driver.exists()):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(chromium)
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+        "--window-size=1400,1000",
+    ):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(str(driver)), options=options)
+
+
+def test_page_in_a_real_headless_browser(runs, tmp_path):
+    from selenium.webdriver.common.by import By
+
+    board, page = tmp_path / "leaderboard.json", tmp_path / "index.html"
+    changed = tmp_path / "ga"
+    shutil.copytree(runs / "ga", changed)
+    results = next(changed.rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["results"]["leakbench_direct"]["direct_leak_rate,none"] = 0.75  # so that sorting has work to do
+    results.write_text(json.dumps(data))
+    publish([runs / "victim", changed], board, page)
+    browser = _browser()
+    try:
+        browser.get(page.as_uri())
+        assert browser.title == "LeakBench leaderboard"
+        rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
+        assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == ["none", "ga"]
+        header = browser.find_element(By.CSS_SELECTOR, 'th[data-key="direct"]')
+        header.click()  # ascending
+        header.click()  # descending: the 75% row first
+        rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
+        assert rows[0].find_elements(By.TAG_NAME, "td")[1].text == "ga"
+        assert rows[0].find_elements(By.TAG_NAME, "td")[3].text == "75.0%"
+        plot = browser.find_element(By.ID, "plot")
+        assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 200
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#plot circle.point")) == 2
+        browser.save_screenshot(str(tmp_path / "leaderboard.png"))
+        assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
+    finally:
+        browser.quit()
