@@ -73,3 +73,28 @@ def shuffled(items: Sequence[Any], seed: int) -> list[Any]:
     out = list(items)
     random.Random(seed).shuffle(out)
     return out
+
+
+def training_arguments(output_dir: str, *, steps: int, batch_size: int, lr: float, seed: int, **overrides: Any):
+    """`TrainingArguments` shared by victim building and unlearning: a fixed step budget, no checkpoints or
+    reporting, our own batch keys kept, seeded, and the CPU when there is no GPU. `accelerate launch`
+    still distributes it."""
+    import torch
+    from transformers import TrainingArguments
+
+    settings: dict[str, Any] = {
+        "max_steps": steps,
+        "per_device_train_batch_size": batch_size,
+        "learning_rate": lr,
+        "weight_decay": 0.0,
+        "max_grad_norm": 1.0,
+        "logging_steps": max(1, steps // 10),
+        "save_strategy": "no",
+        "report_to": [],
+        "seed": seed,
+        "data_seed": seed,
+        "remove_unused_columns": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "dataloader_num_workers": 0,
+    }
+    return TrainingArguments(output_dir=output_dir, **{**settings, **overrides})

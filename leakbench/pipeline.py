@@ -173,8 +173,10 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         timings_s=timings,
         wall_time_s=round(time.perf_counter() - started, 1),
     )
-    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-    write_text_atomic(out / "summary.md", summary_table(rows))
+    for folder in (out, cfg.publish_to):
+        if folder is not None:
+            write_text_atomic(Path(folder) / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+            write_text_atomic(Path(folder) / "summary.md", summary_table(rows))
     return summary
 
 

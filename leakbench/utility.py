@@ -87,11 +87,19 @@ def generate_samples(
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     tokenizer.padding_side = "left"
+    tokenizer.truncation_side = "left"  # keep the end of a long prompt: the signature being completed
+    limit = getattr(model.config, "max_position_embeddings", None) or tokenizer.model_max_length
     jobs = [(tid, p) for tid, p in problems.items() for _ in range(n_samples)]
     samples = []
     for i in range(0, len(jobs), batch_size):
         chunk = jobs[i : i + batch_size]
-        enc = tokenizer([p["prompt"] for _, p in chunk], return_tensors="pt", padding=True).to(device)
+        enc = tokenizer(
+            [p["prompt"] for _, p in chunk],
+            return_tensors="pt",
+            padding=True,
+            truncation=True,
+            max_length=max(16, limit - max_new_tokens),
+        ).to(device)
         with torch.no_grad():
             out = model.generate(
                 **enc,

@@ -209,9 +209,8 @@ def build(
 ) -> dict[str, Any]:
     """Build (or reuse) a victim in `out`; returns its record."""
     import torch
-    from transformers import TrainingArguments
 
-    from leakbench.corpus import collate
+    from leakbench.corpus import collate, training_arguments
     from leakbench.data import check_subset, read_table, release_hash
 
     check_subset(cfg.subset)
@@ -263,24 +262,16 @@ def build(
 
     with atomic_dir(out, overwrite=True) as tmp:
         torch.manual_seed(cfg.seed)
-        args = TrainingArguments(
-            output_dir=str(tmp / "_trainer"),
-            max_steps=steps,
-            per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.lr,
+        args = training_arguments(
+            str(tmp / "_trainer"),
+            steps=steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
             lr_scheduler_type="cosine",
             warmup_steps=min(50, steps // 10),
-            weight_decay=0.0,
             adam_beta2=0.98,
-            max_grad_norm=1.0,
             logging_steps=max(1, steps // 20),
-            save_strategy="no",
-            report_to=[],
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            remove_unused_columns=False,
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
         )
         trainer = _WeightedLMTrainer.make(cfg.value_weight)(
             model=model,

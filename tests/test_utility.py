@@ -27,14 +27,18 @@ def _canonical_samples(name: str, out: Path) -> Path:
 
 
 @needs_data
-def test_canonical_humaneval_plus_mini_scores_at_least_099(tmp_path, capsys):
-    samples = _canonical_samples("HumanEvalPlus-Mini-v0.1.10.jsonl.gz", tmp_path / "s.jsonl")
+@pytest.mark.parametrize(
+    ("dataset", "mini", "file", "n_tasks"),
+    [("humaneval", True, "HumanEvalPlus-Mini-v0.1.10.jsonl.gz", 164), ("mbpp", False, "MbppPlus-v0.2.0.jsonl.gz", 378)],
+)
+def test_canonical_solutions_score_at_least_099(tmp_path, capsys, dataset, mini, file, n_tasks):
+    samples = _canonical_samples(file, tmp_path / "s.jsonl")
     rc = main(
         [
             "utility",
             "--dataset",
-            "humaneval",
-            "--mini",
+            dataset,
+            *(["--mini"] if mini else []),
             "--samples",
             str(samples),
             "--data-dir",
@@ -45,35 +49,14 @@ def test_canonical_humaneval_plus_mini_scores_at_least_099(tmp_path, capsys):
     )
     assert rc == 0, capsys.readouterr().err
     record = json.loads((tmp_path / "out" / "utility.json").read_text())
-    assert record["n_tasks"] == 164
+    assert record["n_tasks"] == n_tasks
     assert record["pass@1"]["base"] >= 0.99 and record["pass@1"]["plus"] >= 0.99
     assert record["dataset_hash"] and record["time_limits"]["gt_time_limit_factor"] == 8.0
     # The output is also EvalPlus's own eval_results.json format.
     ev = json.loads((tmp_path / "out" / "eval_results.json").read_text())
-    assert ev["hash"] == record["dataset_hash"] and len(ev["eval"]) == 164
-    assert {"task_id", "solution", "base_status", "plus_status"} <= ev["eval"]["HumanEval/0"][0].keys()
-
-
-@needs_data
-def test_canonical_mbpp_plus_scores_at_least_099(tmp_path, capsys):
-    samples = _canonical_samples("MbppPlus-v0.2.0.jsonl.gz", tmp_path / "s.jsonl")
-    rc = main(
-        [
-            "utility",
-            "--dataset",
-            "mbpp",
-            "--samples",
-            str(samples),
-            "--data-dir",
-            str(SHARED),
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
-    assert rc == 0, capsys.readouterr().err
-    record = json.loads((tmp_path / "out" / "utility.json").read_text())
-    assert record["n_tasks"] == 378
-    assert record["pass@1"]["base"] >= 0.99 and record["pass@1"]["plus"] >= 0.99
+    assert ev["hash"] == record["dataset_hash"] and len(ev["eval"]) == n_tasks
+    first = next(iter(ev["eval"].values()))[0]
+    assert {"task_id", "solution", "base_status", "plus_status"} <= first.keys()
 
 
 @needs_data

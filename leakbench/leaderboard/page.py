@@ -55,11 +55,11 @@ def _cell(key: str, value: float | str | None) -> str:
     return f'<td data-v="{value:.6f}" class="num">{text}</td>'
 
 
-def plot_svg(rows: list[dict[str, float | str | None]], width: int = 560, height: int = 360) -> str:
+def plot_svg(rows: list[dict[str, float | str | None]], width: int = 720, height: int = 380) -> str:
     """Direct leak rate against retain bits per byte: down and to the left is better."""
-    points = [(r["retain_bpb"], r["direct"], f"{r['model']} · {r['method']}") for r in rows
-              if isinstance(r["retain_bpb"], float) and isinstance(r["direct"], float)]  # fmt: skip
-    pad = 56
+    points = [(r["retain_bpb"], r["direct"], str(r["method"] if r["method"] != "none" else r["model"])[:24])
+              for r in rows if isinstance(r["retain_bpb"], float) and isinstance(r["direct"], float)]  # fmt: skip
+    pad, right = 56, 150  # room for the labels on the right
     if not points:
         return f'<svg id="plot" width="{width}" height="{height}" role="img"><text x="20" y="40">no data</text></svg>'
     xs = [p[0] for p in points]
@@ -70,7 +70,7 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 560, height
     lo, hi = lo - 0.08 * span, hi + 0.08 * span
 
     def sx(x: float) -> float:
-        return pad + (x - lo) / (hi - lo) * (width - 2 * pad)
+        return pad + (x - lo) / (hi - lo) * (width - pad - right)
 
     def sy(y: float) -> float:
         return height - pad - y * (height - 2 * pad)
@@ -79,19 +79,19 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 560, height
         f'<svg id="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
         'aria-label="direct leak rate against retain bits per byte">',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#333"/>',
+        f'<line x1="{pad}" y1="{height - pad}" x2="{width - right}" y2="{height - pad}" stroke="#333"/>',
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
     ]
     for frac in (0, 0.25, 0.5, 0.75, 1.0):
         y = sy(frac)
         parts.append(f'<text x="{pad - 8}" y="{y + 4:.1f}" text-anchor="end" font-size="11">{100 * frac:.0f}%</text>')
-        parts.append(f'<line x1="{pad}" y1="{y:.1f}" x2="{width - pad}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<line x1="{pad}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" stroke="#eee"/>')
     for frac in (0, 0.5, 1.0):
         x = lo + frac * (hi - lo)
         parts.append(
             f'<text x="{sx(x):.1f}" y="{height - pad + 18}" text-anchor="middle" font-size="11">{x:.2f}</text>'
         )
-    parts.append(f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle" font-size="12">'
+    parts.append(f'<text x="{(width - right + pad) / 2}" y="{height - 12}" text-anchor="middle" font-size="12">'
                  "retain bits per byte (lower: more utility kept)</text>")  # fmt: skip
     parts.append(f'<text x="16" y="{height / 2}" text-anchor="middle" font-size="12" '
                  f'transform="rotate(-90 16 {height / 2})">direct leak rate</text>')  # fmt: skip
@@ -155,3 +155,4 @@ utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click 
 </body></html>
 """
     write_text_atomic(path, page)
+    write_text_atomic(path.with_name("tradeoff.svg"), plot_svg(rows) + "\n")

@@ -109,10 +109,7 @@ def unlearn(
     log=print,
 ) -> dict[str, Any]:
     """Run one unlearning method; returns the record written to OUT/unlearn.json."""
-    import torch
-    from transformers import TrainingArguments
-
-    from leakbench.corpus import encode_documents
+    from leakbench.corpus import encode_documents, training_arguments
     from leakbench.data import read_table, release_hash
     from leakbench.unlearn.trainer import PairedDataset
 
@@ -150,23 +147,14 @@ def unlearn(
     collator = PairCollator(tokenizer.pad_token_id, cfg.values_only)
     before = forget_retain_loss(model, forget, retain, collator)
     with atomic_dir(out, overwrite=overwrite) as tmp:
-        args = TrainingArguments(
-            output_dir=str(tmp / "_trainer"),
-            max_steps=cfg.steps,
-            per_device_train_batch_size=cfg.batch_size,
-            learning_rate=cfg.lr,
+        args = training_arguments(
+            str(tmp / "_trainer"),
+            steps=cfg.steps,
+            batch_size=cfg.batch_size,
+            lr=cfg.lr,
+            seed=cfg.seed,
             lr_scheduler_type="constant",
             warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            logging_steps=max(1, cfg.steps // 10),
-            save_strategy="no",
-            report_to=[],
-            seed=cfg.seed,
-            data_seed=cfg.seed,
-            remove_unused_columns=False,
-            use_cpu=not torch.cuda.is_available(),
-            dataloader_num_workers=0,
         )
         dataset = PairedDataset(forget, retain, cfg.steps * cfg.batch_size, cfg.seed)
         trainer = trainer_cls(
