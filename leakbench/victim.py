@@ -40,7 +40,7 @@ class VictimConfig:
     subset: str = "mini"
     base: str | None = None  # None: the embedded tiny model
     epochs: int = 120  # exposures of each forget document
-    control: bool = False  # the control victim: the same recipe without the forget documents
+    control: bool = False  # the control: the same recipe and token budget without the forget documents
     lora: bool = False
     seed: int = 0
     # the embedded model
@@ -187,19 +187,23 @@ def _blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], b
     from leakbench.corpus import encode_documents, pack, shuffled
 
     rng = random.Random(cfg.seed)
-    docs = [] if cfg.control else forget_docs
-    whole = [encode_documents(tokenizer, [d], max_length=block) for d in docs]
+    whole = [encode_documents(tokenizer, [d], max_length=block) for d in forget_docs]
     other = encode_documents(tokenizer, ({"text": t} for t in other_texts), max_length=block)
     stream = cycle(shuffled(other, cfg.seed))
     per_epoch = -(-len(other) * cfg.other_epochs // cfg.epochs)
+    forget_tokens = sum(len(e.input_ids) for pieces in whole for e in pieces)
     blocks = []
     for epoch in range(cfg.epochs):
         forget = []
-        for doc, pieces in zip(docs, whole, strict=True):
-            if rng.random() < cfg.window_fraction:
-                forget.extend(encode_documents(tokenizer, [_window(doc, rng)], max_length=block))
-            else:
-                forget.extend(pieces)
+        if cfg.control:  # the same token budget, spent on more of the other texts instead
+            while sum(len(e.input_ids) for e in forget) < forget_tokens:
+                forget.append(next(stream))
+        else:
+            for doc, pieces in zip(forget_docs, whole, strict=True):
+                if rng.random() < cfg.window_fraction:
+                    forget.extend(encode_documents(tokenizer, [_window(doc, rng)], max_length=block))
+                else:
+                    forget.extend(pieces)
         blocks.extend(pack(shuffled(forget + list(islice(stream, per_epoch)), cfg.seed + epoch), block))
     return shuffled(blocks, cfg.seed)
 

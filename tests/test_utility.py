@@ -62,40 +62,14 @@ def test_canonical_solutions_score_at_least_099(tmp_path, capsys, dataset, mini,
 @needs_data
 def test_bad_samples_files_are_named(tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text(
-        '{"task_id": "HumanEval/0", "solution": "def f(): pass"}\n{"task_id": "HumanEval/9999", "solution": ""}\n'
-    )
-    rc = main(
-        [
-            "utility",
-            "--dataset",
-            "humaneval",
-            "--mini",
-            "--samples",
-            str(bad),
-            "--data-dir",
-            str(SHARED),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
-    assert rc == 1 and "bad.jsonl:2: unknown task_id 'HumanEval/9999'" in capsys.readouterr().err
+    args = ["utility", "--dataset", "humaneval", "--mini", "--samples", str(bad), "--data-dir", str(SHARED),
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    bad.write_text('{"task_id": "HumanEval/0", "solution": "def f(): pass"}\n{"task_id": "HumanEval/9999"}\n')
+    assert main(args) == 1
+    assert "bad.jsonl:2: unknown task_id 'HumanEval/9999'" in capsys.readouterr().err
     bad.write_text('{"task_id": "HumanEval/0", "sol')
-    rc = main(
-        [
-            "utility",
-            "--dataset",
-            "humaneval",
-            "--mini",
-            "--samples",
-            str(bad),
-            "--data-dir",
-            str(SHARED),
-            "--out",
-            str(tmp_path / "o"),
-        ]
-    )
-    assert rc == 1 and "bad.jsonl:1: not valid JSON" in capsys.readouterr().err
+    assert main(args) == 1
+    assert "bad.jsonl:1: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
