@@ -228,10 +228,10 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
         utility=_utilities(run_dir),
         examples=_examples(run_dir, release) if examples else [],
         provenance=Provenance(
-            versions=prov.get("versions") or {
-                "leakbench": __version__, "lm_eval": results.get("lm_eval_version"),
+            versions={"leakbench": prov.get("leakbench", __version__), **(prov.get("versions") or {
+                "lm_eval": results.get("lm_eval_version"),
                 **{p: package_version(p) for p in ("evalplus", "transformers", "torch")},
-            },
+            })},
             git_commit=prov.get("git_commit") or results.get("git_hash"),
             date=prov.get("date") or str(results.get("date", "")),
             hardware=prov.get("hardware") or {},
