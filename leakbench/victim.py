@@ -196,8 +196,10 @@ def _blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], b
     for epoch in range(cfg.epochs):
         forget = []
         if cfg.control:  # the same token budget, spent on more of the other texts instead
-            while sum(len(e.input_ids) for e in forget) < forget_tokens:
+            spent = 0
+            while spent < forget_tokens:
                 forget.append(next(stream))
+                spent += len(forget[-1].input_ids)
         else:
             for doc, pieces in zip(forget_docs, whole, strict=True):
                 if rng.random() < cfg.window_fraction:
