@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from leakbench import __version__
-from leakbench.records import LeakBenchError
+from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
+from leakbench.records import Interrupted, LeakBenchError, check_not_aliased, input_file, os_error_message
+from leakbench.unlearn import UnlearnConfig
+from leakbench.utility import GT_TIME_LIMIT_FACTOR, MIN_TIME_LIMIT
 
 app = typer.Typer(
     name="leakbench",
@@ -47,8 +56,10 @@ def _root(
 @data_app.command("build")
 def data_build(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the release into (must be new or empty).")],
-    seed: Annotated[int, typer.Option(help="Generator seed; the canonical v1 seed is the default.")] = 2502,
-    subjects: Annotated[int, typer.Option(help="Number of fictional subjects (the first 50 form `mini`).")] = 500,
+    seed: Annotated[int, typer.Option(help="Generator seed; the canonical v1 seed is the default.")] = CANONICAL_SEED,
+    subjects: Annotated[
+        int, typer.Option(help="Number of fictional subjects (the first 50 form `mini`).")
+    ] = CANONICAL_SUBJECTS,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out directory.")] = False,
 ) -> None:
     """Generate a release (subjects, forget/retain documents, probes, manifest) deterministically."""
@@ -78,7 +89,7 @@ def data_verify(
         problems = verify(root)
     if problems:
         for problem in problems:
-            err_console.print(f"[red]✗[/red] {problem}", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]✗[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         raise LeakBenchError(f"{root}: {len(problems)} problem(s) found")
     console.print(f"[green]✓[/green] {root}: hashes, schema, safety rules and invariants all hold")
 
@@ -96,6 +107,7 @@ def data_export(
     from leakbench.records import atomic_dir
 
     root = release_dir(release)
+    check_not_aliased("--out", out, {"the packaged release": root})
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for src in sorted(root.iterdir()):
             if src.suffix in (".jsonl", ".json"):
@@ -136,8 +148,8 @@ def score_cmd(
     from leakbench.scoring import LeakScorer
     from leakbench.scoring.jsonl import score_file
 
-    if not src.is_file():
-        raise LeakBenchError(f"{src}: no such file")
+    input_file(src, "input file")
+    check_not_aliased("--out", dst, {"--in": src})
     total = sum(1 for line in src.open("rb") if line.strip())
     with console.status("loading the Presidio analyzer..."):
         scorer = LeakScorer(ner_model=ner)
@@ -146,7 +158,7 @@ def score_cmd(
         task = progress.add_task("scoring", total=total)
         counts = score_file(src, dst, scorer, errors.append, lambda n: progress.advance(task, n))
     for message in errors:
-        err_console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("direct", "indirect", "none"))
     console.print(f"wrote {dst}: {summary} (NER engine: {scorer.ner_model})")
     if errors:
@@ -173,15 +185,12 @@ def victim_build(
     overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a victim.")] = False,
 ) -> None:
     """Train a victim that memorized the forget set (embedded tiny code model, or --base fine-tuning)."""
-    import dataclasses
 
     from leakbench.victim import VictimConfig, build
 
-    if lora and not base:
-        raise LeakBenchError("--lora needs --base (the embedded model is trained in full)")
-    cfg = VictimConfig(subset=subset, base=base, control=control, lora=lora, seed=seed)
     changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
-    build(out, dataclasses.replace(cfg, **changes), data_dir=data_dir, overwrite=overwrite, log=console.print)
+    cfg = VictimConfig(subset=subset, base=base, control=control, lora=lora, seed=seed, **changes)
+    build(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
 
 
 @app.command("unlearn")
@@ -192,19 +201,19 @@ def unlearn_cmd(
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the method's).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
     retain_weight: Annotated[float | None, typer.Option(help="Weight of the retain term (GD / KL / NPO+RT).")] = None,
-    beta: Annotated[float, typer.Option(help="NPO inverse temperature.")] = 0.1,
-    batch_size: Annotated[int, typer.Option(help="Forget/retain pairs per step.")] = 8,
+    beta: Annotated[float | None, typer.Option(help="NPO inverse temperature (default: the method's).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Forget/retain pairs per step.")] = UnlearnConfig.batch_size,
     values_only: Annotated[
         bool, typer.Option(help="Restrict the forget loss to the tokens of the sensitive values.")
     ] = False,
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saved).")] = False,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = UnlearnConfig.seed,
     subset: Annotated[str | None, typer.Option(help="Forget set (default: the one the victim memorized).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
 ) -> None:
     """Make a model forget the forget set: GA, GA+GD, GA+KL (Gu et al.) or NPO, on the HF Trainer."""
-    from leakbench.unlearn import UnlearnConfig, unlearn
+    from leakbench.unlearn import unlearn
 
     cfg = UnlearnConfig(
         method=method,
@@ -236,10 +245,12 @@ def utility_cmd(
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
     ] = None,
-    min_time_limit: Annotated[float, typer.Option(help="EvalPlus: minimum seconds per test input.")] = 4.0,
+    min_time_limit: Annotated[
+        float, typer.Option(help="EvalPlus: minimum seconds per test input.")
+    ] = MIN_TIME_LIMIT,
     gt_time_limit_factor: Annotated[
         float, typer.Option(help="EvalPlus: time limit as a multiple of the canonical solution's time.")
-    ] = 8.0,
+    ] = GT_TIME_LIMIT_FACTOR,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
 ) -> None:
     """Code-generation utility: HumanEval+ / MBPP+ pass@1 (base and plus tests) through EvalPlus."""
@@ -328,21 +339,17 @@ def run_cmd(
     """The whole study: victim -> leak tasks -> GA, GA+GD, GA+KL, NPO -> leak tasks again -> utility ->
     leaderboard, with a table at the end."""
     from leakbench.pipeline import StudyConfig, run_study
-    from leakbench.unlearn import METHODS
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown:
-        raise LeakBenchError(f"unknown method(s) {', '.join(unknown)}; choose from: {', '.join(METHODS)}")
     cfg = StudyConfig(
         out=out,
         subset=subset,
         methods=chosen,
         model=model,
-        victim={"epochs": epochs} if epochs else {},
-        unlearn={"steps": steps} if steps else {},
+        victim={"epochs": epochs} if epochs is not None else {},
+        unlearn={"steps": steps} if steps is not None else {},
         ner=ner,
-        batch_size=int(batch_size) if batch_size.isdigit() else batch_size,
+        batch_size=batch_size,
         limit=limit,
         utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
         evalplus_dir=evalplus_dir,
@@ -363,25 +370,59 @@ def tasks_path_cmd() -> None:
     print(tasks_path())
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and a non-zero exit, never a traceback."""
+@contextlib.contextmanager
+def _stop_cleanly_on_signals() -> Iterator[None]:
+    """SIGINT and SIGTERM raise `Interrupted` in the main thread, so every atomic writer unwinds and removes
+    its temporary files; a second signal during that clean-up is ignored rather than cutting it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    signals = (signal.SIGINT, signal.SIGTERM)
+
+    def stop(signum: int, frame: object) -> None:
+        for s in signals:
+            signal.signal(s, signal.SIG_IGN)
+        raise Interrupted(signum)
+
+    previous = {s: signal.signal(s, stop) for s in signals}
     try:
-        app(args=argv, prog_name="leakbench", standalone_mode=False)
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def _fail(message: str) -> None:
+    """`error: MESSAGE` on one line of stderr (the message is text, never rich markup)."""
+    err_console.print(f"[red]error:[/red] {escape(' '.join(message.splitlines()))}", highlight=False, soft_wrap=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point and the one place where failures become exit codes: 0 success, 1 an error the user can
+    fix (bad input, file-system problem, refused action), 2 a usage error (bad option, found before any work),
+    130 interrupted (Ctrl-C), 143 terminated (SIGTERM). Always one line on stderr, never a traceback."""
+    try:
+        with _stop_cleanly_on_signals():
+            rc = app(args=argv, prog_name="leakbench", standalone_mode=False)
     except LeakBenchError as exc:
-        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-        return 1
-    except typer.Exit as exc:
+        _fail(str(exc))
         return exc.exit_code
-    except typer.Abort:
-        err_console.print("aborted")
-        return 130
-    except typer.exceptions.TyperException as exc:  # usage errors: typer prints them as click would
-        exc.show()  # type: ignore[attr-defined]
-        return getattr(exc, "exit_code", 2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        return 130
-    return 0
+    except Interrupted as exc:
+        what = "interrupted (Ctrl-C)" if exc.signum == signal.SIGINT else "terminated (SIGTERM)"
+        _fail(f"{what}; nothing half-written was kept")
+        return exc.exit_code
+    except click.ClickException as exc:  # usage errors: click's own message and exit code 2
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:  # click turns an unexpected end of input (EOFError) into Abort
+        _fail("unexpected end of input")
+        return 1
+    except OSError as exc:
+        _fail(os_error_message(exc))
+        return 1
+    if rc == 130:  # typer turns a KeyboardInterrupt it sees into exit code 130
+        _fail("interrupted (Ctrl-C); nothing half-written was kept")
+    return rc if isinstance(rc, int) else 0
 
 
 def entry() -> None:

@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import LeakBenchError, dumps_record, provenance, write_text_atomic
+from leakbench.records import (
+    LeakBenchError,
+    UsageError,
+    check_number,
+    check_output,
+    dumps_record,
+    provenance,
+    write_text_atomic,
+)
 
 LEAK_TASKS = ["leakbench_direct", "leakbench_indirect", "leakbench_retain"]
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
@@ -37,6 +45,40 @@ class StudyConfig:
     evalplus_dir: Path | None = None  # folder with the official EvalPlus files (offline)
     max_new_tokens: int = 128  # EvalPlus completions: tiny models ramble
     publish_to: Path | None = Path("results")
+
+    def __post_init__(self) -> None:
+        """Every option is checked here, before a model is built or a task runs."""
+        from leakbench.data import check_subset
+        from leakbench.unlearn import UnlearnConfig, check_methods
+        from leakbench.utility import parse_datasets
+        from leakbench.victim import VictimConfig
+
+        check_subset(self.subset)
+        check_methods(self.methods)
+        parse_datasets(self.utility)
+        self.batch_size = parse_batch_size(self.batch_size)
+        check_number("--limit", self.limit, integer=True)
+        check_number("--max-new-tokens", self.max_new_tokens, integer=True)
+        VictimConfig(subset=self.subset, **self.victim)
+        for method in self.methods:
+            UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
+        if self.model is not None and not Path(self.model).is_dir():
+            raise LeakBenchError(f"{self.model}: no such model directory (--model)")
+        if self.evalplus_dir is not None and not Path(self.evalplus_dir).is_dir():
+            raise LeakBenchError(f"{self.evalplus_dir}: no such directory (--evalplus-dir)")
+        check_output(self.out, kind="directory")
+        if self.publish_to is not None:
+            check_output(self.publish_to, kind="directory")
+
+
+def parse_batch_size(value: int | str) -> int | str:
+    """lm-eval's batch size: a positive integer, `auto`, or `auto:N` (N re-detections)."""
+    text = str(value).strip()
+    if text.isdigit() and int(text) > 0:
+        return int(text)
+    if text == "auto" or (text.startswith("auto:") and text[5:].isdigit() and int(text[5:]) > 0):
+        return text
+    raise UsageError(f"--batch-size must be a positive integer, 'auto' or 'auto:N', got {value!r}")
 
 
 def leak_metrics(results: dict[str, Any]) -> dict[str, float]:
@@ -95,10 +137,9 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         timings[label] = round(time.perf_counter() - t, 1)
         return value
 
+    utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
     if cfg.model:
         victim_dir = Path(cfg.model)
-        if not victim_dir.exists():
-            raise LeakBenchError(f"{victim_dir}: no such model directory")
         victim_name = victim_dir.resolve().name
         log(f"[1] victim: {victim_dir}")
     else:
@@ -109,7 +150,6 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         timed("victim", lambda: build(victim_dir, vcfg, data_dir=cfg.data_dir, log=log))
     vrecord = victim_record(victim_dir)
 
-    utility_sets = _utility_datasets(cfg, log)
 
     def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float]:
         run_dir = runs / label
@@ -127,7 +167,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
                 limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
             ))  # fmt: skip
         metrics = leak_metrics(results)
-        record = {**run, "model_source": str(Path(model_dir).resolve()), "metrics": metrics, "provenance": provenance()}
+        record = {**run, "model_source": _study_source(model_dir, out), "metrics": metrics, "provenance": provenance()}
         write_text_atomic(run_dir / "run.json", dumps_record(record))
         return metrics
 
@@ -180,17 +220,28 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     return summary
 
 
+def _study_source(model_dir: Path, out: Path) -> str | None:
+    """A model built by the study is published by its place in the study folder (portable); any other model
+    by what `leakbench publish` derives from its directory (None here)."""
+    try:
+        return f"study:{Path(model_dir).resolve().relative_to(out.resolve()).as_posix()}"
+    except ValueError:
+        return None
+
+
 def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> list[tuple[str, bool]]:
     """The EvalPlus datasets to run: those whose data can be loaded (local files, or EvalPlus's download)."""
-    from leakbench.utility import load_problems
+    from leakbench.utility import load_problems, parse_datasets
 
     chosen = []
-    for name in cfg.utility:
-        dataset, mini = name.removesuffix("-mini"), name.endswith("-mini")
+    for dataset, mini in parse_datasets(cfg.utility):
+        name = f"{dataset}{'-mini' if mini else ''}"
         try:
             load_problems(dataset, mini, cfg.evalplus_dir)
             chosen.append((dataset, mini))
         except LeakBenchError as exc:
+            if cfg.evalplus_dir is not None:  # files the user pointed at must load
+                raise
             log(f"    EvalPlus {name} skipped: {exc}")
     return chosen
 

@@ -27,11 +27,107 @@ def _umask() -> int:
 
 
 class LeakBenchError(Exception):
-    """An error the user can act on; the CLI prints it as one line and exits non-zero."""
+    """An error the user can act on; the CLI prints it as one line and exits with `exit_code`."""
+
+    exit_code = 1
+
+
+class UsageError(LeakBenchError):
+    """An option or argument is out of range or malformed; found before any work starts."""
+
+    exit_code = 2
 
 
 class DataError(LeakBenchError):
     """A release file or a data request is wrong (missing, corrupt, unknown name...)."""
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: raised from the signal handler so that every `finally` and atomic helper
+    unwinds and removes what it had half-written. The CLI exits 128 + signal number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+
+
+def check_number(
+    option: str, value: float | None, *, integer: bool = False, allow_zero: bool = False, maximum: float | None = None
+) -> None:
+    """A numeric option must be finite and positive (or >= 0 with `allow_zero`); None means "the default"."""
+    import math
+
+    if value is None:
+        return
+    low = ">= 0" if allow_zero else "> 0"
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
+        raise UsageError(f"{option} must be {'an integer' if integer else 'a number'} {low}, got {value!r}")
+    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{option} must be a finite {'integer' if integer else 'number'} {low}, got {value}")
+    if maximum is not None and value > maximum:
+        raise UsageError(f"{option} must be at most {maximum:g}, got {value}")
+
+
+def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -> str:
+    """`PATH: problem` for a file-system error, naming the file the user knows (not a hidden temporary)."""
+    where = path if path is not None else exc.filename
+    problem = exc.strerror or exc.__class__.__name__
+    return f"{where}: {problem[0].lower() + problem[1:]}" if where is not None else problem
+
+
+def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:
+    """`path` as an input file that exists, is a file and is readable; otherwise a one-line error."""
+    path = Path(path)
+    if path.is_dir():
+        raise LeakBenchError(f"{path}: is a directory, expected a {what}")
+    if not path.exists():
+        raise LeakBenchError(f"{path}: no such {what}")
+    if not os.access(path, os.R_OK):
+        raise LeakBenchError(f"{path}: permission denied (cannot read the {what})")
+    return path
+
+
+def _blocking_ancestor(path: Path) -> Path | None:
+    """The first existing ancestor of `path` that is not a directory (so nothing can be created below it)."""
+    for parent in reversed(path.absolute().parents):
+        if parent.exists() and not parent.is_dir():
+            return parent
+    return None
+
+
+def check_output(path: str | os.PathLike[str], *, kind: str = "file") -> Path:
+    """Refuse an output path that can never be written: under a regular file, or of the wrong kind."""
+    path = Path(path)
+    blocker = _blocking_ancestor(path)
+    if blocker is not None:
+        raise LeakBenchError(f"{path}: cannot be created, {blocker} is a file, not a directory")
+    if kind == "file" and path.is_dir():
+        raise LeakBenchError(f"{path}: is a directory; give a file name to write")
+    if kind == "directory" and path.exists() and not path.is_dir():
+        raise LeakBenchError(f"{path}: exists and is not a directory")
+    return path
+
+
+def _same_or_inside(inner: Path, outer: Path) -> bool:
+    inner, outer = inner.resolve(), outer.resolve()
+    return inner == outer or outer in inner.parents
+
+
+def check_not_aliased(output_option: str, output: str | os.PathLike[str], inputs: dict[str, Any]) -> None:
+    """Refuse an output that is, or (for a directory to be replaced) contains, one of the inputs: writing it
+    would destroy what is being read. `inputs` maps option names (as the user typed them) to paths."""
+    out = Path(output)
+    for option, value in inputs.items():
+        if value is None or not Path(value).exists():
+            continue
+        src = Path(value)
+        if _same_or_inside(src, out):
+            relation = "is" if src.resolve() == out.resolve() else "contains"
+            raise UsageError(
+                f"{output_option} {out} {relation} the input {option} {src}: writing it would destroy the input; "
+                "choose another output"
+            )
 
 
 def dumps_row(row: dict[str, Any]) -> str:
@@ -45,17 +141,42 @@ def dumps_record(record: Any) -> str:
 
 
 @contextlib.contextmanager
+def signals_deferred() -> Iterator[None]:
+    """Hold SIGINT and SIGTERM until the block ends (a commit that must not be cut in half)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path`, on failure it vanishes."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    path = check_output(path, kind="file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
     os.close(fd)
     tmp_path = Path(tmp)
     try:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600 files; results are for sharing
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        if exc.filename not in (None, str(tmp_path)):
+            raise  # an input's error: it names its own file
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise
@@ -73,28 +194,63 @@ def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, An
 
 
 @contextlib.contextmanager
+def locked(path: str | os.PathLike[str], timeout_s: float = 600.0) -> Iterator[None]:
+    """Hold an exclusive lock on `path` (a hidden `.NAME.lock` file beside it) for a read-modify-write:
+    atomic renames prevent torn files, this prevents lost updates between concurrent processes."""
+    from filelock import FileLock, Timeout
+
+    path = check_output(path, kind="file")
+    lock = FileLock(path.with_name(f".{path.name}.lock"), timeout=timeout_s)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
+    except Timeout:
+        raise LeakBenchError(f"{path}: still locked by another process after {timeout_s:.0f}s") from None
+    except OSError as exc:
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+@contextlib.contextmanager
 def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iterator[Path]:
     """Yield a fresh temporary directory beside `path`; on success it becomes `path`.
 
     An interrupted run leaves no directory that looks complete: only a hidden `.name.*.tmp` folder,
     which is removed on the way out.
     """
-    path = Path(path)
+    path = check_output(path, kind="directory")
     if path.exists() and not overwrite and any(path.iterdir()):
         raise LeakBenchError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    except OSError as exc:
+        raise LeakBenchError(f"cannot create {os_error_message(exc, path)}") from None
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
-        if path.exists():
-            old = path.with_name(f".{path.name}.old")
+        old = None
+        with signals_deferred():  # never stop between moving the old directory aside and the new one in
+            if path.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+                os.replace(path, old)  # a directory replaces an empty one in a single rename
+                try:
+                    os.replace(tmp, path)
+                except OSError:
+                    os.replace(old, path)
+                    raise
+            else:
+                os.replace(tmp, path)
+        if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if exc.filename is not None and not str(exc.filename).startswith(str(tmp)):
+            raise  # an input's error: it names its own file
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

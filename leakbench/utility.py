@@ -9,16 +9,29 @@ are still valid EvalPlus `eval_results.json`.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import LeakBenchError, atomic_dir, dumps_record, provenance
+from leakbench.records import (
+    DataError,
+    LeakBenchError,
+    UsageError,
+    atomic_dir,
+    check_not_aliased,
+    check_number,
+    check_output,
+    dumps_record,
+    input_file,
+    provenance,
+)
 
 DATASETS = ("humaneval", "mbpp")
 # Official file names (HumanEval+ v0.1.10, MBPP+ v0.2.0), looked for in --data-dir.
@@ -35,15 +48,54 @@ MIN_TIME_LIMIT = 4.0
 GT_TIME_LIMIT_FACTOR = 8.0
 
 
-def _data_path(dataset: str, mini: bool, data_dir: str | Path | None) -> str | None:
+def check_dataset(dataset: str, mini: bool = False) -> None:
     if dataset not in DATASETS:
-        raise LeakBenchError(f"unknown dataset {dataset!r}; choose humaneval or mbpp")
+        raise UsageError(f"unknown EvalPlus dataset {dataset!r}; choose humaneval or mbpp")
     if mini and dataset != "humaneval":
-        raise LeakBenchError("--mini exists for humaneval only (HumanEval+ Mini)")
+        raise UsageError("--mini exists for humaneval only (HumanEval+ Mini)")
+
+
+def parse_datasets(names: str | tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
+    """`humaneval,humaneval-mini,mbpp` -> ((dataset, mini), ...), refusing unknown names."""
+    items = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
+    chosen = []
+    for name in filter(None, items):
+        dataset, mini = name.removesuffix("-mini"), name.endswith("-mini")
+        if dataset not in DATASETS or (mini and dataset != "humaneval"):
+            raise UsageError(f"unknown EvalPlus dataset {name!r}; choose from: humaneval, humaneval-mini, mbpp")
+        chosen.append((dataset, mini))
+    return tuple(chosen)
+
+
+def check_options(
+    *,
+    n_samples: int,
+    temperature: float,
+    limit: int | None,
+    batch_size: int,
+    max_new_tokens: int,
+    min_time_limit: float,
+    gt_time_limit_factor: float,
+) -> None:
+    """The generation and evaluation options, checked before any model or dataset is loaded."""
+    check_number("--n-samples", n_samples, integer=True)
+    check_number("--temperature", temperature, allow_zero=True)
+    check_number("--limit", limit, integer=True)
+    check_number("--batch-size", batch_size, integer=True)
+    check_number("--max-new-tokens", max_new_tokens, integer=True)
+    check_number("--min-time-limit", min_time_limit)
+    check_number("--gt-time-limit-factor", gt_time_limit_factor)
+    if n_samples > 1 and temperature == 0:
+        raise UsageError("--n-samples above 1 needs a --temperature above 0 (greedy decoding repeats itself)")
+
+
+def _data_path(dataset: str, mini: bool, data_dir: str | Path | None) -> str | None:
+    check_dataset(dataset, mini)
     if data_dir is not None:
         path = Path(data_dir) / DATA_FILES[(dataset, mini)]
-        if not path.is_file():
-            raise LeakBenchError(f"{path}: not found; --data-dir must hold the official EvalPlus release files")
+        if not Path(data_dir).is_dir():
+            raise LeakBenchError(f"{data_dir}: no such directory (--data-dir must hold the official EvalPlus files)")
+        input_file(path, "EvalPlus data file")
         return str(path)
     return os.environ.get(OVERRIDE_ENV[dataset])
 
@@ -59,6 +111,8 @@ def load_problems(dataset: str, mini: bool = False, data_dir: str | Path | None 
         if dataset == "humaneval":
             return module.get_human_eval_plus(mini=mini), module.get_human_eval_plus_hash(mini=mini)
         return module.get_mbpp_plus(), module.get_mbpp_plus_hash()
+    except (EOFError, zlib.error, gzip.BadGzipFile, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: corrupt or truncated EvalPlus file ({exc.__class__.__name__}: {exc})") from None
     except OSError as exc:  # urllib errors are OSErrors: no network and no local copy
         name = DATA_FILES[(dataset, mini)]
         raise LeakBenchError(
@@ -124,9 +178,7 @@ def generate_samples(
 
 def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict[str, str]]:
     """An EvalPlus samples file (`task_id` + `solution` or `completion`), with line-numbered errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise LeakBenchError(f"{path}: no such samples file")
+    path = input_file(path, "samples file")
     samples = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
         if not line.strip():
@@ -135,16 +187,28 @@ def read_samples(path: str | Path, problems: dict[str, dict]) -> list[dict[str, 
             row = json.loads(line)
         except json.JSONDecodeError as exc:
             raise LeakBenchError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+        except RecursionError:
+            raise LeakBenchError(f"{path}:{lineno}: JSON nested too deeply") from None
         tid = row.get("task_id") if isinstance(row, dict) else None
         if tid not in problems:
             raise LeakBenchError(f"{path}:{lineno}: unknown task_id {tid!r} for this dataset")
-        code = row.get("solution", problems[tid]["prompt"] + row["completion"] if "completion" in row else None)
+        code = row.get("solution")
+        if code is None and isinstance(row.get("completion"), str):
+            code = problems[tid]["prompt"] + row["completion"]
         if not isinstance(code, str):
             raise LeakBenchError(f"{path}:{lineno}: needs a string `solution` or `completion`")
         samples.append({"task_id": tid, "solution": code})
     if not samples:
         raise LeakBenchError(f"{path}: no samples")
     return samples
+
+
+def _worker_signals() -> None:
+    """Checker processes leave Ctrl-C and SIGTERM to the parent, which stops the pool and cleans up."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def evaluate_samples(
@@ -170,7 +234,8 @@ def evaluate_samples(
     expected = get_groundtruth(problems, dataset_hash, MBPP_OUTPUT_NOT_NONE_TASKS if dataset == "mbpp" else [])
     results: dict[str, list[dict[str, Any]]] = defaultdict(list)
     counter: dict[str, int] = defaultdict(int)
-    with ProcessPoolExecutor(max_workers=workers or max(1, (os.cpu_count() or 2))) as pool:
+    workers = workers or max(1, (os.cpu_count() or 2))
+    with ProcessPoolExecutor(max_workers=workers, initializer=_worker_signals) as pool:
         futures = []
         for s in samples:
             tid = s["task_id"]
@@ -242,9 +307,18 @@ def run_utility(
     """Generate (or read) samples, evaluate them with EvalPlus, and write OUT/utility.json,
     OUT/eval_results.json (EvalPlus format) and OUT/samples.jsonl."""
     if (model_dir is None) == (samples_file is None):
-        raise LeakBenchError("give exactly one of --model (generate) or --samples (evaluate a samples file)")
-    if n_samples < 1 or (n_samples > 1 and temperature <= 0):
-        raise LeakBenchError("--n-samples above 1 needs a --temperature above 0")
+        raise UsageError("give exactly one of --model (generate) or --samples (evaluate a samples file)")
+    check_dataset(dataset, mini)
+    check_options(
+        n_samples=n_samples, temperature=temperature, limit=limit, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, min_time_limit=min_time_limit, gt_time_limit_factor=gt_time_limit_factor,
+    )  # fmt: skip
+    out = check_output(out, kind="directory")
+    check_not_aliased("--out", out, {"--samples": samples_file, "--model": model_dir, "--data-dir": data_dir})
+    if samples_file is not None:
+        input_file(samples_file, "samples file")
+    if out.exists() and not overwrite and any(out.iterdir()):  # refuse before generating for minutes
+        raise LeakBenchError(f"{out}: directory exists and is not empty (pass --overwrite to replace it)")
     problems, dataset_hash = load_problems(dataset, mini, data_dir)
     started = time.perf_counter()
     if samples_file is not None:

@@ -25,7 +25,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import LeakBenchError, atomic_dir, dumps_record, provenance
+from leakbench.records import (
+    LeakBenchError,
+    UsageError,
+    atomic_dir,
+    check_not_aliased,
+    check_number,
+    check_output,
+    dumps_record,
+    provenance,
+)
 
 EOS = "<|endoftext|>"
 RECORD = "victim.json"
@@ -58,6 +67,19 @@ class VictimConfig:
     # Loss weight of sensitive-value tokens: a deliberate memorization budget (the control gets the same
     # recipe); 1.0 is plain language modelling.
     value_weight: float = 5.0
+
+    def __post_init__(self) -> None:
+        """Every option is checked here, before anything is read or trained."""
+        from leakbench.data import check_subset
+
+        check_subset(self.subset)
+        if self.lora and not self.base:
+            raise UsageError("--lora needs --base (the embedded model is trained in full)")
+        for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--block", self.block)):
+            check_number(option, value, integer=True)
+        check_number("--seed", self.seed, integer=True, allow_zero=True)
+        check_number("--lr", self.lr)
+        check_number("--value-weight", self.value_weight)
 
     def key(self) -> str:
         """Everything the model depends on, hashed: the cache key."""
@@ -217,15 +239,16 @@ def build(
     import torch
 
     from leakbench.corpus import collate, training_arguments
-    from leakbench.data import check_subset, read_table, release_hash
+    from leakbench.data import read_table, release_hash
 
-    check_subset(cfg.subset)
-    if cfg.epochs < 1:
-        raise LeakBenchError("--epochs must be at least 1")
-    out = Path(out)
+    out = check_output(out, kind="directory")
+    check_not_aliased("--out", out, {"--base": cfg.base, "--data-dir": data_dir})
     existing = out / RECORD
     if existing.is_file():
-        record = json.loads(existing.read_text())
+        try:
+            record = json.loads(existing.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = {}  # a damaged record: rebuild only with --overwrite, like any other victim
         if record.get("config_key") == cfg.key() and not overwrite:
             log(f"reusing the victim in {out} (built with the same arguments)")
             return record

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import DataError, sha256_text
+from leakbench.records import DataError, os_error_message, sha256_text
 
 RELEASES: dict[str, Path] = {"v1": Path(__file__).resolve().parent / "v1"}
 SUBSETS = ("full", "mini")
@@ -39,13 +39,19 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
     """All rows of a release JSONL file; a broken line is reported with its number."""
     if not path.is_file():
         raise DataError(f"{path}: file is missing")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a JSONL file")
     rows = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text; run `leakbench data verify`") from None
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{lineno}: not valid JSON ({exc.msg})") from None
+            except RecursionError:
+                raise DataError(f"{path}:{lineno}: JSON nested too deeply") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object")
             rows.append(row)
@@ -64,11 +70,22 @@ def read_table(
 
 
 def read_manifest(name: str = "v1", data_dir: str | Path | None = None) -> dict[str, Any]:
+    """A release's manifest, checked for the table of files every other step relies on."""
     path = release_dir(name, data_dir) / "manifest.json"
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise DataError(f"{path}: cannot read the manifest ({exc})") from None
+        manifest = json.loads(path.read_bytes().decode("utf-8"))
+    except OSError as exc:
+        raise DataError(f"cannot read the manifest {os_error_message(exc, path)}") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: the manifest is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: the manifest is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(
+        isinstance(f, dict) and isinstance(f.get("sha256"), str) for f in files.values()
+    ):
+        raise DataError(f"{path}: not a LeakBench manifest (needs a `files` object with a sha256 for each file)")
+    return manifest
 
 
 def release_hash(name: str = "v1", data_dir: str | Path | None = None) -> str:

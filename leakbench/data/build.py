@@ -17,7 +17,7 @@ from leakbench.data.general_code import GENERAL_CODE
 from leakbench.data.subjects import FIELDS, Subject, generate_subjects
 from leakbench.data.templates import Template, all_templates, render
 from leakbench.records import (
-    DataError,
+    UsageError,
     atomic_dir,
     dumps_record,
     package_version,
@@ -73,9 +73,9 @@ class Release:
 
 def check_parameters(seed: int, n_subjects: int) -> None:
     if not 0 <= seed < 2**32:
-        raise DataError(f"--seed must be an integer in 0..{2**32 - 1}, got {seed}")
+        raise UsageError(f"--seed must be an integer in 0..{2**32 - 1}, got {seed}")
     if not 1 <= n_subjects <= MAX_SUBJECTS:
-        raise DataError(f"--subjects must be between 1 and {MAX_SUBJECTS}, got {n_subjects}")
+        raise UsageError(f"--subjects must be between 1 and {MAX_SUBJECTS}, got {n_subjects}")
 
 
 def _plan_templates(rng: random.Random, templates: tuple[Template, ...]) -> list[Template]:

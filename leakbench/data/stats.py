@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Any
 
 from leakbench.data import read_rows
+from leakbench.records import DataError
 
 
 def release_stats(root: Path, subset: str = "full") -> dict[str, dict[str, int]]:
+    try:
+        return _stats(root, subset)
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise DataError(
+            f"{root}: rows lack the release's fields ({exc.__class__.__name__}: {exc}); "
+            f"run `leakbench data verify {root}` to see which"
+        ) from None
+
+
+def _stats(root: Path, subset: str) -> dict[str, dict[str, int]]:
     def rows(table: str) -> list[dict[str, Any]]:
         return [r for r in read_rows(root / f"{table}.jsonl") if subset == "full" or r["mini"]]
 

@@ -7,6 +7,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from leakbench.data import read_manifest
 from leakbench.data.build import INDIRECT_KINDS, PROBE_KINDS, RELEASE_FILES, Release, counts
 from leakbench.data.subjects import FIELDS, safety_problems
 from leakbench.records import DataError, sha256_file
@@ -65,12 +66,19 @@ def _read(path: Path, problems: Problems) -> list[dict[str, Any]] | None:
         return None
     rows: list[dict[str, Any]] = []
     schema = _SCHEMA[path.name]
-    with path.open(encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, 1):
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, 1):
             try:
-                row = json.loads(line)
+                row = json.loads(raw.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                bad = f"byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+                problems.add(f"{path.name}:{lineno}: not UTF-8 text ({bad})")
+                continue
             except json.JSONDecodeError as exc:
                 problems.add(f"{path.name}:{lineno}: not valid JSON ({exc.msg}); truncated or edited file?")
+                continue
+            except RecursionError:
+                problems.add(f"{path.name}:{lineno}: JSON nested too deeply")
                 continue
             if not isinstance(row, dict):
                 problems.add(f"{path.name}:{lineno}: expected a JSON object")
@@ -91,13 +99,13 @@ def verify(root: Path) -> list[str]:
     manifest_path = root / "manifest.json"
     if not root.is_dir():
         raise DataError(f"{root}: no such directory")
-    try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-        files = manifest["files"]
-    except FileNotFoundError:
+    if not manifest_path.is_file():
         return [f"{manifest_path}: file is missing"]
-    except (json.JSONDecodeError, KeyError, TypeError) as exc:
-        return [f"{manifest_path}: not a valid manifest ({exc})"]
+    try:
+        manifest = read_manifest(data_dir=root)
+    except DataError as exc:
+        return [str(exc)]
+    files = manifest["files"]
 
     tables: dict[str, list[dict[str, Any]]] = {}
     for name in RELEASE_FILES:

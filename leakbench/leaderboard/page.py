@@ -6,7 +6,6 @@ import html
 from pathlib import Path
 
 from leakbench.leaderboard.schema import Entry, Leaderboard
-from leakbench.records import write_text_atomic
 
 COLUMNS: list[tuple[str, str]] = [
     ("model", "Model"),
@@ -124,7 +123,8 @@ document.querySelectorAll('#board th').forEach((th, col) => {
 """
 
 
-def render_page(board: Leaderboard, path: Path) -> None:
+def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
+    """The page and its plot (`tradeoff.svg` beside it), as texts to write."""
     rows = [_row(e) for e in board.entries]
     head = "".join(f'<th data-key="{key}" title="click to sort">{html.escape(label)}</th>' for key, label in COLUMNS)
     body = "\n".join(
@@ -154,5 +154,4 @@ utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click 
 <script>{_SCRIPT}</script>
 </body></html>
 """
-    write_text_atomic(path, page)
-    write_text_atomic(path.with_name("tradeoff.svg"), plot_svg(rows) + "\n")
+    return {path: page, path.with_name("tradeoff.svg"): plot_svg(rows) + "\n"}

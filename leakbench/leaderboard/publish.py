@@ -16,6 +16,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from leakbench.leaderboard.schema import (
+    MIGRATIONS,
+    SCHEMA_VERSION,
     DataRelease,
     Entry,
     Example,
@@ -28,7 +30,16 @@ from leakbench.leaderboard.schema import (
     Utility,
     json_schema,
 )
-from leakbench.records import LeakBenchError, dumps_record, write_text_atomic
+from leakbench.records import (
+    LeakBenchError,
+    UsageError,
+    check_not_aliased,
+    check_output,
+    dumps_record,
+    input_file,
+    locked,
+    write_text_atomic,
+)
 
 LEAK_TASKS = (
     "leakbench_direct",
@@ -39,6 +50,7 @@ LEAK_TASKS = (
     "leakbench_indirect_sampled",
 )
 EXAMPLES_PER_TASK = 5
+RUN_FILES = ("results_*.json", "samples_*.jsonl", "utility.json", "run.json")  # what publish reads in a run
 
 
 def _read_json(path: Path) -> Any:
@@ -198,49 +210,134 @@ def _utilities(run_dir: Path) -> list[Utility]:
     return out
 
 
+def _model_args(results: dict[str, Any], path_hint: Path) -> dict[str, Any]:
+    """lm-eval's `model_args`: a dict in the results of lm-eval 0.4.13 (CLI and `simple_evaluate` alike), a
+    `k=v,k=v` string in older ones; parsed with lm-eval's own parser."""
+    raw = (results.get("config") or {}).get("model_args") or {}
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, str):
+        from lm_eval.utils import simple_parse_args_string
+
+        try:
+            return simple_parse_args_string(raw)
+        except ValueError as exc:
+            raise LeakBenchError(f"{path_hint}: cannot parse lm-eval model_args {raw!r} ({exc})") from None
+    raise LeakBenchError(f"{path_hint}: lm-eval model_args is neither a dict nor a string")
+
+
+def _model_ref(args: dict[str, Any], results: dict[str, Any]) -> str:
+    """The model as the user named it to lm-eval: `pretrained` (hf, vllm) or `model` (API backends)."""
+    for key in ("pretrained", "model"):
+        if isinstance(args.get(key), str) and args[key].strip():
+            return args[key].strip()
+    name = results.get("model_name")
+    return name if isinstance(name, str) and name else "unknown"
+
+
+def model_fingerprint(model_dir: Path) -> str:
+    """sha256 over the model directory's files (names, sizes, contents), skipping LeakBench's own records.
+    Beyond 1 GiB each file is sampled (1 MiB in every 64 MiB), so a 7B checkpoint takes well under a second."""
+    digest = hashlib.sha256()
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in ("victim.json", "unlearn.json"))
+    sample = sum(p.stat().st_size for p in files) > (1 << 30)
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(model_dir).as_posix()}\0{size}\0".encode())
+        with path.open("rb") as fh:
+            if not sample:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+                continue
+            for offset in range(0, size, 64 << 20):
+                fh.seek(offset)
+                digest.update(fh.read(1 << 20))
+    return digest.hexdigest()
+
+
+def _looks_local(ref: str) -> bool:
+    return ref.startswith(("/", "~", "./", "../", ".\\")) or (len(ref) > 2 and ref[1] == ":") or Path(ref).exists()
+
+
+def model_info(ref: str, run: dict[str, Any]) -> tuple[ModelInfo, dict[str, Any]]:
+    """The published model: a name and a portable source, never the local file-system layout.
+
+    A hub id is its own source. A local directory publishes as `local:<folder>@<fingerprint>` (the sha256 of its
+    files: two different models in folders of the same name stay two entries; the same model copied elsewhere is
+    the same one), or `local:<folder>` when it is no longer there. Its LeakBench record (victim.json /
+    unlearn.json), when present, gives the role and method. Returns the model and that record."""
+    from leakbench.unlearn import victim_record
+
+    record: dict[str, Any] = {}
+    if _looks_local(ref):
+        path = Path(ref).expanduser()
+        folder = path.name or "model"
+        if path.is_dir():
+            source = f"local:{folder}@{model_fingerprint(path)[:12]}"
+            record = victim_record(path)
+        else:
+            source = f"local:{folder}"
+        name = folder
+    else:
+        name = source = ref
+    role = {"unlearn": "unlearned", "victim": record.get("victim")}.get(record.get("kind"))
+    model = ModelInfo(
+        name=run.get("model_name") or name,
+        source=run.get("model_source") or source,
+        parameters=run.get("parameters") or record.get("parameters"),
+        role=run.get("role") or role or "external",
+    )
+    return model, record
+
+
 def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[str, Any]]:
     """One leaderboard entry from a run directory, and the run's own record (run.json, or {})."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise LeakBenchError(f"{run_dir}: no such run directory")
+        raise LeakBenchError(f"{run_dir}: {'is not a directory' if run_dir.exists() else 'no such run directory'}")
     results, files = _lm_eval_results(run_dir)
     release = _release(results, files[-1])
     run = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
-    pretrained = str((results.get("config") or {}).get("model_args", "")).split("pretrained=")[-1].split(",")[0]
-    model = ModelInfo(
-        name=run.get("model_name") or Path(pretrained).name or results.get("model_name", "unknown"),
-        source=run.get("model_source") or pretrained or "unknown",
-        parameters=run.get("parameters"),
-        role=run.get("role", "external"),
-    )
-    method = MethodInfo(name=run.get("method", "none"), hyperparameters=run.get("hyperparameters") or "none")
-    identity = f"{model.name}|{method.name}|{release.hash}|{release.subset}"
+    if not isinstance(run, dict):
+        raise LeakBenchError(f"{run_dir / 'run.json'}: expected a JSON object")
+    model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run)
+    hyper = run.get("hyperparameters") or record.get("hyperparameters") or "none"
+    method = MethodInfo(name=run.get("method") or record.get("method") or "none", hyperparameters=hyper)
+    identity = f"{model.name}|{model.source}|{method.name}|{release.name}|{release.hash}|{release.subset}"
     from leakbench import __version__
     from leakbench.records import package_version
 
     prov = run.get("provenance") or {}
-    entry = Entry(
-        entry_id=hashlib.sha256(identity.encode()).hexdigest()[:16],
-        model=model,
-        method=method,
-        data=release,
-        leak_metrics=_metrics(results),
-        utility=_utilities(run_dir),
-        examples=_examples(run_dir, release) if examples else [],
-        provenance=Provenance(
-            versions={"leakbench": prov.get("leakbench", __version__), **(prov.get("versions") or {
-                "lm_eval": results.get("lm_eval_version"),
-                **{p: package_version(p) for p in ("evalplus", "transformers", "torch")},
-            })},
-            git_commit=prov.get("git_commit") or results.get("git_hash"),
-            date=prov.get("date") or str(results.get("date", "")),
-            hardware=prov.get("hardware") or {},
-            seeds=run.get("seeds") or {},
-            wall_times_s=run.get("wall_times_s") or {},
-            lm_eval_task_versions=results["versions"],
-        ),
-    )  # fmt: skip
+    try:
+        entry = Entry(
+            entry_id=hashlib.sha256(identity.encode()).hexdigest()[:16],
+            model=model,
+            method=method,
+            data=release,
+            leak_metrics=_metrics(results),
+            utility=_utilities(run_dir),
+            examples=_examples(run_dir, release) if examples else [],
+            provenance=Provenance(
+                versions={"leakbench": prov.get("leakbench", __version__), **(prov.get("versions") or {
+                    "lm_eval": results.get("lm_eval_version"),
+                    **{p: package_version(p) for p in ("evalplus", "transformers", "torch")},
+                })},
+                git_commit=prov.get("git_commit") or results.get("git_hash"),
+                date=prov.get("date") or str(results.get("date", "")),
+                hardware=prov.get("hardware") or {},
+                seeds=run.get("seeds") or {},
+                wall_times_s=run.get("wall_times_s") or {},
+                lm_eval_task_versions=results["versions"],
+            ),
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise LeakBenchError(f"{run_dir}: cannot make a leaderboard entry: {_first_error(exc)}") from None
     return entry, run
+
+
+def _first_error(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    return f"{'.'.join(str(x) for x in first['loc']) or 'top level'}: {first['msg']}"
 
 
 def _value(entry: Entry, key: str) -> float | None:
@@ -274,34 +371,46 @@ def with_ratios(entry: Entry, baseline: Entry | None) -> Entry:
 
 
 def load_leaderboard(path: Path) -> Leaderboard:
+    """The leaderboard at `path` (empty when absent), migrated from a known older schema; refuses unknown
+    schema versions, invalid content and duplicated entries rather than rewriting them."""
     if not path.exists():
         return Leaderboard()
-    data = _read_json(path)
+    data = _read_json(input_file(path, "leaderboard file"))
+    if not isinstance(data, dict):
+        raise LeakBenchError(f"{path}: not a LeakBench leaderboard (expected a JSON object)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            known = ", ".join([*MIGRATIONS, SCHEMA_VERSION])
+            raise LeakBenchError(
+                f"{path}: unknown leaderboard schema_version {version!r} (this LeakBench reads {known}); "
+                "upgrade leakbench or publish into a new file"
+            )
+        data = MIGRATIONS[version](data)
     try:
-        return Leaderboard.model_validate(data)
+        board = Leaderboard.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise LeakBenchError(
-            f"{path}: invalid leaderboard at {where}: {first['msg']} (fix or remove the file)"
-        ) from None
+        raise LeakBenchError(f"{path}: invalid leaderboard at {_first_error(exc)} (fix or remove the file)") from None
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(board.entries):
+        if entry.entry_id in seen:
+            raise LeakBenchError(
+                f"{path}: entry {entry.entry_id} appears twice (entries[{seen[entry.entry_id]}] and entries[{i}]); "
+                "remove one of them"
+            )
+        seen[entry.entry_id] = i
+    return board
 
 
-def publish(
-    run_dirs: list[str | Path], leaderboard: str | Path, html: str | Path | None = None, *, examples: bool = True
-) -> dict[str, int]:
-    """Validate every run, merge into the leaderboard (same run: unchanged; changed run: replaced), and write
-    the leaderboard, its JSON Schema and the HTML page atomically. Returns counts of added/replaced/unchanged."""
-    path = Path(leaderboard)
-    board = load_leaderboard(path)  # refuse to touch a damaged leaderboard before doing any work
-    collected = [collect(d, examples=examples) for d in run_dirs]
+def _merge(board: Leaderboard, collected: list[tuple[Entry, dict[str, Any]]]) -> tuple[Leaderboard, dict[str, int]]:
+    """Add or replace the collected entries (same run: unchanged; changed run: replaced) and recompute ratios
+    against each entry's baseline (the victim it was unlearned from)."""
     by_id = {e.entry_id: e for e in board.entries}
     order = [e.entry_id for e in board.entries]
     for entry, _ in collected:
         if entry.entry_id not in by_id:
             order.append(entry.entry_id)
         by_id[entry.entry_id] = entry
-    # ratios against each entry's baseline (the victim it was unlearned from)
     baselines = {run.get("model_name"): run.get("baseline_model_name") for _, run in collected}
     sources = {e.model.name: e for e in by_id.values()}
     for eid, entry in list(by_id.items()):
@@ -320,13 +429,48 @@ def publish(
             counts["replaced"] += 1
         else:
             counts["unchanged"] += 1
-    new_board = Leaderboard(entries=[by_id[eid] for eid in order])
-    text = json.dumps(new_board.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
-    if not path.exists() or path.read_text(encoding="utf-8") != text:
-        write_text_atomic(path, text)
-    write_text_atomic(path.with_name("leaderboard.schema.json"), dumps_record(json_schema()))
-    if html is not None:
-        from leakbench.leaderboard.page import render_page
+    return Leaderboard(entries=[by_id[eid] for eid in order]), counts
 
-        render_page(new_board, Path(html))
+
+def _check_outputs(leaderboard: Path, html: Path | None, run_dirs: list[Path]) -> dict[str, Path]:
+    """Every file publish writes, checked before any work: writable kinds, pairwise distinct, and none of them
+    an input (a run directory's files)."""
+    outputs = {"--leaderboard": leaderboard, "the schema file": leaderboard.with_name("leaderboard.schema.json")}
+    if html is not None:
+        outputs.update({"--html": html, "the plot file": html.with_name("tradeoff.svg")})
+    inputs = {str(p): p for d in run_dirs if d.is_dir() for pattern in RUN_FILES for p in d.rglob(pattern)}
+    resolved: dict[Path, str] = {}
+    for option, path in outputs.items():
+        check_output(path, kind="file")
+        check_not_aliased(option, path, inputs)
+        key = path.resolve()
+        if key in resolved:
+            raise UsageError(f"{option} {path} is also {resolved[key]}: each output needs its own file")
+        resolved[key] = f"{option} {path}" if option.startswith("--") else option
+    return outputs
+
+
+def publish(
+    run_dirs: list[str | Path], leaderboard: str | Path, html: str | Path | None = None, *, examples: bool = True
+) -> dict[str, int]:
+    """Validate every run, merge into the leaderboard (same run: unchanged; changed run: replaced), and write
+    the leaderboard, its JSON Schema and the HTML page atomically, holding the leaderboard's lock from read to
+    write so that concurrent publishes never lose a row. Returns counts of added/replaced/unchanged."""
+    path = Path(leaderboard)
+    html = Path(html) if html is not None else None
+    dirs = [Path(d) for d in run_dirs]
+    _check_outputs(path, html, dirs)
+    load_leaderboard(path)  # refuse a damaged leaderboard before the (slow) collection
+    collected = [collect(d, examples=examples) for d in dirs]
+    with locked(path):
+        new_board, counts = _merge(load_leaderboard(path), collected)  # re-read: another publish may have landed
+        texts = {path: json.dumps(new_board.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"}
+        texts[path.with_name("leaderboard.schema.json")] = dumps_record(json_schema())
+        if html is not None:
+            from leakbench.leaderboard.page import page_files
+
+            texts.update(page_files(new_board, html))
+        for target, text in texts.items():
+            if not target.is_file() or target.read_text(encoding="utf-8", errors="replace") != text:
+                write_text_atomic(target, text)
     return counts

@@ -8,7 +8,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+# 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
+#      never a machine's absolute path; the entry identity includes it.
 
 
 class _Strict(BaseModel):
@@ -22,7 +24,10 @@ class Metric(_Strict):
 
 class ModelInfo(_Strict):
     name: str
-    source: str = Field(description="where the weights came from: a local directory or a hub id")
+    source: str = Field(
+        description="where the weights came from, portably: a hub id, 'local:<folder>@<sha256 prefix of its files>', "
+        "or 'study:<path inside the leakbench run folder>'; never an absolute local path"
+    )
     parameters: int | None = None
     role: Literal["victim", "control", "unlearned", "external"]
 
@@ -94,9 +99,32 @@ class Entry(_Strict):
 
 
 class Leaderboard(_Strict):
-    schema_version: str = SCHEMA_VERSION
+    schema_version: Literal["1.1"] = SCHEMA_VERSION
     benchmark: str = "LeakBench"
     entries: list[Entry] = Field(default_factory=list)
+
+
+def _portable_1_0_source(source: str) -> str:
+    """1.0 entries recorded the machine's absolute model path: keep only the folder name."""
+    if source.startswith("/") or (len(source) > 2 and source[1] == ":"):
+        return f"local:{source.replace(chr(92), '/').rstrip('/').rsplit('/', 1)[-1]}"
+    return source
+
+
+def migrate_1_0(data: dict[str, Any]) -> dict[str, Any]:
+    """1.0 -> 1.1: portable model sources. Entry ids are kept: they name entries already published."""
+    entries = []
+    for entry in data.get("entries") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("model"), dict):
+            model = entry["model"]
+            if isinstance(model.get("source"), str):
+                entry = {**entry, "model": {**model, "source": _portable_1_0_source(model["source"])}}
+        entries.append(entry)
+    return {**data, "schema_version": "1.1", "entries": entries}
+
+
+# Known older schema versions and how to bring them to SCHEMA_VERSION; any other version is refused.
+MIGRATIONS = {"1.0": migrate_1_0}
 
 
 def json_schema() -> dict[str, Any]:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import LeakBenchError, atomic_path, dumps_row
+from leakbench.records import atomic_path, check_not_aliased, dumps_row, input_file
 from leakbench.scoring.taxonomy import LeakScorer, ScoreInput, ScoreInputError
 
 CHUNK = 256
@@ -28,10 +28,26 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
             except json.JSONDecodeError as exc:
                 yield lineno, None, f"not valid JSON ({exc.msg})"
                 continue
+            except RecursionError:
+                yield lineno, None, "JSON nested too deeply"
+                continue
             if not isinstance(row, dict):
                 yield lineno, None, "expected a JSON object"
                 continue
+            try:  # JSON may escape a lone surrogate ("\ud800") that no UTF-8 output can hold
+                dumps_row(row).encode("utf-8")
+            except UnicodeEncodeError:
+                yield lineno, None, "holds a lone surrogate escape (e.g. \\ud800): not valid Unicode text"
+                continue
             yield lineno, row, None
+
+
+def _unwritable(row: dict[str, Any]) -> bool:
+    try:
+        dumps_row(row).encode("utf-8")
+        return False
+    except (UnicodeEncodeError, RecursionError, ValueError):
+        return True
 
 
 def score_file(
@@ -42,8 +58,8 @@ def score_file(
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> dict[str, int]:
     """Score `src` into `dst` (written atomically); returns counts by leak class and of errors."""
-    if not src.is_file():
-        raise LeakBenchError(f"{src}: no such file")
+    input_file(src, "input file")
+    check_not_aliased("--out", dst, {"--in": src})
     counts: Counter[str] = Counter()
 
     def flush(chunk: list[tuple[int, dict[str, Any] | None, str | None]], out) -> None:
@@ -68,7 +84,9 @@ def score_file(
             if error is not None:
                 on_error(f"{src}:{lineno}: {error}")
                 counts["error"] += 1
-                out.write(dumps_row({**(row or {}), "line": lineno, "error": error}) + "\n")
+                # the row as read, unless it cannot be written back (then only where it was and why)
+                kept = row if row is not None and not _unwritable(row) else {}
+                out.write(dumps_row({**kept, "line": lineno, "error": error}) + "\n")
                 continue
             assert row is not None and result is not None
             verdict = result.to_dict()

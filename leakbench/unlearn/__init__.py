@@ -7,23 +7,42 @@ and writes the model plus `unlearn.json` atomically.
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import LeakBenchError, atomic_dir, dumps_record, provenance
-from leakbench.unlearn import ga, ga_gd, ga_kl, npo
-from leakbench.unlearn.trainer import PairCollator, UnlearningTrainer
+from leakbench.records import (
+    LeakBenchError,
+    UsageError,
+    atomic_dir,
+    check_not_aliased,
+    check_number,
+    dumps_record,
+    provenance,
+)
 
-METHODS: dict[str, tuple[type[UnlearningTrainer], dict[str, Any]]] = {
-    "ga": (ga.GATrainer, ga.DEFAULTS),
-    "ga_gd": (ga_gd.GAGDTrainer, ga_gd.DEFAULTS),
-    "ga_kl": (ga_kl.GAKLTrainer, ga_kl.DEFAULTS),
-    "npo": (npo.NPOTrainer, npo.DEFAULTS),
-}
+# The registry: method name -> its trainer class in leakbench/unlearn/<name>.py. Reading it imports no torch.
+METHODS: dict[str, str] = {"ga": "GATrainer", "ga_gd": "GAGDTrainer", "ga_kl": "GAKLTrainer", "npo": "NPOTrainer"}
 RECORD = "unlearn.json"
+
+
+def check_methods(names: tuple[str, ...] | list[str]) -> None:
+    unknown = [m for m in names if m not in METHODS]
+    if unknown:
+        names_ = ", ".join(map(repr, unknown))
+        raise UsageError(f"unknown unlearning method(s) {names_}; choose from: {', '.join(METHODS)}")
+    if not names:
+        raise UsageError(f"no unlearning method given; choose from: {', '.join(METHODS)}")
+
+
+def method(name: str) -> tuple[type, dict[str, Any]]:
+    """A method's trainer class and its default hyper-parameters (imports torch)."""
+    check_methods([name])
+    module = importlib.import_module(f"leakbench.unlearn.{name}")
+    return getattr(module, METHODS[name]), module.DEFAULTS
 
 
 @dataclass
@@ -32,7 +51,7 @@ class UnlearnConfig:
     steps: int | None = None  # None: the method's default
     lr: float | None = None
     retain_weight: float | None = None
-    beta: float = 0.1
+    beta: float | None = None  # NPO's inverse temperature; None: the method's default
     batch_size: int = 8
     values_only: bool = False  # restrict the forget loss to the tokens of the sensitive values
     lora: bool = False
@@ -42,18 +61,29 @@ class UnlearnConfig:
     subset: str | None = None  # None: the subset the victim memorized
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        """Every option is checked here, before a model is loaded."""
+        from leakbench.data import check_subset
+
+        check_methods([self.method])
+        check_number("--steps", self.steps, integer=True)
+        check_number("--lr", self.lr)
+        check_number("--retain-weight", self.retain_weight, allow_zero=True)
+        check_number("--beta", self.beta)
+        check_number("--batch-size", self.batch_size, integer=True)
+        check_number("--lora-rank", self.lora_rank, integer=True)
+        check_number("--max-length", self.max_length, integer=True)
+        check_number("--seed", self.seed, integer=True, allow_zero=True)
+        if self.subset is not None:
+            check_subset(self.subset)
+
     def resolved(self) -> UnlearnConfig:
-        if self.method not in METHODS:
-            raise LeakBenchError(f"unknown unlearning method {self.method!r}; choose one of: {', '.join(METHODS)}")
-        defaults = METHODS[self.method][1]
+        defaults = method(self.method)[1]
         out = copy.copy(self)
         out.steps = self.steps if self.steps is not None else defaults["steps"]
         out.lr = self.lr if self.lr is not None else defaults["lr"]
         out.retain_weight = self.retain_weight if self.retain_weight is not None else defaults["retain_weight"]
-        if "beta" in defaults and self.beta == UnlearnConfig.beta:
-            out.beta = defaults["beta"]
-        if out.steps <= 0 or out.lr <= 0 or out.batch_size <= 0:
-            raise LeakBenchError("--steps, --lr and --batch-size must be positive")
+        out.beta = self.beta if self.beta is not None else defaults.get("beta")
         return out
 
 
@@ -111,9 +141,10 @@ def unlearn(
     """Run one unlearning method; returns the record written to OUT/unlearn.json."""
     from leakbench.corpus import encode_documents, training_arguments
     from leakbench.data import read_table, release_hash
-    from leakbench.unlearn.trainer import PairedDataset
+    from leakbench.unlearn.trainer import PairCollator, PairedDataset
 
     cfg = config.resolved()
+    check_not_aliased("--out", out, {"--model": model_dir, "--data-dir": data_dir})
     record = victim_record(model_dir)
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     check_release(record, data_hash, model_dir)
@@ -124,7 +155,7 @@ def unlearn(
     forget = encode_documents(tokenizer, forget_docs, max_length=cfg.max_length)
     retain = encode_documents(tokenizer, retain_docs, max_length=cfg.max_length)
 
-    trainer_cls = METHODS[cfg.method][0]
+    trainer_cls = method(cfg.method)[0]
     ref_model = None
     if cfg.lora:
         from peft import LoraConfig, get_peft_model
@@ -200,7 +231,7 @@ def unlearn(
     return result
 
 
-def forget_retain_loss(model, forget, retain, collator: PairCollator, batch_size: int = 16) -> tuple[float, float]:
+def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) -> tuple[float, float]:
     """Mean token NLL over all forget and all retain examples (the forget loss counts only the tokens the
     method trains on: all tokens, or the sensitive values with values_only)."""
     import torch

@@ -72,7 +72,9 @@ class UnlearningTrainer(Trainer):
     method: ClassVar[str] = ""
     needs_reference: ClassVar[bool] = False
 
-    def __init__(self, *args: Any, ref_model=None, retain_weight: float = 1.0, beta: float = 0.1, **kwargs: Any):
+    def __init__(
+        self, *args: Any, ref_model=None, retain_weight: float = 1.0, beta: float | None = None, **kwargs: Any
+    ):
         super().__init__(*args, **kwargs)
         self.ref_model = ref_model
         self.retain_weight = retain_weight
