@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -411,10 +410,14 @@ def main(argv: list[str] | None = None) -> int:
         what = "interrupted (Ctrl-C)" if exc.signum == signal.SIGINT else "terminated (SIGTERM)"
         _fail(f"{what}; nothing half-written was kept")
         return exc.exit_code
-    except click.ClickException as exc:  # usage errors: click's own message and exit code 2
-        exc.show()
+    except typer.exceptions.TyperException as exc:  # typer's (vendored click's) usage errors: exit code 2
+        ctx = getattr(exc, "ctx", None)
+        if type(exc).__name__ == "NoArgsIsHelpError" or ctx is None:
+            exc.show()  # type: ignore[attr-defined]
+        else:
+            _fail(f"{exc.format_message()} (see '{ctx.command_path} --help')")
         return exc.exit_code
-    except click.exceptions.Abort:  # click turns an unexpected end of input (EOFError) into Abort
+    except typer.Abort:  # typer turns an unexpected end of input (EOFError) into Abort
         _fail("unexpected end of input")
         return 1
     except OSError as exc:

@@ -23,7 +23,7 @@ from leakbench.data.build import (
 from leakbench.data.subjects import FIELDS, iban_valid, luhn_valid, safety_problems
 from leakbench.data.templates import all_templates
 from leakbench.data.verify import verify
-from leakbench.records import DataError, sha256_file
+from leakbench.records import UsageError, sha256_file
 
 V1 = RELEASES["v1"]
 
@@ -343,11 +343,11 @@ def test_build_never_overwrites_without_being_asked(tmp_path, capsys):
 
 
 def test_unknown_release_and_subset_names():
-    with pytest.raises(DataError, match="unknown release 'v9'"):
+    with pytest.raises(UsageError, match="unknown release 'v9'"):
         release_dir("v9")
-    with pytest.raises(DataError, match="unknown subset 'tiny'"):
+    with pytest.raises(UsageError, match="unknown subset 'tiny'"):
         read_table("subjects", subset="tiny")
-    with pytest.raises(DataError, match="unknown subset"):
+    with pytest.raises(UsageError, match="unknown subset"):
         load(subset="tiny")
 
 

@@ -178,3 +178,134 @@ def test_page_in_a_real_headless_browser(runs, tmp_path):
         assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
     finally:
         browser.quit()
+
+
+# --- the documented flow: `lm_eval ... --output_path out`, then `leakbench publish out` ---------------------------
+
+
+def _entries(board: Path) -> list[dict]:
+    return json.loads(board.read_text())["entries"]
+
+
+def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
+    from conftest import run_leakbench
+
+    from leakbench.data import release_hash
+    from leakbench.leaderboard.publish import model_fingerprint
+
+    model, out, cwd = lm_eval_run
+    board = tmp_path / "lb" / "leaderboard.json"
+    proc = run_leakbench("publish", str(out), "--leaderboard", str(board), "--html", str(tmp_path / "lb" / "i.html"))
+    assert proc.returncode == 0, proc.stderr
+    (entry,) = _entries(board)
+    assert entry["model"] == {
+        "name": "ga-tiny",  # the model folder's name, as lm-eval was given it
+        "source": f"local:ga-tiny@{model_fingerprint(model)[:12]}",  # portable: no local path
+        "parameters": None,
+        "role": "unlearned",  # from the model's own unlearn.json
+    }
+    assert entry["method"]["name"] == "ga" and entry["method"]["hyperparameters"]["steps"] == 1
+    assert entry["data"] == {"name": "v1", "hash": release_hash(), "subset": "mini"}
+    results = json.loads(next(out.rglob("results_*.json")).read_text())
+    expected = {
+        f"{task}/{key.split(',')[0]}": value
+        for task in ("leakbench_direct", "leakbench_indirect")
+        for key, value in results["results"][task].items()
+        if key.endswith(",none") and "_stderr" not in key and isinstance(value, float) and value == value
+    }
+    assert expected and {k: entry["leak_metrics"][k]["value"] for k in expected} == expected
+    text = board.read_text()
+    assert str(cwd) not in text and str(model) not in text and "/tmp" not in text
+
+
+def test_vllm_results_and_string_model_args_publish_the_same_model(lm_eval_run, tmp_path):
+    model, out, _ = lm_eval_run
+    run = tmp_path / "vllm-run"
+    shutil.copytree(out, run)
+    results = next(run.rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["config"].update(model="vllm", model_args=f"pretrained={model},tensor_parallel_size=2,dtype=bfloat16")
+    results.write_text(json.dumps(data))
+    board = tmp_path / "leaderboard.json"
+    publish([out], board, None, examples=False)
+    assert publish([run], board, None, examples=False) == {"added": 0, "replaced": 0, "unchanged": 1}
+    (entry,) = _entries(board)
+    assert entry["model"]["name"] == "ga-tiny" and entry["method"]["name"] == "ga"
+
+
+def test_two_models_in_folders_of_the_same_name_stay_two_entries(lm_eval_run, tiny_model_dir, tmp_path):
+    _, out, _ = lm_eval_run
+    other = tmp_path / "elsewhere" / "ga-tiny"
+    shutil.copytree(tiny_model_dir, other)  # different weights, same folder name
+    run = tmp_path / "other-run"
+    shutil.copytree(out, run)
+    results = next(run.rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["config"]["model_args"] = {"pretrained": str(other)}
+    results.write_text(json.dumps(data))
+    board = tmp_path / "leaderboard.json"
+    assert publish([out, run], board, None, examples=False) == {"added": 2, "replaced": 0, "unchanged": 0}
+    first, second = _entries(board)
+    assert first["model"]["name"] == second["model"]["name"] == "ga-tiny"
+    assert first["model"]["source"] != second["model"]["source"]
+    assert (first["model"]["role"], second["model"]["role"]) == ("unlearned", "external")
+
+
+def test_a_model_no_longer_on_disk_publishes_by_folder_name(lm_eval_run, tmp_path):
+    _, out, _ = lm_eval_run
+    run = tmp_path / "moved"
+    shutil.copytree(out, run)
+    results = next(run.rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["config"]["model_args"] = {"pretrained": "/home/someone/models/victim"}
+    results.write_text(json.dumps(data))
+    board = tmp_path / "leaderboard.json"
+    publish([run], board, None, examples=False)
+    (entry,) = _entries(board)
+    assert entry["model"]["name"] == "victim" and entry["model"]["source"] == "local:victim"
+    assert "/home/someone" not in board.read_text()
+
+
+def test_a_hub_id_is_its_own_portable_source(lm_eval_run, tmp_path):
+    _, out, _ = lm_eval_run
+    run = tmp_path / "hub"
+    shutil.copytree(out, run)
+    results = next(run.rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["config"]["model_args"] = "pretrained=Qwen/Qwen2.5-Coder-7B,dtype=bfloat16"
+    results.write_text(json.dumps(data))
+    board = tmp_path / "leaderboard.json"
+    publish([run], board, None, examples=False)
+    (entry,) = _entries(board)
+    assert entry["model"]["name"] == entry["model"]["source"] == "Qwen/Qwen2.5-Coder-7B"
+
+
+def test_leaderboard_versions_duplicates_and_migration(runs, tmp_path):
+    board, _ = _board_with_one_entry(runs, tmp_path)
+    data = json.loads(board.read_text())
+    data["entries"].append(data["entries"][0])
+    board.write_text(json.dumps(data))
+    with pytest.raises(LeakBenchError, match=r"appears twice \(entries\[0\] and entries\[1\]\)"):
+        load_leaderboard(board)
+    data["entries"].pop()
+    board.write_text(json.dumps({**data, "schema_version": "9.9"}))
+    with pytest.raises(LeakBenchError, match=r"unknown leaderboard schema_version '9\.9'"):
+        load_leaderboard(board)
+    # a 1.0 leaderboard recorded absolute model paths: migrated to the folder name, its entry id kept
+    old = {**data, "schema_version": "1.0"}
+    old["entries"][0]["model"]["source"] = "/work/someone/runs/study/models/victim"
+    board.write_text(json.dumps(old))
+    migrated = load_leaderboard(board)
+    assert migrated.schema_version == "1.1"
+    assert migrated.entries[0].model.source == "local:victim"
+    assert migrated.entries[0].entry_id == data["entries"][0]["entry_id"]
+
+
+def test_the_committed_leaderboard_loads_and_holds_no_local_path():
+    import re
+
+    board = Path(__file__).resolve().parents[1] / "results" / "leaderboard.json"
+    text = board.read_text()
+    assert json.loads(text)["schema_version"] == "1.1"
+    load_leaderboard(board)
+    assert not re.search(r'"(/|[A-Za-z]:\\\\|~/)[^"]*"', text), "an absolute local path is published"

@@ -62,5 +62,5 @@ def test_score_cli_contract_and_per_line_errors(tmp_path, capsys):
 
 def test_score_cli_missing_input_writes_nothing(tmp_path, capsys):
     assert main(["score", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 1
-    assert "nope.jsonl: no such file" in capsys.readouterr().err
+    assert "nope.jsonl: no such input file" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()

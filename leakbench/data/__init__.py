@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import DataError, os_error_message, sha256_text
+from leakbench.records import DataError, UsageError, os_error_message, sha256_text
 
 RELEASES: dict[str, Path] = {"v1": Path(__file__).resolve().parent / "v1"}
 SUBSETS = ("full", "mini")
@@ -26,13 +26,13 @@ def release_dir(name: str = "v1", data_dir: str | Path | None = None) -> Path:
             )
         return path
     if name not in RELEASES:
-        raise DataError(f"unknown release {name!r}; known releases: {', '.join(RELEASES)}")
+        raise UsageError(f"unknown release {name!r}; known releases: {', '.join(RELEASES)}")
     return RELEASES[name]
 
 
 def check_subset(subset: str) -> None:
     if subset not in SUBSETS:
-        raise DataError(f"unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}")
+        raise UsageError(f"unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}")
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:

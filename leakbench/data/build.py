@@ -19,6 +19,7 @@ from leakbench.data.templates import Template, all_templates, render
 from leakbench.records import (
     UsageError,
     atomic_dir,
+    check_not_aliased,
     dumps_record,
     package_version,
     sha256_file,
@@ -442,6 +443,9 @@ def counts(release: Release) -> dict[str, Any]:
 
 def write_release(release: Release, out: Path, *, seed: int, n_subjects: int, overwrite: bool = False) -> dict:
     """Write the release files and their manifest into `out`, atomically (a temp dir renamed at the end)."""
+    from leakbench.data import RELEASES
+
+    check_not_aliased("--out", out, {"the packaged release": RELEASES["v1"]})
     with atomic_dir(out, overwrite=overwrite) as tmp:
         files = {}
         for name in RELEASE_FILES:

@@ -1,0 +1,738 @@
+"""Fault injection: the real `leakbench` command in subprocesses, driven as a careless user and a hostile machine
+would drive it: bad options, bad paths, hostile input lines, outputs that alias inputs, unreadable files and
+read-only folders (with root's permission override dropped), a full disk, SIGINT/SIGTERM mid-run and concurrent
+publishes.
+
+Every case asserts the exit code (0 ok, 1 an error the user can fix, 2 a usage error, 130 Ctrl-C, 143 SIGTERM),
+one `error:` line naming the problem and never a traceback, that the files it must protect are byte-identical
+afterwards, and that no temporary file or folder was left behind. Run alone with `pytest -m faults`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from helpers import MARIA, OTTO
+
+from leakbench.data import RELEASES
+
+pytestmark = pytest.mark.faults
+
+EVALPLUS = Path(__file__).resolve().parents[2] / "shared" / "evalplus"
+HUMANEVAL_MINI = "HumanEvalPlus-Mini-v0.1.10.jsonl.gz"
+LEFTOVER = re.compile(r"^\..+\.(tmp|old)$")  # what the atomic writers name their temporaries
+
+
+# --- running the CLI ------------------------------------------------------------------------------------------
+
+
+def _without_root_override() -> None:
+    """In the child: drop CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the bounding set, so that root (which
+    runs these tests in CI) meets file permissions as any user does."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def _file_size_limit(limit: int) -> Callable[[], None]:
+    """In the child: writes past `limit` bytes fail with EFBIG, as on a full disk (SIGXFSZ ignored)."""
+
+    def apply() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    return apply
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "COLUMNS": "200"}
+
+
+def cli(args: list[str], cwd: Path, preexec: Callable[[], None] | None = None, timeout: float = 300):
+    return subprocess.run(
+        [sys.executable, "-m", "leakbench", *args],
+        capture_output=True, text=True, cwd=cwd, env=_env(), preexec_fn=preexec, timeout=timeout,
+    )
+
+
+def start(args: list[str], cwd: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "leakbench", *args],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=cwd, env=_env(),
+    )
+
+
+def leftovers(root: Path) -> list[Path]:
+    return [p for p in root.rglob(".*") if LEFTOVER.match(p.name)]
+
+
+def snapshot(paths: list[Path]) -> dict[Path, str | None]:
+    out: dict[Path, str | None] = {}
+    for path in paths:
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            out[f] = hashlib.sha256(f.read_bytes()).hexdigest() if f.exists() else None
+    return out
+
+
+def assert_contract(proc: subprocess.CompletedProcess, rc: int, message: str) -> None:
+    """Exit code, one `error:` line matching `message` as the last line of stderr, and no traceback."""
+    text = proc.stdout + proc.stderr
+    assert "Traceback" not in text, text[-3000:]
+    assert proc.returncode == rc, f"exit {proc.returncode}, expected {rc}: {proc.stderr[-1500:]}"
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    if rc == 0:
+        assert not any(line.startswith("error:") for line in lines), proc.stderr
+        return
+    assert lines and lines[-1].startswith("error:"), proc.stderr[-1500:]
+    assert re.search(message, lines[-1]), f"{lines[-1]!r} does not match {message!r}"
+
+
+# --- shared material ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def small_release(tmp_path_factory) -> Path:
+    """A 6-subject release built by the real generator: fast to verify, easy to damage."""
+    from leakbench.data.build import generate, write_release
+
+    out = tmp_path_factory.mktemp("release") / "rel"
+    write_release(generate(7, 6), out, seed=7, n_subjects=6)
+    return out
+
+
+@pytest.fixture(scope="module")
+def material(tiny_model_dir, lm_eval_run, small_release) -> dict[str, Path]:
+    model, run, _ = lm_eval_run
+    return {"tiny": tiny_model_dir, "ga": model, "run": run, "release": small_release}
+
+
+def score_row(generation: str = "xqtuE9!6cKu92N'", **extra) -> dict:
+    return {"prompt": "pw = '", "generation": generation, "target_field": "password", "subject": MARIA, **extra}
+
+
+def write_lines(path: Path, lines: list[bytes | str | dict]) -> None:
+    with path.open("wb") as fh:
+        for line in lines:
+            if isinstance(line, dict):
+                line = json.dumps(line)
+            fh.write((line if isinstance(line, bytes) else line.encode()) + b"\n")
+
+
+# --- the case table -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Case:
+    id: str
+    args: list[str]  # {w}: the case's own folder; {tiny}, {ga}, {run}, {release}: shared material (copied first)
+    rc: int
+    message: str = ""
+    setup: Callable[[Path], None] | None = None
+    keep: tuple[str, ...] = ()  # paths under {w} that must be byte-identical afterwards
+    absent: tuple[str, ...] = ()  # paths under {w} that must not exist afterwards
+    as_user: bool = False  # without root's permission override
+    fsize: int | None = None  # a "full disk" at this many bytes per file
+    copy: tuple[str, ...] = ()  # shared material to copy into {w} first (so that the case may damage it)
+
+
+def _in(path: str, lines: list) -> Callable[[Path], None]:
+    return lambda w: write_lines(w / path, lines)
+
+
+def _mkfile(path: str, text: str = "x") -> Callable[[Path], None]:
+    def make(w: Path) -> None:
+        (w / path).parent.mkdir(parents=True, exist_ok=True)
+        (w / path).write_text(text)
+
+    return make
+
+
+def _mkdir(path: str, mode: int | None = None, with_file: bool = False) -> Callable[[Path], None]:
+    def make(w: Path) -> None:
+        (w / path).mkdir(parents=True, exist_ok=True)
+        if with_file:
+            (w / path / "keep.txt").write_text("mine")
+        if mode is not None:
+            os.chmod(w / path, mode)
+
+    return make
+
+
+def _all(*steps: Callable[[Path], None]) -> Callable[[Path], None]:
+    def run(w: Path) -> None:
+        for step in steps:
+            step(w)
+
+    return run
+
+
+def _chmod(path: str, mode: int) -> Callable[[Path], None]:
+    return lambda w: os.chmod(w / path, mode)
+
+
+def _edit(path: str, fn: Callable[[bytes], bytes]) -> Callable[[Path], None]:
+    def edit(w: Path) -> None:
+        target = w / path
+        target.write_bytes(fn(target.read_bytes()))
+
+    return edit
+
+
+def _json_edit(path: str, fn: Callable[[dict], object]) -> Callable[[Path], None]:
+    return _edit(path, lambda b: json.dumps(fn(json.loads(b))).encode())
+
+
+def _results(w: Path) -> Path:
+    return next((w / "run").rglob("results_*.json"))
+
+
+def _edit_results(fn: Callable[[dict], object]) -> Callable[[Path], None]:
+    def edit(w: Path) -> None:
+        path = _results(w)
+        path.write_text(json.dumps(fn(json.loads(path.read_text()))))
+
+    return edit
+
+
+def _set(d: dict, **changes) -> dict:
+    d.update(changes)
+    return d
+
+
+def _truncated_evalplus(w: Path) -> None:
+    (w / "ep").mkdir()
+    data = (EVALPLUS / HUMANEVAL_MINI).read_bytes()
+    (w / "ep" / HUMANEVAL_MINI).write_bytes(data[: len(data) // 2])
+
+
+def _not_gzip_evalplus(w: Path) -> None:
+    (w / "ep").mkdir()
+    (w / "ep" / HUMANEVAL_MINI).write_bytes(b"this is not gzip")
+
+
+def _samples(lines: list) -> Callable[[Path], None]:
+    return _in("samples.jsonl", lines)
+
+
+def _board(data: object) -> Callable[[Path], None]:
+    return lambda w: (w / "lb").mkdir(exist_ok=True) or (w / "lb" / "leaderboard.json").write_text(json.dumps(data))
+
+
+GOOD_ROWS = [score_row(), score_row("nothing"), score_row("Pw-7hG2kLq9Zr", others=[OTTO])]
+ROWS = _in("in.jsonl", GOOD_ROWS)
+U = ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{evalplus}"]
+OUT_U = ["--out", "{w}/u"]
+PUB = ["publish", "{w}/run", "--leaderboard", "{w}/lb/leaderboard.json", "--html", "{w}/lb/index.html"]
+RUN = ["run", "--out", "{w}/study", "--no-publish"]
+BOARD_KEEP = ("lb/leaderboard.json",)
+
+CASES = [
+    # -- the command itself
+    Case("no-such-verb", ["frobnicate"], 2, "No such command"),
+    Case("no-such-option", ["score", "--frob"], 2, "No such option"),
+    Case("data-no-such-verb", ["data", "frob"], 2, "No such command"),
+    Case("victim-no-such-verb", ["victim", "frob"], 2, "No such command"),
+    Case("version", ["--version"], 0),
+    Case("tasks-path-extra-arg", ["tasks-path", "x"], 2, "unexpected extra argument"),
+    # -- data build
+    Case("build-seed-negative", ["data", "build", "--out", "{w}/o", "--seed", "-1"], 2, "--seed must be", absent=("o",)),
+    Case("build-seed-too-big", ["data", "build", "--out", "{w}/o", "--seed", str(2**32)], 2, "--seed", absent=("o",)),
+    Case("build-seed-text", ["data", "build", "--out", "{w}/o", "--seed", "abc"], 2, "--seed", absent=("o",)),
+    Case("build-subjects-zero", ["data", "build", "--out", "{w}/o", "--subjects", "0"], 2, "--subjects", absent=("o",)),
+    Case("build-subjects-huge", ["data", "build", "--out", "{w}/o", "--subjects", "99999"], 2, "--subjects"),
+    Case("build-out-missing", ["data", "build"], 2, "Missing option '--out'"),
+    Case("build-out-is-file", ["data", "build", "--out", "{w}/f", "--subjects", "2"], 1, "not a directory",
+         setup=_mkfile("f", "mine"), keep=("f",)),
+    Case("build-out-under-file", ["data", "build", "--out", "{w}/f/o", "--subjects", "2"], 1, "f is a file",
+         setup=_mkfile("f", "mine"), keep=("f",)),
+    Case("build-out-not-empty", ["data", "build", "--out", "{w}/o", "--subjects", "2"], 1, "--overwrite",
+         setup=_mkdir("o", with_file=True), keep=("o/keep.txt",)),
+    Case("build-out-read-only-dir", ["data", "build", "--out", "{w}/ro/o", "--subjects", "2"], 1,
+         "permission denied", setup=_mkdir("ro", 0o555), as_user=True, absent=("ro/o",)),
+    Case("build-out-is-packaged-release", ["data", "build", "--out", str(RELEASES["v1"]), "--overwrite",
+         "--subjects", "2"], 2, "packaged release"),
+    Case("build-disk-full", ["data", "build", "--out", "{w}/o", "--subjects", "3"], 1, "cannot write .*o: file too large",
+         fsize=50_000, absent=("o",)),
+    # -- data verify
+    Case("verify-missing", ["data", "verify", "{w}/nope"], 1, "not a LeakBench release"),
+    Case("verify-a-file", ["data", "verify", "{w}/f"], 1, "not a LeakBench release", setup=_mkfile("f")),
+    Case("verify-empty-dir", ["data", "verify", "{w}/d"], 1, "not a LeakBench release", setup=_mkdir("d")),
+    Case("verify-manifest-not-json", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_mkfile("release/manifest.json", "{not json")),
+    Case("verify-manifest-a-list", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_mkfile("release/manifest.json", "[1, 2]")),
+    Case("verify-manifest-no-files", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_mkfile("release/manifest.json", '{"release": "v1"}')),
+    Case("verify-manifest-binary", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_edit("release/manifest.json", lambda b: b"\xff\xfe" + b)),
+    Case("verify-table-not-utf8", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_edit("release/subjects.jsonl", lambda b: b"\xff\xfe\n" + b)),
+    Case("verify-table-truncated", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_edit("release/forget.jsonl", lambda b: b[: len(b) // 2])),
+    Case("verify-table-nested", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_edit("release/probes.jsonl", lambda b: b + b"[" * 200_000 + b"]" * 200_000)),
+    Case("verify-table-missing", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=lambda w: (w / "release" / "retain.jsonl").unlink()),
+    Case("verify-table-is-dir", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=lambda w: ((w / "release" / "retain.jsonl").unlink(),
+                                              (w / "release" / "retain.jsonl").mkdir())),
+    Case("verify-table-unreadable", ["data", "verify", "{w}/release"], 1, "probes.jsonl: permission denied",
+         copy=("release",), setup=_chmod("release/probes.jsonl", 0o000), as_user=True),
+    Case("verify-dir-unreadable", ["data", "verify", "{w}/release"], 1, "permission denied",
+         copy=("release",), setup=_chmod("release", 0o000), as_user=True),
+    Case("verify-edited-value", ["data", "verify", "{w}/release"], 1, "problem",
+         copy=("release",), setup=_edit("release/subjects.jsonl", lambda b: b.replace(b"@", b"#", 1))),
+    Case("verify-too-many-args", ["data", "verify", "a", "b"], 2, "unexpected extra argument"),
+    # -- data export
+    Case("export-out-is-file", ["data", "export", "--out", "{w}/f"], 1, "not a directory", setup=_mkfile("f"),
+         keep=("f",)),
+    Case("export-out-under-file", ["data", "export", "--out", "{w}/f/x"], 1, "is a file", setup=_mkfile("f")),
+    Case("export-out-not-empty", ["data", "export", "--out", "{w}/o"], 1, "--overwrite",
+         setup=_mkdir("o", with_file=True), keep=("o/keep.txt",)),
+    Case("export-unknown-release", ["data", "export", "--out", "{w}/o", "--release", "v9"], 2, "unknown release",
+         absent=("o",)),
+    Case("export-read-only", ["data", "export", "--out", "{w}/ro/o"], 1, "permission denied",
+         setup=_mkdir("ro", 0o555), as_user=True),
+    Case("export-disk-full", ["data", "export", "--out", "{w}/o"], 1, "file too large", fsize=100_000,
+         absent=("o",)),
+    Case("export-into-packaged-release", ["data", "export", "--out", str(RELEASES["v1"]), "--overwrite"], 2,
+         "packaged release"),
+    Case("export-into-parent-of-release", ["data", "export", "--out", str(RELEASES["v1"].parent), "--overwrite"], 2,
+         "packaged release"),
+    # -- data stats
+    Case("stats-unknown-subset", ["data", "stats", "--subset", "tiny"], 2, "unknown subset"),
+    Case("stats-missing", ["data", "stats", "{w}/nope"], 1, "not a LeakBench release"),
+    Case("stats-a-file", ["data", "stats", "{w}/f"], 1, "not a LeakBench release", setup=_mkfile("f")),
+    Case("stats-not-utf8", ["data", "stats", "{w}/release"], 1, r"subjects.jsonl:1: not UTF-8",
+         copy=("release",), setup=_edit("release/subjects.jsonl", lambda b: b"\xff\xfe\n" + b)),
+    Case("stats-truncated", ["data", "stats", "{w}/release"], 1, r"forget.jsonl:\d+: not valid JSON",
+         copy=("release",), setup=_edit("release/forget.jsonl", lambda b: b[: len(b) // 2])),
+    Case("stats-wrong-rows", ["data", "stats", "{w}/release"], 1, "data verify",
+         copy=("release",), setup=_mkfile("release/forget.jsonl", '{"doc_id": "x"}\n')),
+    Case("stats-nested", ["data", "stats", "{w}/release"], 1, "nested too deeply",
+         copy=("release",), setup=_edit("release/probes.jsonl", lambda b: b"[" * 200_000 + b"]" * 200_000 + b"\n")),
+    Case("stats-table-is-dir", ["data", "stats", "{w}/release"], 1, "is a directory",
+         copy=("release",), setup=lambda w: ((w / "release" / "retain.jsonl").unlink(),
+                                              (w / "release" / "retain.jsonl").mkdir())),
+    Case("stats-unreadable", ["data", "stats", "{w}/release"], 1, "permission denied",
+         copy=("release",), setup=_chmod("release/subjects.jsonl", 0o000), as_user=True),
+    # -- score
+    Case("score-in-missing", ["score", "--in", "{w}/nope.jsonl", "--out", "{w}/o.jsonl"], 1, "no such input file",
+         absent=("o.jsonl",)),
+    Case("score-in-is-dir", ["score", "--in", "{w}/d", "--out", "{w}/o.jsonl"], 1, "is a directory",
+         setup=_mkdir("d"), absent=("o.jsonl",)),
+    Case("score-in-unreadable", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl"], 1, "permission denied",
+         setup=_all(ROWS, _chmod("in.jsonl", 0o000)), as_user=True, absent=("o.jsonl",)),
+    Case("score-out-is-in", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/in.jsonl"], 2, "destroy the input",
+         setup=ROWS, keep=("in.jsonl",)),
+    Case("score-out-is-in-relative", ["score", "--in", "in.jsonl", "--out", "./sub/../in.jsonl"], 2,
+         "destroy the input", setup=_all(ROWS, _mkdir("sub")), keep=("in.jsonl",)),
+    Case("score-out-symlink-to-in", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/link.jsonl"], 2,
+         "destroy the input", setup=_all(ROWS, lambda w: (w / "link.jsonl").symlink_to(w / "in.jsonl")),
+         keep=("in.jsonl",)),
+    Case("score-out-is-dir", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/d"], 1, "is a directory",
+         setup=_all(ROWS, _mkdir("d", with_file=True)), keep=("d/keep.txt",)),
+    Case("score-out-under-file", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/f/o.jsonl"], 1, "is a file",
+         setup=_all(ROWS, _mkfile("f"))),
+    Case("score-out-read-only", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/ro/o.jsonl"], 1,
+         "permission denied", setup=_all(ROWS, _mkdir("ro", 0o555)), as_user=True),
+    Case("score-out-disk-full", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "cannot write .*o.jsonl: file too large", setup=_in("in.jsonl", [score_row("x" * 3000)] * 40),
+         fsize=60_000, absent=("o.jsonl",)),
+    Case("score-keeps-old-out-on-failure", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner",
+         "none"], 1, "file too large", setup=_all(_in("in.jsonl", [score_row("x" * 3000)] * 40),
+         _mkfile("o.jsonl", "previous results")), fsize=60_000, keep=("o.jsonl",)),
+    Case("score-no-in", ["score", "--out", "{w}/o.jsonl"], 2, "Missing option '--in'"),
+    Case("score-no-out", ["score", "--in", "{w}/in.jsonl"], 2, "Missing option '--out'", setup=ROWS),
+    Case("score-unknown-ner", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "no_such_model"],
+         1, "no_such_model", setup=ROWS, absent=("o.jsonl",)),
+    Case("score-empty-file", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 0,
+         setup=_mkfile("in.jsonl", "")),
+    Case("score-lone-surrogate", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "1 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, json.dumps(score_row()).replace("xqtu", "\\ud800")])),
+    Case("score-deep-nesting", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "1 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, "[" * 100_000 + "]" * 100_000])),
+    Case("score-binary-line", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "1 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, b"\xff\xfe\x00junk"])),
+    Case("score-not-an-object", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "2 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, "[1, 2]", '"text"'])),
+    Case("score-truncated-line", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "1 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, '{"prompt": "pw'])),
+    Case("score-wrong-types", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "4 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, score_row(7), {**score_row(), "prompt": None},
+                                                    {**score_row(), "subject": [1]}, score_row(others="x")])),
+    Case("score-unknown-field", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "1 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, {**score_row(), "target_field": "shoe_size"}])),
+    Case("score-missing-subject", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 1,
+         "1 malformed row", setup=_in("in.jsonl", [*GOOD_ROWS, {"prompt": "a", "generation": "b"}])),
+    Case("score-huge-generation", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 0,
+         setup=_in("in.jsonl", [score_row("q" * 2_000_000)])),
+    Case("score-control-characters", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/o.jsonl", "--ner", "none"], 0,
+         setup=_in("in.jsonl", [score_row("\x00\x1b[31m\u202e\ufeffxqtuE9!6cKu92N")])),
+    # -- victim build
+    Case("victim-unknown-subset", ["victim", "build", "--out", "{w}/v", "--subset", "tiny"], 2, "unknown subset"),
+    Case("victim-epochs-zero", ["victim", "build", "--out", "{w}/v", "--epochs", "0"], 2, "--epochs must be"),
+    Case("victim-epochs-negative", ["victim", "build", "--out", "{w}/v", "--epochs", "-3"], 2, "--epochs"),
+    Case("victim-lr-nan", ["victim", "build", "--out", "{w}/v", "--lr", "nan"], 2, "--lr must be a finite"),
+    Case("victim-lr-inf", ["victim", "build", "--out", "{w}/v", "--lr", "inf"], 2, "--lr must be a finite"),
+    Case("victim-lr-zero", ["victim", "build", "--out", "{w}/v", "--lr", "0"], 2, "--lr must be"),
+    Case("victim-seed-negative", ["victim", "build", "--out", "{w}/v", "--seed", "-1"], 2, "--seed must be"),
+    Case("victim-lora-without-base", ["victim", "build", "--out", "{w}/v", "--lora"], 2, "--lora needs --base"),
+    Case("victim-base-missing", ["victim", "build", "--out", "{w}/v", "--base", "{w}/nope"], 1,
+         "not a Hugging Face model directory", absent=("v",)),
+    Case("victim-base-a-file", ["victim", "build", "--out", "{w}/v", "--base", "{w}/f"], 1,
+         "not a Hugging Face model directory", setup=_mkfile("f"), absent=("v",)),
+    Case("victim-out-is-file", ["victim", "build", "--out", "{w}/f"], 1, "not a directory", setup=_mkfile("f"),
+         keep=("f",)),
+    Case("victim-out-under-file", ["victim", "build", "--out", "{w}/f/v"], 1, "is a file", setup=_mkfile("f")),
+    Case("victim-out-is-base", ["victim", "build", "--out", "{w}/tiny", "--base", "{w}/tiny", "--overwrite"], 2,
+         "destroy the input", copy=("tiny",), keep=("tiny",)),
+    Case("victim-data-dir-not-release", ["victim", "build", "--out", "{w}/v", "--data-dir", "{w}/d"], 1,
+         "not a LeakBench release", setup=_mkdir("d"), absent=("v",)),
+    Case("victim-other-record", ["victim", "build", "--out", "{w}/v"], 1, "other arguments",
+         setup=_mkfile("v/victim.json", '{"config_key": "0000"}'), keep=("v/victim.json",)),
+    # -- unlearn
+    Case("unlearn-unknown-method", ["unlearn", "--model", "{w}/m", "--method", "magic", "--out", "{w}/o"], 2,
+         "unknown unlearning method"),
+    Case("unlearn-lr-nan", ["unlearn", "--model", "{w}/m", "--method", "ga", "--lr", "nan", "--out", "{w}/o"], 2,
+         "--lr must be a finite"),
+    Case("unlearn-lr-inf", ["unlearn", "--model", "{w}/m", "--method", "ga", "--lr", "inf", "--out", "{w}/o"], 2,
+         "--lr must be a finite"),
+    Case("unlearn-lr-zero", ["unlearn", "--model", "{w}/m", "--method", "ga", "--lr", "0", "--out", "{w}/o"], 2,
+         "--lr must be"),
+    Case("unlearn-lr-negative", ["unlearn", "--model", "{w}/m", "--method", "ga", "--lr", "-1e-4", "--out", "{w}/o"],
+         2, "--lr must be"),
+    Case("unlearn-steps-zero", ["unlearn", "--model", "{w}/m", "--method", "ga", "--steps", "0", "--out", "{w}/o"],
+         2, "--steps must be"),
+    Case("unlearn-beta-zero", ["unlearn", "--model", "{w}/m", "--method", "npo", "--beta", "0", "--out", "{w}/o"],
+         2, "--beta must be"),
+    Case("unlearn-beta-nan", ["unlearn", "--model", "{w}/m", "--method", "npo", "--beta", "nan", "--out", "{w}/o"],
+         2, "--beta must be"),
+    Case("unlearn-retain-weight-negative", ["unlearn", "--model", "{w}/m", "--method", "ga_gd", "--retain-weight",
+         "-1", "--out", "{w}/o"], 2, "--retain-weight must be"),
+    Case("unlearn-batch-zero", ["unlearn", "--model", "{w}/m", "--method", "ga", "--batch-size", "0", "--out",
+         "{w}/o"], 2, "--batch-size must be"),
+    Case("unlearn-unknown-subset", ["unlearn", "--model", "{w}/m", "--method", "ga", "--subset", "x", "--out",
+         "{w}/o"], 2, "unknown subset"),
+    Case("unlearn-model-missing", ["unlearn", "--model", "{w}/nope", "--method", "ga", "--out", "{w}/o"], 1,
+         "not a Hugging Face model directory", absent=("o",)),
+    Case("unlearn-model-a-file", ["unlearn", "--model", "{w}/f", "--method", "ga", "--out", "{w}/o"], 1,
+         "not a Hugging Face model directory", setup=_mkfile("f"), absent=("o",)),
+    Case("unlearn-model-empty-dir", ["unlearn", "--model", "{w}/d", "--method", "ga", "--out", "{w}/o"], 1,
+         "not a Hugging Face model directory", setup=_mkdir("d"), absent=("o",)),
+    Case("unlearn-out-is-model", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--out", "{w}/tiny",
+         "--overwrite"], 2, "destroy the input", copy=("tiny",), keep=("tiny",)),
+    Case("unlearn-out-contains-model", ["unlearn", "--model", "{w}/models/tiny", "--method", "ga", "--out",
+         "{w}/models", "--overwrite"], 2, "contains the input", setup=lambda w: shutil.copytree(
+             w / "tiny", w / "models" / "tiny"), copy=("tiny",), keep=("models",)),
+    Case("unlearn-out-not-empty", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--steps", "1", "--out",
+         "{w}/o"], 1, "--overwrite", copy=("tiny",), setup=_mkdir("o", with_file=True), keep=("o/keep.txt",)),
+    Case("unlearn-out-is-file", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--out", "{w}/f"], 1,
+         "not a directory", copy=("tiny",), setup=_mkfile("f"), keep=("f",)),
+    Case("unlearn-data-dir-bogus", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--data-dir", "{w}/d",
+         "--out", "{w}/o"], 1, "not a LeakBench release", copy=("tiny",), setup=_mkdir("d"), absent=("o",)),
+    Case("unlearn-corrupt-record", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--out", "{w}/o"], 1,
+         "corrupt record", copy=("tiny",), setup=_mkfile("tiny/victim.json", "{oops"), absent=("o",)),
+    # -- utility
+    Case("utility-unknown-dataset", [*U[:2], "humaneva", *OUT_U, "--samples", "{w}/s"], 2, "unknown EvalPlus dataset"),
+    Case("utility-mini-mbpp", ["utility", "--dataset", "mbpp", "--mini", "--samples", "{w}/s", *OUT_U], 2,
+         "humaneval only"),
+    Case("utility-limit-zero", [*U, "--samples", "{w}/s", "--limit", "0", *OUT_U], 2, "--limit must be"),
+    Case("utility-limit-negative", [*U, "--samples", "{w}/s", "--limit", "-2", *OUT_U], 2, "--limit must be"),
+    Case("utility-n-samples-zero", [*U, "--model", "{w}/m", "--n-samples", "0", *OUT_U], 2, "--n-samples must be"),
+    Case("utility-n-samples-greedy", [*U, "--model", "{w}/m", "--n-samples", "5", *OUT_U], 2, "--temperature above 0"),
+    Case("utility-temperature-negative", [*U, "--model", "{w}/m", "--temperature", "-1", *OUT_U], 2,
+         "--temperature must be"),
+    Case("utility-temperature-nan", [*U, "--model", "{w}/m", "--temperature", "nan", *OUT_U], 2, "--temperature"),
+    Case("utility-batch-zero", [*U, "--model", "{w}/m", "--batch-size", "0", *OUT_U], 2, "--batch-size must be"),
+    Case("utility-max-new-tokens-zero", [*U, "--model", "{w}/m", "--max-new-tokens", "0", *OUT_U], 2,
+         "--max-new-tokens"),
+    Case("utility-min-time-zero", [*U, "--samples", "{w}/s", "--min-time-limit", "0", *OUT_U], 2, "--min-time-limit"),
+    Case("utility-gt-factor-inf", [*U, "--samples", "{w}/s", "--gt-time-limit-factor", "inf", *OUT_U], 2,
+         "--gt-time-limit-factor"),
+    Case("utility-model-and-samples", [*U, "--model", "{w}/m", "--samples", "{w}/s", *OUT_U], 2, "exactly one"),
+    Case("utility-neither", [*U, *OUT_U], 2, "exactly one"),
+    Case("utility-samples-missing", [*U, "--samples", "{w}/nope.jsonl", *OUT_U], 1, "no such samples file",
+         absent=("u",)),
+    Case("utility-samples-is-dir", [*U, "--samples", "{w}/d", *OUT_U], 1, "is a directory", setup=_mkdir("d"),
+         absent=("u",)),
+    Case("utility-samples-bad-json", [*U, "--samples", "{w}/samples.jsonl", *OUT_U], 1, r"samples.jsonl:2: not valid",
+         setup=_samples([{"task_id": "HumanEval/0", "solution": "x"}, "{oops"]), absent=("u",)),
+    Case("utility-samples-unknown-task", [*U, "--samples", "{w}/samples.jsonl", *OUT_U], 1, "unknown task_id",
+         setup=_samples([{"task_id": "HumanEval/9999", "solution": "x"}]), absent=("u",)),
+    Case("utility-samples-no-code", [*U, "--samples", "{w}/samples.jsonl", *OUT_U], 1, "needs a string",
+         setup=_samples([{"task_id": "HumanEval/0", "completion": 5}]), absent=("u",)),
+    Case("utility-samples-empty", [*U, "--samples", "{w}/samples.jsonl", *OUT_U], 1, "no samples",
+         setup=_mkfile("samples.jsonl", "\n\n"), absent=("u",)),
+    Case("utility-data-dir-missing", ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{w}/nope",
+         "--samples", "{w}/samples.jsonl", *OUT_U], 1, "no such directory",
+         setup=_samples([{"task_id": "HumanEval/0", "solution": "x"}])),
+    Case("utility-data-dir-empty", ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{w}/d",
+         "--samples", "{w}/samples.jsonl", *OUT_U], 1, "no such EvalPlus data file",
+         setup=_all(_mkdir("d"), _samples([{"task_id": "HumanEval/0", "solution": "x"}]))),
+    Case("utility-truncated-gz", ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{w}/ep",
+         "--samples", "{w}/samples.jsonl", *OUT_U], 1, "corrupt or truncated EvalPlus file",
+         setup=_all(_truncated_evalplus, _samples([{"task_id": "HumanEval/0", "solution": "x"}])), absent=("u",)),
+    Case("utility-not-gzip", ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{w}/ep",
+         "--samples", "{w}/samples.jsonl", *OUT_U], 1, "corrupt or truncated EvalPlus file",
+         setup=_all(_not_gzip_evalplus, _samples([{"task_id": "HumanEval/0", "solution": "x"}])), absent=("u",)),
+    Case("utility-out-is-samples", [*U, "--samples", "{w}/samples.jsonl", "--out", "{w}/samples.jsonl"], 2,
+         "destroy the input", setup=_samples([{"task_id": "HumanEval/0", "solution": "x"}]),
+         keep=("samples.jsonl",)),
+    Case("utility-out-contains-samples", [*U, "--samples", "{w}/u/samples.jsonl", "--out", "{w}/u", "--overwrite"],
+         2, "contains the input", setup=_all(_mkdir("u"), _in("u/samples.jsonl", [{"task_id": "HumanEval/0",
+                                                                                   "solution": "x"}])),
+         keep=("u/samples.jsonl",)),
+    Case("utility-out-is-file", [*U, "--samples", "{w}/samples.jsonl", "--out", "{w}/f"], 1, "not a directory",
+         setup=_all(_mkfile("f"), _samples([{"task_id": "HumanEval/0", "solution": "x"}])), keep=("f",)),
+    Case("utility-out-not-empty", [*U, "--samples", "{w}/samples.jsonl", "--out", "{w}/o"], 1, "--overwrite",
+         setup=_all(_mkdir("o", with_file=True), _samples([{"task_id": "HumanEval/0", "solution": "x"}])),
+         keep=("o/keep.txt",)),
+    Case("utility-model-missing", [*U, "--model", "{w}/nope", *OUT_U], 1, "not a Hugging Face model directory",
+         absent=("u",)),
+    # -- publish
+    Case("publish-run-missing", [*PUB[:1], "{w}/nope", *PUB[2:]], 1, "no such run directory", absent=("lb",)),
+    Case("publish-run-is-file", [*PUB[:1], "{w}/f", *PUB[2:]], 1, "is not a directory", setup=_mkfile("f"),
+         absent=("lb",)),
+    Case("publish-run-empty", [*PUB[:1], "{w}/d", *PUB[2:]], 1, "no lm-eval results", setup=_mkdir("d"),
+         absent=("lb",)),
+    Case("publish-no-run-given", ["publish"], 2, "Missing argument"),
+    Case("publish-results-corrupt", PUB, 1, "corrupt or truncated JSON", copy=("run",),
+         setup=lambda w: _results(w).write_text('{"results": {'), absent=("lb",)),
+    Case("publish-results-a-list", PUB, 1, "not an lm-eval results file", copy=("run",),
+         setup=lambda w: _results(w).write_text("[]"), absent=("lb",)),
+    Case("publish-results-not-utf8", PUB, 1, "not UTF-8", copy=("run",),
+         setup=lambda w: _results(w).write_bytes(b"\xff\xfe{}"), absent=("lb",)),
+    Case("publish-results-unreadable", PUB, 1, "permission denied", copy=("run",),
+         setup=lambda w: os.chmod(_results(w), 0), as_user=True, absent=("lb",)),
+    Case("publish-no-leakbench-task", PUB, 1, "hold no LeakBench task", copy=("run",),
+         setup=_edit_results(lambda d: _set(d, results={"arc_easy": {"acc,none": 0.5}})), absent=("lb",)),
+    Case("publish-old-task-version", PUB, 1, "re-run the evaluation", copy=("run",),
+         setup=_edit_results(lambda d: _set(d, versions={"leakbench_direct": 0.1})), absent=("lb",)),
+    Case("publish-other-release", PUB, 1, "data release", copy=("run",),
+         setup=_edit_results(lambda d: [c.setdefault("metadata", {}).update(release_hash="f" * 64)
+                                        for c in d["configs"].values()] and d), absent=("lb",)),
+    Case("publish-model-args-garbage", PUB, 1, "model_args", copy=("run",),
+         setup=_edit_results(lambda d: _set(d, config={**d["config"], "model_args": 7})), absent=("lb",)),
+    Case("publish-run-json-corrupt", PUB, 1, "run.json: corrupt", copy=("run",),
+         setup=_mkfile("run/run.json", "{nope"), absent=("lb",)),
+    Case("publish-run-json-a-list", PUB, 1, "expected a JSON object", copy=("run",),
+         setup=_mkfile("run/run.json", "[1]"), absent=("lb",)),
+    Case("publish-run-json-bad-role", PUB, 1, "cannot make a leaderboard entry", copy=("run",),
+         setup=_mkfile("run/run.json", '{"role": "wizard"}'), absent=("lb",)),
+    Case("publish-utility-json-bad", PUB, 1, "not a LeakBench utility.json", copy=("run",),
+         setup=_mkfile("run/utility.json", '{"dataset": "humaneval"}'), absent=("lb",)),
+    Case("publish-samples-corrupt", PUB, 1, "corrupt samples line", copy=("run",),
+         setup=lambda w: next((w / "run").rglob("samples_leakbench_direct_*.jsonl")).write_text("{oops\n"),
+         absent=("lb",)),
+    Case("publish-board-corrupt", PUB, 1, "corrupt or truncated JSON", copy=("run",),
+         setup=_mkfile("lb/leaderboard.json", '{"entries": ['), keep=BOARD_KEEP),
+    Case("publish-board-a-list", PUB, 1, "expected a JSON object", copy=("run",),
+         setup=_mkfile("lb/leaderboard.json", "[]"), keep=BOARD_KEEP),
+    Case("publish-board-unknown-version", PUB, 1, "unknown leaderboard schema_version '9.9'", copy=("run",),
+         setup=_board({"schema_version": "9.9", "benchmark": "LeakBench", "entries": []}), keep=BOARD_KEEP),
+    Case("publish-board-no-version", PUB, 1, "unknown leaderboard schema_version None", copy=("run",),
+         setup=_board({"benchmark": "LeakBench", "entries": []}), keep=BOARD_KEEP),
+    Case("publish-board-invalid-entry", PUB, 1, "invalid leaderboard at entries.0", copy=("run",),
+         setup=_board({"schema_version": "1.1", "benchmark": "LeakBench", "entries": [{"entry_id": 1}]}),
+         keep=BOARD_KEEP),
+    Case("publish-board-is-dir", [*PUB[:2], "--leaderboard", "{w}/lb"], 1, "is a directory", copy=("run",),
+         setup=_mkdir("lb", with_file=True), keep=("lb/keep.txt",)),
+    Case("publish-board-under-file", [*PUB[:2], "--leaderboard", "{w}/f/leaderboard.json", "--html", "{w}/i.html"],
+         1, "is a file", copy=("run",), setup=_mkfile("f")),
+    Case("publish-board-unreadable", PUB, 1, "permission denied", copy=("run",),
+         setup=_all(_board({"schema_version": "1.1", "benchmark": "LeakBench", "entries": []}),
+                    _chmod("lb/leaderboard.json", 0o000)), as_user=True),
+    Case("publish-board-read-only-dir", PUB, 1, "permission denied", copy=("run",),
+         setup=_mkdir("lb", 0o555), as_user=True),
+    Case("publish-html-is-leaderboard", [*PUB[:4], "--html", "{w}/lb/leaderboard.json"], 2, "each output needs",
+         copy=("run",), setup=_board({"schema_version": "1.1", "benchmark": "LeakBench", "entries": []}),
+         keep=BOARD_KEEP),
+    Case("publish-html-is-schema", [*PUB[:4], "--html", "{w}/lb/leaderboard.schema.json"], 2, "each output needs",
+         copy=("run",), absent=("lb",)),
+    Case("publish-board-is-results", [*PUB[:2], "--leaderboard", "{w}/run/x/results_x.json", "--html",
+         "{w}/i.html"], 2, "destroy the input", copy=("run",),
+         setup=lambda w: (w / "run" / "x").mkdir() or shutil.copy(_results(w), w / "run" / "x" / "results_x.json"),
+         keep=("run",)),
+    Case("publish-html-is-dir", [*PUB[:4], "--html", "{w}/d"], 1, "is a directory", copy=("run",),
+         setup=_mkdir("d"), absent=("lb",)),
+    Case("publish-disk-full", PUB, 1, "file too large", copy=("run",), fsize=20_000,
+         setup=_board({"schema_version": "1.1", "benchmark": "LeakBench", "entries": []}), keep=BOARD_KEEP),
+    Case("publish-then-version-1.0-migrates", PUB, 0, copy=("run",),
+         setup=_board({"schema_version": "1.0", "benchmark": "LeakBench", "entries": []})),
+    # -- run: every option checked before anything is built
+    Case("run-unknown-method", [*RUN, "--methods", "ga,magic"], 2, "unknown unlearning method", absent=("study",)),
+    Case("run-no-method", [*RUN, "--methods", ","], 2, "no unlearning method", absent=("study",)),
+    Case("run-unknown-utility", [*RUN, "--utility", "humaneva"], 2, "unknown EvalPlus dataset", absent=("study",)),
+    Case("run-batch-size-text", [*RUN, "--batch-size", "abc"], 2, "--batch-size must be", absent=("study",)),
+    Case("run-batch-size-zero", [*RUN, "--batch-size", "0"], 2, "--batch-size must be", absent=("study",)),
+    Case("run-limit-zero", [*RUN, "--limit", "0"], 2, "--limit must be", absent=("study",)),
+    Case("run-limit-negative", [*RUN, "--limit", "-2"], 2, "--limit must be", absent=("study",)),
+    Case("run-unknown-subset", [*RUN, "--subset", "tiny"], 2, "unknown subset", absent=("study",)),
+    Case("run-epochs-zero", [*RUN, "--epochs", "0"], 2, "--epochs must be", absent=("study",)),
+    Case("run-steps-zero", [*RUN, "--steps", "0"], 2, "--steps must be", absent=("study",)),
+    Case("run-model-missing", [*RUN, "--model", "{w}/nope"], 1, "no such model directory", absent=("study",)),
+    Case("run-evalplus-dir-missing", [*RUN, "--evalplus-dir", "{w}/nope"], 1, "no such directory",
+         absent=("study",)),
+    Case("run-out-is-file", ["run", "--out", "{w}/f", "--no-publish"], 1, "not a directory", setup=_mkfile("f"),
+         keep=("f",)),
+    Case("run-publish-to-under-file", ["run", "--out", "{w}/s", "--publish-to", "{w}/f/r"], 1, "is a file",
+         setup=_mkfile("f"), absent=("s",)),
+    Case("run-evalplus-truncated", [*RUN, "--evalplus-dir", "{w}/ep"], 1, "corrupt or truncated",
+         setup=_truncated_evalplus, absent=("study",)),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_fault(case: Case, material, tmp_path):
+    if case.as_user and os.geteuid() == 0:
+        try:
+            subprocess.run(["true"], preexec_fn=_without_root_override, check=True)
+        except (OSError, subprocess.SubprocessError):
+            pytest.skip("cannot drop root's permission override here")
+    w = tmp_path / "w"
+    w.mkdir()
+    for name in case.copy:
+        shutil.copytree(material[name], w / name)
+    if case.setup:
+        case.setup(w)
+    places = {"w": str(w), "evalplus": str(EVALPLUS), **{k: str(v) for k, v in material.items()}}
+    args = [a.format(**places) for a in case.args]
+    keep = snapshot([w / k for k in case.keep])
+    preexec = _without_root_override if case.as_user else None
+    if case.fsize is not None:
+        preexec = _file_size_limit(case.fsize)
+    try:
+        proc = cli(args, cwd=w, preexec=preexec)
+    finally:
+        for path in [w, *w.rglob("*")]:  # undo permission changes so the checks (and pytest) can read
+            if not path.is_symlink():
+                os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    assert_contract(proc, case.rc, case.message)
+    assert snapshot([w / k for k in case.keep]) == keep, "a protected file changed"
+    for name in case.absent:
+        assert not (w / name).exists(), f"{name} was written"
+    assert leftovers(w) == []
+    assert leftovers(RELEASES["v1"].parent) == []
+
+
+# --- a real full disk -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs: a disk that really fills up (skipped where mounting is not allowed)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)], capture_output=True)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_score_onto_a_full_disk_keeps_the_old_output(tiny_disk, tmp_path):
+    write_lines(tmp_path / "in.jsonl", [score_row("x" * 4000)] * 100)
+    (tiny_disk / "o.jsonl").write_text("previous results\n")
+    proc = cli(["score", "--in", str(tmp_path / "in.jsonl"), "--out", str(tiny_disk / "o.jsonl"), "--ner", "none"],
+               cwd=tmp_path)
+    assert_contract(proc, 1, "cannot write .*o.jsonl: no space left on device")
+    assert (tiny_disk / "o.jsonl").read_text() == "previous results\n"
+    assert sorted(p.name for p in tiny_disk.iterdir()) == ["o.jsonl"]
+
+
+def test_export_onto_a_full_disk_leaves_nothing(tiny_disk, tmp_path):
+    proc = cli(["data", "export", "--out", str(tiny_disk / "v1")], cwd=tmp_path)
+    assert_contract(proc, 1, "no space left on device")
+    assert list(tiny_disk.iterdir()) == []
+
+
+# --- signals --------------------------------------------------------------------------------------------------
+
+
+def _signal_when(proc: subprocess.Popen, ready: Callable[[], bool], signum: int, timeout: float = 240) -> None:
+    """Send `signum` as soon as `ready()` holds (e.g. the temporary output exists: the run is mid-write)."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"finished before the signal: {proc.stderr.read()[-2000:]}"
+        assert time.monotonic() < deadline, "never reached the point to interrupt"
+        time.sleep(0.02)
+    proc.send_signal(signum)
+
+
+def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    out, err = proc.communicate(timeout=120)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+@pytest.mark.parametrize(("signum", "rc", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130,
+                                                                                           "interrupted")])
+def test_score_stopped_mid_write_exits_with_the_signal_and_leaves_nothing(tmp_path, signum, rc, word):
+    write_lines(tmp_path / "in.jsonl", [score_row(f"value {i} xqtuE9!6cKu92N") for i in range(20_000)])
+    (tmp_path / "o.jsonl").write_text("previous results\n")
+    proc = start(["score", "--in", "in.jsonl", "--out", "o.jsonl", "--ner", "none"], tmp_path)
+    _signal_when(proc, lambda: bool(leftovers(tmp_path)), signum)
+    done = _finish(proc)
+    assert_contract(done, rc, f"{word} .*nothing half-written was kept")
+    assert leftovers(tmp_path) == []
+    assert (tmp_path / "o.jsonl").read_text() == "previous results\n"
+
+
+def test_unlearn_terminated_mid_training_leaves_nothing(material, tmp_path):
+    proc = start(["unlearn", "--model", str(material["tiny"]), "--method", "ga", "--steps", "100000", "--out",
+                  str(tmp_path / "o")], tmp_path)
+    _signal_when(proc, lambda: bool(leftovers(tmp_path)), signal.SIGTERM)
+    done = _finish(proc)
+    assert_contract(done, 143, "terminated")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_data_build_interrupted_leaves_nothing(tmp_path):
+    proc = start(["data", "build", "--out", str(tmp_path / "rel"), "--subjects", "300"], tmp_path)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    done = _finish(proc)
+    if done.returncode == 0:
+        pytest.skip("the build finished before the signal")
+    assert_contract(done, 130, "interrupted")
+    assert list(tmp_path.iterdir()) == []
+
+
+# --- concurrency ----------------------------------------------------------------------------------------------
+
+
+def test_concurrent_publishes_keep_every_row(material, tmp_path):
+    """Three trials of two `leakbench publish` processes racing into one leaderboard: no row is ever lost."""
+    runs = []
+    for name in ("alpha", "beta"):
+        run = tmp_path / name
+        shutil.copytree(material["run"], run)
+        (run / "run.json").write_text(json.dumps({"model_name": f"model-{name}", "role": "external"}))
+        runs.append(run)
+    for trial in range(3):
+        board = tmp_path / f"board{trial}" / "leaderboard.json"
+        procs = [start(["publish", str(run), "--leaderboard", str(board), "--html", str(board.with_name(
+            f"index-{run.name}.html")), "--no-examples"], tmp_path) for run in runs]
+        for proc in procs:
+            done = _finish(proc)
+            assert_contract(done, 0, "")
+            assert "1 added" in done.stdout
+        entries = json.loads(board.read_text())["entries"]
+        assert sorted(e["model"]["name"] for e in entries) == ["model-alpha", "model-beta"], f"trial {trial}"
+        assert leftovers(board.parent) == []
