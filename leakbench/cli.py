@@ -17,9 +17,11 @@ from rich.table import Table
 
 from leakbench import __version__
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
+from leakbench.pipeline import StudyConfig
 from leakbench.records import Interrupted, LeakBenchError, check_not_aliased, input_file, os_error_message
 from leakbench.unlearn import UnlearnConfig
-from leakbench.utility import GT_TIME_LIMIT_FACTOR, MIN_TIME_LIMIT
+from leakbench.utility import GENERATION_BATCH_SIZE, GT_TIME_LIMIT_FACTOR, MAX_NEW_TOKENS, MIN_TIME_LIMIT
+from leakbench.victim import VictimConfig
 
 app = typer.Typer(
     name="leakbench",
@@ -169,7 +171,7 @@ def victim_build(
     out: Annotated[
         Path, typer.Option("--out", help="Model directory to write (reused if built with the same arguments).")
     ],
-    subset: Annotated[str, typer.Option(help="Forget set to memorize: mini or full.")] = "mini",
+    subset: Annotated[str, typer.Option(help="Forget set to memorize: mini or full.")] = VictimConfig.subset,
     base: Annotated[
         str | None, typer.Option(help="Fine-tune this Hugging Face causal LM instead of the embedded tiny model.")
     ] = None,
@@ -185,7 +187,7 @@ def victim_build(
 ) -> None:
     """Train a victim that memorized the forget set (embedded tiny code model, or --base fine-tuning)."""
 
-    from leakbench.victim import VictimConfig, build
+    from leakbench.victim import build
 
     changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
     cfg = VictimConfig(subset=subset, base=base, control=control, lora=lora, seed=seed, **changes)
@@ -239,8 +241,8 @@ def utility_cmd(
     n_samples: Annotated[int, typer.Option(help="Samples per task (pass@k for k <= n).")] = 1,
     temperature: Annotated[float, typer.Option(help="Sampling temperature (0: greedy).")] = 0.0,
     limit: Annotated[int | None, typer.Option(help="Only the first N tasks (smoke runs).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = 16,
-    max_new_tokens: Annotated[int, typer.Option(help="Longest completion, in tokens.")] = 512,
+    batch_size: Annotated[int, typer.Option(help="Generation batch size.")] = GENERATION_BATCH_SIZE,
+    max_new_tokens: Annotated[int, typer.Option(help="Longest completion, in tokens.")] = MAX_NEW_TOKENS,
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
     ] = None,
@@ -255,8 +257,13 @@ def utility_cmd(
     """Code-generation utility: HumanEval+ / MBPP+ pass@1 (base and plus tests) through EvalPlus."""
     from rich.progress import Progress
 
-    from leakbench.utility import run_utility
+    from leakbench.utility import check_dataset, check_options, run_utility
 
+    check_dataset(dataset, mini)
+    check_options(
+        n_samples=n_samples, temperature=temperature, limit=limit, batch_size=batch_size,
+        max_new_tokens=max_new_tokens, min_time_limit=min_time_limit, gt_time_limit_factor=gt_time_limit_factor,
+    )  # fmt: skip
     with Progress(console=err_console, transient=True) as bar:
         tasks: dict[str, int] = {}
 
@@ -314,8 +321,10 @@ def run_cmd(
     out: Annotated[Path, typer.Option("--out", help="Run directory (models, lm-eval outputs, summary).")] = Path(
         "runs/study"
     ),
-    subset: Annotated[str, typer.Option(help="mini (50 subjects, CPU) or full.")] = "mini",
-    methods: Annotated[str, typer.Option(help="Comma-separated unlearning methods.")] = "ga,ga_gd,ga_kl,npo",
+    subset: Annotated[str, typer.Option(help="mini (50 subjects, CPU) or full.")] = StudyConfig.subset,
+    methods: Annotated[
+        str, typer.Option(help="Comma-separated unlearning methods.")
+    ] = ",".join(StudyConfig.methods),
     model: Annotated[
         str | None, typer.Option(help="Use this victim model directory instead of building the embedded one.")
     ] = None,
@@ -324,11 +333,13 @@ def run_cmd(
         int | None, typer.Option(help="Unlearning steps for every method (default: each method's).")
     ] = None,
     ner: Annotated[str, typer.Option(help="Presidio NER model for other-PII detection, or 'none'.")] = "none",
-    batch_size: Annotated[str, typer.Option(help="lm-eval batch size (a number or 'auto').")] = "32",
+    batch_size: Annotated[
+        str, typer.Option(help="lm-eval batch size: a number, 'auto' or 'auto:N'.")
+    ] = str(StudyConfig.batch_size),
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N probes per task (smoke runs).")] = None,
     utility: Annotated[
         str, typer.Option(help="EvalPlus datasets, comma-separated: humaneval, humaneval-mini, mbpp; '' for none.")
-    ] = "humaneval-mini",
+    ] = ",".join(StudyConfig.utility),
     evalplus_dir: Annotated[
         Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
     ] = None,
@@ -337,7 +348,7 @@ def run_cmd(
 ) -> None:
     """The whole study: victim -> leak tasks -> GA, GA+GD, GA+KL, NPO -> leak tasks again -> utility ->
     leaderboard, with a table at the end."""
-    from leakbench.pipeline import StudyConfig, run_study
+    from leakbench.pipeline import run_study
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     cfg = StudyConfig(

@@ -46,6 +46,8 @@ STOP = ["\ndef ", "\nclass ", "\nimport ", "\nfrom ", "\nassert ", '\n"""', "\ni
 # Generous time limits: canonical solutions time out on slow 2-core machines with EvalPlus's defaults.
 MIN_TIME_LIMIT = 4.0
 GT_TIME_LIMIT_FACTOR = 8.0
+GENERATION_BATCH_SIZE = 16
+MAX_NEW_TOKENS = 512
 
 
 def check_dataset(dataset: str, mini: bool = False) -> None:
@@ -127,8 +129,8 @@ def generate_samples(
     *,
     n_samples: int = 1,
     temperature: float = 0.0,
-    batch_size: int = 16,
-    max_new_tokens: int = 512,
+    batch_size: int = GENERATION_BATCH_SIZE,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     progress: Callable[[int], None] = lambda n: None,
 ) -> list[dict[str, str]]:
     """Completions of every problem's prompt, sanitized with EvalPlus's sanitizer (EvalPlus samples)."""
@@ -255,10 +257,14 @@ def evaluate_samples(
                 )
             )
             counter[tid] += 1
-        for future in as_completed(futures):
-            r = future.result()
-            results[r["task_id"]].append(r)
-            progress(1)
+        try:
+            for future in as_completed(futures):
+                r = future.result()
+                results[r["task_id"]].append(r)
+                progress(1)
+        except BaseException:  # interrupted or failed: drop the queued checks instead of running them all
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
     eval_results: dict[str, list[dict[str, Any]]] = {}
     for tid in sorted(results, key=lambda t: int(t.split("/")[-1])):
         eval_results[tid] = [
@@ -297,8 +303,8 @@ def run_utility(
     n_samples: int = 1,
     temperature: float = 0.0,
     limit: int | None = None,
-    batch_size: int = 16,
-    max_new_tokens: int = 512,
+    batch_size: int = GENERATION_BATCH_SIZE,
+    max_new_tokens: int = MAX_NEW_TOKENS,
     min_time_limit: float = MIN_TIME_LIMIT,
     gt_time_limit_factor: float = GT_TIME_LIMIT_FACTOR,
     overwrite: bool = False,

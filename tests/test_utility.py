@@ -73,7 +73,9 @@ def test_bad_samples_files_are_named(tmp_path, capsys):
     assert not (tmp_path / "o").exists()
 
 
-def test_missing_data_says_how_to_provide_it(tmp_path, capsys):
+def test_missing_data_says_how_to_provide_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "x.jsonl").write_text('{"task_id": "Mbpp/2", "solution": "pass"}\n')
     rc = main(
         [
             "utility",
@@ -87,9 +89,9 @@ def test_missing_data_says_how_to_provide_it(tmp_path, capsys):
             str(tmp_path / "o"),
         ]
     )
-    assert rc == 1 and "MbppPlus-v0.2.0.jsonl.gz: not found" in capsys.readouterr().err
+    assert rc == 1 and "MbppPlus-v0.2.0.jsonl.gz: no such EvalPlus data file" in capsys.readouterr().err
     rc = main(["utility", "--dataset", "mbpp", "--mini", "--samples", "x.jsonl", "--out", str(tmp_path / "o")])
-    assert rc == 1 and "--mini exists for humaneval only" in capsys.readouterr().err
+    assert rc == 2 and "--mini exists for humaneval only" in capsys.readouterr().err
 
 
 @needs_data

@@ -102,7 +102,7 @@ def test_values_only_and_lora_options(victim, tmp_path):
 
 def test_unknown_method(victim, tmp_path, capsys):
     rc = main(["unlearn", "--model", str(victim), "--method", "forgetful", "--out", str(tmp_path / "o")])
-    assert rc == 1 and "unknown unlearning method 'forgetful'" in capsys.readouterr().err
+    assert rc == 2 and "unknown unlearning method(s) 'forgetful'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
 
 
@@ -156,5 +156,5 @@ def test_base_model_fine_tuning_with_lora_on_a_local_directory(tmp_path):
 
 
 def test_victim_cli_rejects_lora_without_a_base(tmp_path, capsys):
-    assert main(["victim", "build", "--out", str(tmp_path / "v"), "--lora"]) == 1
+    assert main(["victim", "build", "--out", str(tmp_path / "v"), "--lora"]) == 2
     assert "--lora needs --base" in capsys.readouterr().err
