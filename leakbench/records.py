@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -251,6 +252,11 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
         if exc.filename is not None and not str(exc.filename).startswith(str(tmp)):
             raise  # an input's error: it names its own file
         raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    except LeakBenchError as exc:  # e.g. a file written inside: name the folder the user asked for
+        shutil.rmtree(tmp, ignore_errors=True)
+        if str(tmp) not in str(exc):
+            raise
+        raise type(exc)(re.sub(re.escape(str(tmp)) + r"[^:]*", str(path), str(exc))) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -319,8 +319,8 @@ def run_utility(
         n_samples=n_samples, temperature=temperature, limit=limit, batch_size=batch_size,
         max_new_tokens=max_new_tokens, min_time_limit=min_time_limit, gt_time_limit_factor=gt_time_limit_factor,
     )  # fmt: skip
-    out = check_output(out, kind="directory")
     check_not_aliased("--out", out, {"--samples": samples_file, "--model": model_dir, "--data-dir": data_dir})
+    out = check_output(out, kind="directory")
     if samples_file is not None:
         input_file(samples_file, "samples file")
     if out.exists() and not overwrite and any(out.iterdir()):  # refuse before generating for minutes

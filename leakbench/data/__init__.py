@@ -37,10 +37,10 @@ def check_subset(subset: str) -> None:
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
     """All rows of a release JSONL file; a broken line is reported with its number."""
-    if not path.is_file():
-        raise DataError(f"{path}: file is missing")
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a JSONL file")
+    if not path.is_file():
+        raise DataError(f"{path}: file is missing")
     rows = []
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):

@@ -38,6 +38,7 @@ from leakbench.records import (
     dumps_record,
     input_file,
     locked,
+    os_error_message,
     write_text_atomic,
 )
 
@@ -55,11 +56,15 @@ RUN_FILES = ("results_*.json", "samples_*.jsonl", "utility.json", "run.json")  #
 
 def _read_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_bytes().decode("utf-8"))
     except json.JSONDecodeError as exc:
         raise LeakBenchError(f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise LeakBenchError(f"{path}: not UTF-8 text (a JSON file was expected)") from None
+    except RecursionError:
+        raise LeakBenchError(f"{path}: JSON nested too deeply") from None
     except OSError as exc:
-        raise LeakBenchError(f"{path}: cannot read ({exc.strerror})") from None
+        raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
 
 
 def _task_versions() -> dict[str, Any]:
@@ -300,15 +305,15 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     run = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
     if not isinstance(run, dict):
         raise LeakBenchError(f"{run_dir / 'run.json'}: expected a JSON object")
-    model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run)
-    hyper = run.get("hyperparameters") or record.get("hyperparameters") or "none"
-    method = MethodInfo(name=run.get("method") or record.get("method") or "none", hyperparameters=hyper)
-    identity = f"{model.name}|{model.source}|{method.name}|{release.name}|{release.hash}|{release.subset}"
     from leakbench import __version__
     from leakbench.records import package_version
 
     prov = run.get("provenance") or {}
     try:
+        model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run)
+        hyper = run.get("hyperparameters") or record.get("hyperparameters") or "none"
+        method = MethodInfo(name=run.get("method") or record.get("method") or "none", hyperparameters=hyper)
+        identity = f"{model.name}|{model.source}|{method.name}|{release.name}|{release.hash}|{release.subset}"
         entry = Entry(
             entry_id=hashlib.sha256(identity.encode()).hexdigest()[:16],
             model=model,
