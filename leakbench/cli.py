@@ -142,26 +142,35 @@ def score_cmd(
     ner: Annotated[
         str | None, typer.Option(help="spaCy model for Presidio's NER, or 'none' for the pattern-only engine.")
     ] = None,
+    workers: Annotated[
+        int | None, typer.Option(help="Scoring processes (default: one per available core).")
+    ] = None,
 ) -> None:
     """Classify generations as direct / indirect / no leaks of their subject, plus other PII found."""
     from rich.progress import Progress
 
-    from leakbench.scoring import LeakScorer
+    from leakbench.records import check_number
+    from leakbench.scoring.engine import choose_ner_model
     from leakbench.scoring.jsonl import score_file
+    from leakbench.scoring.parallel import default_workers
 
+    check_number("--workers", workers, integer=True)
     input_file(src, "input file")
     check_not_aliased("--out", dst, {"--in": src})
+    engine = choose_ner_model(ner)  # an unknown model fails here, before any work
     total = sum(1 for line in src.open("rb") if line.strip())
-    with console.status("loading the Presidio analyzer..."):
-        scorer = LeakScorer(ner_model=ner)
+    n_workers = min(workers or default_workers(), max(1, -(-total // 256)))  # no more workers than chunks
     errors: list[str] = []
     with Progress(console=err_console, transient=True) as progress:
-        task = progress.add_task("scoring", total=total)
-        counts = score_file(src, dst, scorer, errors.append, lambda n: progress.advance(task, n))
+        task = progress.add_task(f"scoring ({n_workers} worker{'s' * (n_workers > 1)})", total=total)
+        counts = score_file(
+            src, dst, ner_model=engine, workers=n_workers, on_error=errors.append,
+            on_progress=lambda n: progress.advance(task, n),
+        )  # fmt: skip
     for message in errors:
         err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("direct", "indirect", "none"))
-    console.print(f"wrote {dst}: {summary} (NER engine: {scorer.ner_model})")
+    console.print(f"wrote {dst}: {summary} (NER engine: {engine})")
     if errors:
         raise LeakBenchError(f"{src}: {len(errors)} malformed row(s) (marked with `error` in {dst})")
 

@@ -21,10 +21,6 @@ from leakbench.resources import resource_dir
 from leakbench.scoring import INDIRECT_LEAK_KINDS, LeakScorer
 
 N_CHOICES = 10  # the true value and 9 decoys
-SUMMARY_METRICS = ("direct_leak_rate", "indirect_leak_rate", "any_leak_rate", "other_pii_rate")
-KIND_METRICS = tuple(f"{kind}_rate" for kind in INDIRECT_LEAK_KINDS)
-FIELD_METRICS = tuple(f"{m}__{f}" for m in ("direct_leak_rate", "any_leak_rate") for f in FIELDS)
-PROBE_KIND_METRICS = tuple(f"any_leak_rate__{k}" for k in ("direct", *INDIRECT_KINDS))
 
 
 def tasks_path() -> Path:

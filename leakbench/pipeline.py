@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leakbench.metrics import DIRECT, INDIRECT, RETAIN
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -24,7 +25,7 @@ from leakbench.records import (
     write_text_atomic,
 )
 
-LEAK_TASKS = ["leakbench_direct", "leakbench_indirect", "leakbench_retain"]
+LEAK_TASKS = [DIRECT, INDIRECT, RETAIN]
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
 KINDS = ("reformatted", "partial", "cross_attribute", "cross_subject")
 
@@ -90,16 +91,16 @@ def leak_metrics(results: dict[str, Any]) -> dict[str, float]:
         return float(value) if isinstance(value, int | float) else math.nan
 
     out = {
-        "direct_leak_rate": get("leakbench_direct", "direct_leak_rate"),
-        "indirect_leak_rate": get("leakbench_indirect", "indirect_leak_rate"),
-        "any_leak_rate_direct_probes": get("leakbench_direct", "any_leak_rate"),
-        "any_leak_rate_indirect_probes": get("leakbench_indirect", "any_leak_rate"),
-        "other_pii_rate": get("leakbench_indirect", "other_pii_rate"),
-        "retain_bits_per_byte": get("leakbench_retain", "bits_per_byte"),
-        "retain_byte_perplexity": get("leakbench_retain", "byte_perplexity"),
+        "direct_leak_rate": get(DIRECT, "direct_leak_rate"),
+        "indirect_leak_rate": get(INDIRECT, "indirect_leak_rate"),
+        "any_leak_rate_direct_probes": get(DIRECT, "any_leak_rate"),
+        "any_leak_rate_indirect_probes": get(INDIRECT, "any_leak_rate"),
+        "other_pii_rate": get(INDIRECT, "other_pii_rate"),
+        "retain_bits_per_byte": get(RETAIN, "bits_per_byte"),
+        "retain_byte_perplexity": get(RETAIN, "byte_perplexity"),
     }
     for kind in KINDS:  # over all probes: an indirect leak can answer a direct probe too
-        out[f"{kind}_rate"] = (get("leakbench_direct", f"{kind}_rate") + get("leakbench_indirect", f"{kind}_rate")) / 2
+        out[f"{kind}_rate"] = (get(DIRECT, f"{kind}_rate") + get(INDIRECT, f"{kind}_rate")) / 2
     return out
 
 

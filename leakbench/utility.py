@@ -108,7 +108,9 @@ def load_problems(dataset: str, mini: bool = False, data_dir: str | Path | None 
     from evalplus.data import humaneval, mbpp
 
     module = humaneval if dataset == "humaneval" else mbpp
-    setattr(module, OVERRIDE_ENV[dataset], path)  # read at import time by EvalPlus: keep it in step
+    # EvalPlus reads its override path into a module global at import: point it at our file for this call only
+    previous = getattr(module, OVERRIDE_ENV[dataset])
+    setattr(module, OVERRIDE_ENV[dataset], path)
     try:
         if dataset == "humaneval":
             return module.get_human_eval_plus(mini=mini), module.get_human_eval_plus_hash(mini=mini)
@@ -121,6 +123,8 @@ def load_problems(dataset: str, mini: bool = False, data_dir: str | Path | None 
             f"cannot load {dataset} ({exc.__class__.__name__}): without network, pass --data-dir DIR with {name} "
             f"in it, or set {OVERRIDE_ENV[dataset]}=/path/to/{name}"
         ) from None
+    finally:
+        setattr(module, OVERRIDE_ENV[dataset], previous)
 
 
 def generate_samples(
@@ -137,14 +141,14 @@ def generate_samples(
     import torch
     from evalplus.sanitize import sanitize
 
-    from leakbench.unlearn import load_causal_lm
+    from leakbench.unlearn import context_length, load_causal_lm
 
     model, tokenizer = load_causal_lm(model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"  # keep the end of a long prompt: the signature being completed
-    limit = getattr(model.config, "max_position_embeddings", None) or tokenizer.model_max_length
+    limit = context_length(model, tokenizer.model_max_length)
     jobs = [(tid, p) for tid, p in problems.items() for _ in range(n_samples)]
     samples = []
     for i in range(0, len(jobs), batch_size):

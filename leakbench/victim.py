@@ -270,11 +270,11 @@ def build(
         other = corpus + retain_texts
         block = cfg.block
     else:
-        from leakbench.unlearn import load_causal_lm
+        from leakbench.unlearn import context_length, load_causal_lm
 
         model, tokenizer = load_causal_lm(cfg.base)
         other = retain_texts
-        block = min(cfg.block, getattr(model.config, "max_position_embeddings", cfg.block) or cfg.block)
+        block = min(cfg.block, context_length(model, cfg.block))
         if cfg.lora:
             from peft import LoraConfig, get_peft_model
 

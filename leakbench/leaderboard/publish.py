@@ -30,6 +30,7 @@ from leakbench.leaderboard.schema import (
     Utility,
     json_schema,
 )
+from leakbench.metrics import DIRECT, INDIRECT
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -42,14 +43,6 @@ from leakbench.records import (
     write_text_atomic,
 )
 
-LEAK_TASKS = (
-    "leakbench_direct",
-    "leakbench_indirect",
-    "leakbench_retain",
-    "leakbench_reconstruct",
-    "leakbench_direct_sampled",
-    "leakbench_indirect_sampled",
-)
 EXAMPLES_PER_TASK = 5
 RUN_FILES = ("results_*.json", "samples_*.jsonl", "utility.json", "run.json")  # what publish reads in a run
 
@@ -162,7 +155,7 @@ def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
     examples: list[Example] = []
     for path in sample_files:
         task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
-        if task not in ("leakbench_direct", "leakbench_indirect"):
+        if task not in (DIRECT, INDIRECT):
             continue
         rows = []
         for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

@@ -6,9 +6,11 @@ else Presidio's pattern-only engine. Custom secret recognizers come from `scorer
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -18,11 +20,10 @@ import yaml
 from leakbench.records import LeakBenchError
 from leakbench.resources import resource_dir
 
-# tldextract (used by Presidio's e-mail recognizer) fetches the public-suffix list at import time unless told
-# not to; with no URLs it uses the snapshot it ships. This must happen before presidio is imported.
-os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
-# With torch installed, spaCy may otherwise initialise CUDA.
-os.environ.setdefault("PRESIDIO_DEVICE", "cpu")
+# Set only while the engine is built, and restored afterwards (nothing is configured at import time):
+# tldextract (Presidio's e-mail recognizer) would fetch the public-suffix list; with no URLs it uses the
+# snapshot it ships. With torch installed, spaCy may otherwise initialise CUDA.
+_BUILD_ENV = {"TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS": "", "PRESIDIO_DEVICE": "cpu"}
 
 PATTERN_ONLY = "none"
 
@@ -65,14 +66,30 @@ def choose_ner_model(requested: str | None = None) -> str:
     return PATTERN_ONLY
 
 
+@contextlib.contextmanager
+def _environment(defaults: dict[str, str]) -> Iterator[None]:
+    """`defaults` for variables the user has not set, for the duration of the block only."""
+    added = {k: v for k, v in defaults.items() if k not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+
+
 @cache
 def get_engine(ner_model: str | None = None) -> Engine:
     """The process-wide analyzer for `ner_model` (see choose_ner_model); built on first use."""
     model = choose_ner_model(ner_model)
-    config = _config()
+    with _environment(_BUILD_ENV):
+        return _build_engine(model, _config())
+
+
+def _build_engine(model: str, config: dict[str, Any]) -> Engine:
     import tldextract.tldextract as tld
 
-    if tld.TLD_EXTRACTOR.suffix_list_urls:  # imported before us: swap in an offline extractor
+    if tld.TLD_EXTRACTOR.suffix_list_urls:  # imported before us with the network list: an offline one instead
         tld.TLD_EXTRACTOR = tld.TLDExtract(suffix_list_urls=())
 
     from presidio_analyzer import AnalyzerEngine

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from leakbench.records import atomic_path, check_not_aliased, dumps_row, input_file
-from leakbench.scoring.taxonomy import LeakScorer, ScoreInput, ScoreInputError
+from leakbench.scoring.parallel import score_chunks
+from leakbench.scoring.taxonomy import ScoreInput, ScoreInputError
 
 CHUNK = 256
 
@@ -53,57 +54,59 @@ def _unwritable(row: dict[str, Any]) -> bool:
 def score_file(
     src: Path,
     dst: Path,
-    scorer: LeakScorer,
+    *,
+    ner_model: str | None = None,
+    workers: int = 1,
     on_error: Callable[[str], None] = lambda msg: None,
     on_progress: Callable[[int], None] = lambda n: None,
 ) -> dict[str, int]:
-    """Score `src` into `dst` (written atomically); returns counts by leak class and of errors."""
+    """Score `src` into `dst` (written atomically), in chunks of CHUNK rows spread over `workers` processes;
+    returns counts by leak class and of errors."""
     input_file(src, "input file")
     check_not_aliased("--out", dst, {"--in": src})
     counts: Counter[str] = Counter()
+    in_flight: deque[list[tuple[int, dict[str, Any] | None, str | None]]] = deque()
 
-    def flush(chunk: list[tuple[int, dict[str, Any] | None, str | None]], out) -> None:
-        items, slots = [], []
-        for lineno, row, error in chunk:
-            if row is not None and error is None:
-                items.append(
-                    ScoreInput(
-                        row.get("prompt"),
-                        row.get("generation"),
-                        row.get("target_field"),
-                        row.get("subject"),
-                        row.get("others"),
-                    )
-                )
-                slots.append(lineno)
-        verdicts = dict(zip(slots, scorer.score_batch(items), strict=True))
-        for lineno, row, error in chunk:
-            result = verdicts.get(lineno)
-            if isinstance(result, ScoreInputError):
-                error = str(result)
-            if error is not None:
-                on_error(f"{src}:{lineno}: {error}")
-                counts["error"] += 1
-                # the row as read, unless it cannot be written back (then only where it was and why)
-                kept = row if row is not None and not _unwritable(row) else {}
-                out.write(dumps_row({**kept, "line": lineno, "error": error}) + "\n")
-                continue
-            assert row is not None and result is not None
-            verdict = result.to_dict()
-            counts[verdict["leak"]] += 1
-            out.write(
-                dumps_row({**row, **{k: verdict[k] for k in ("leak", "leak_kind", "matched_field", "other_pii")}})
-                + "\n"
-            )
-        on_progress(len(chunk))
-
-    with atomic_path(dst) as tmp, tmp.open("w", encoding="utf-8") as out:
+    def batches() -> Iterator[list[ScoreInput]]:
         chunk: list[tuple[int, dict[str, Any] | None, str | None]] = []
         for entry in _rows(src):
             chunk.append(entry)
             if len(chunk) == CHUNK:
-                flush(chunk, out)
+                in_flight.append(chunk)
+                yield _inputs(chunk)
                 chunk = []
         if chunk:
-            flush(chunk, out)
+            in_flight.append(chunk)
+            yield _inputs(chunk)
+
+    with atomic_path(dst) as tmp, tmp.open("w", encoding="utf-8") as out:
+        for results in score_chunks(batches(), ner_model=ner_model, workers=workers):
+            chunk = in_flight.popleft()
+            verdicts = iter(results)
+            for lineno, row, error in chunk:
+                result = next(verdicts) if row is not None and error is None else None
+                if isinstance(result, ScoreInputError):
+                    error = str(result)
+                if error is not None:
+                    on_error(f"{src}:{lineno}: {error}")
+                    counts["error"] += 1
+                    # the row as read, unless it cannot be written back (then only where it was and why)
+                    kept = row if row is not None and not _unwritable(row) else {}
+                    out.write(dumps_row({**kept, "line": lineno, "error": error}) + "\n")
+                    continue
+                assert row is not None and result is not None
+                verdict = result.to_dict()
+                counts[verdict["leak"]] += 1
+                picked = {k: verdict[k] for k in ("leak", "leak_kind", "matched_field", "other_pii")}
+                out.write(dumps_row({**row, **picked}) + "\n")
+            on_progress(len(chunk))
     return dict(counts)
+
+
+def _inputs(chunk: list[tuple[int, dict[str, Any] | None, str | None]]) -> list[ScoreInput]:
+    return [
+        ScoreInput(row.get("prompt"), row.get("generation"), row.get("target_field"), row.get("subject"),
+                   row.get("others"))
+        for _, row, error in chunk
+        if row is not None and error is None
+    ]  # fmt: skip

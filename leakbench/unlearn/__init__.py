@@ -108,6 +108,11 @@ def load_causal_lm(model_dir: str | Path):
     return model, tokenizer
 
 
+def context_length(model, default: int) -> int:
+    """How many positions the model can attend to (GPT-2 calls it n_positions; both answer to this name)."""
+    return int(getattr(model.config, "max_position_embeddings", None) or default)
+
+
 def victim_record(model_dir: str | Path) -> dict[str, Any]:
     """What a LeakBench model directory says about how it was made (victim or earlier unlearning)."""
     for name in ("victim.json", RECORD):
@@ -152,8 +157,9 @@ def unlearn(
     model, tokenizer = load_causal_lm(model_dir)
     forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
     retain_docs = [d for d in read_table("retain", subset=subset, data_dir=data_dir) if d["split"] == "train"]
-    forget = encode_documents(tokenizer, forget_docs, max_length=cfg.max_length)
-    retain = encode_documents(tokenizer, retain_docs, max_length=cfg.max_length)
+    max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
+    forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
+    retain = encode_documents(tokenizer, retain_docs, max_length=max_length)
 
     trainer_cls = method(cfg.method)[0]
     ref_model = None
