@@ -345,6 +345,10 @@ def run_cmd(
     batch_size: Annotated[
         str, typer.Option(help="lm-eval batch size: a number, 'auto' or 'auto:N'.")
     ] = str(StudyConfig.batch_size),
+    backend: Annotated[str, typer.Option(help="lm-eval model backend: hf or vllm.")] = StudyConfig.backend,
+    model_args: Annotated[
+        str, typer.Option(help="Backend arguments, k=v,... (e.g. dtype=bfloat16,tensor_parallel_size=2).")
+    ] = StudyConfig.model_args,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N probes per task (smoke runs).")] = None,
     utility: Annotated[
         str, typer.Option(help="EvalPlus datasets, comma-separated: humaneval, humaneval-mini, mbpp; '' for none.")
@@ -369,6 +373,8 @@ def run_cmd(
         unlearn={"steps": steps} if steps is not None else {},
         ner=ner,
         batch_size=batch_size,
+        backend=backend,
+        model_args=model_args,
         limit=limit,
         utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
         evalplus_dir=evalplus_dir,

@@ -16,11 +16,33 @@ from typing import Any
 from leakbench.data import read_table, release_dir
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.subjects import FIELDS
-from leakbench.records import LeakBenchError
+from leakbench.records import LeakBenchError, UsageError
 from leakbench.resources import resource_dir
 from leakbench.scoring import INDIRECT_LEAK_KINDS, LeakScorer
 
 N_CHOICES = 10  # the true value and 9 decoys
+
+
+BACKENDS = ("hf", "vllm")  # lm-eval model types that load a local or hub checkpoint by `pretrained=`
+
+
+def check_backend(backend: str, model_args: str = "") -> None:
+    """The lm-eval backend is one LeakBench supports and is installed; `model_args` parses and does not set
+    `pretrained` (the model directory does)."""
+    import importlib.util
+
+    from lm_eval.utils import simple_parse_args_string
+
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown --backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
+    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise LeakBenchError("--backend vllm needs vLLM: `pip install vllm` on a machine with a GPU")
+    pieces = [p for p in model_args.split(",") if p.strip()]
+    if any("=" not in p or not p.split("=", 1)[0].strip() for p in pieces):
+        raise UsageError(f"--model-args must be k=v pairs separated by commas, got {model_args!r}")
+    parsed = simple_parse_args_string(model_args)
+    if "pretrained" in parsed:
+        raise UsageError("--model-args must not set pretrained: the model directory is passed separately")
 
 
 def tasks_path() -> Path:
@@ -39,14 +61,20 @@ def evaluate(
     batch_size: int | str = 32,
     device: str | None = None,
     limit: int | None = None,
+    backend: str = "hf",
+    model_args: str = "",
 ) -> dict[str, Any]:
-    """Run LeakBench tasks on a local HF model through `lm_eval.simple_evaluate`, saving `results_*.json`
-    and `samples_*.jsonl` under `out` exactly as `lm_eval --output_path out --log_samples` does."""
+    """Run LeakBench tasks on a model through `lm_eval.simple_evaluate`, saving `results_*.json` and
+    `samples_*.jsonl` under `out` exactly as `lm_eval --output_path out --log_samples` does.
+
+    `backend` is lm-eval's model type (`hf`, `vllm`); `model_args` (`k=v,...`) goes to it unchanged after
+    `pretrained=<model_dir>`, e.g. `dtype=bfloat16,tensor_parallel_size=2` for vLLM on two GPUs."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
     from lm_eval.tasks import TaskManager
 
-    if device is None:
+    check_backend(backend, model_args)
+    if device is None and backend == "hf":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -61,8 +89,8 @@ def evaluate(
     manager = TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
     tracker = EvaluationTracker(output_path=str(out))
     results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={"pretrained": str(model_dir)},
+        model=backend,
+        model_args=",".join(filter(None, [f"pretrained={model_dir}", model_args.strip()])),
         tasks=tasks,
         device=device,
         batch_size=batch_size,

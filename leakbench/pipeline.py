@@ -40,6 +40,8 @@ class StudyConfig:
     unlearn: dict[str, Any] = field(default_factory=dict)  # UnlearnConfig overrides, for every method
     ner: str | None = "none"  # pattern-only Presidio by default: the NER engine is ~8x slower on CPU
     batch_size: int | str = 32
+    backend: str = "hf"  # lm-eval's model type: hf or vllm
+    model_args: str = ""  # passed to the backend unchanged, after pretrained=<model dir>
     limit: int | None = None
     data_dir: Path | None = None
     utility: tuple[str, ...] = ("humaneval-mini",)  # EvalPlus datasets: humaneval, humaneval-mini, mbpp
@@ -58,6 +60,9 @@ class StudyConfig:
         check_methods(self.methods)
         parse_datasets(self.utility)
         self.batch_size = parse_batch_size(self.batch_size)
+        from leakbench.harness import check_backend
+
+        check_backend(self.backend, self.model_args)
         check_number("--limit", self.limit, integer=True)
         check_number("--max-new-tokens", self.max_new_tokens, integer=True)
         VictimConfig(subset=self.subset, **self.victim)
@@ -157,7 +162,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         log(f"    {label}: {', '.join(LEAK_TASKS)} on the {cfg.subset} subset")
         results = timed(f"eval_{label}", lambda: evaluate(
             model_dir, run_dir, LEAK_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
-            batch_size=cfg.batch_size, limit=cfg.limit,
+            batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
         ))  # fmt: skip
         for dataset, mini in utility_sets:
             from leakbench.utility import run_utility

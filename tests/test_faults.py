@@ -594,6 +594,9 @@ CASES = [
          keep=("f",)),
     Case("run-publish-to-under-file", ["run", "--out", "{w}/s", "--publish-to", "{w}/f/r"], 1, "is a file",
          setup=_mkfile("f"), absent=("s",)),
+    Case("run-unknown-backend", [*RUN, "--backend", "llamacpp"], 2, "unknown --backend", absent=("study",)),
+    Case("run-model-args-pretrained", [*RUN, "--model-args", "pretrained=/elsewhere"], 2, "must not set pretrained", absent=("study",)),
+    Case("run-model-args-malformed", [*RUN, "--model-args", "dtype=bfloat16,,oops"], 2, "k=v pairs", absent=("study",)),
     Case("run-evalplus-truncated", [*RUN, "--evalplus-dir", "{w}/ep"], 1, "corrupt or truncated",
          setup=_truncated_evalplus, absent=("study",)),
 ]
