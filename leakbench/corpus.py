@@ -95,6 +95,8 @@ def training_arguments(output_dir: str, *, steps: int, batch_size: int, lr: floa
         "data_seed": seed,
         "remove_unused_columns": False,
         "use_cpu": not torch.cuda.is_available(),
+        # bf16 autocast on GPUs that have it (the GPU check's precision); full fp32 on the CPU
+        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         "dataloader_num_workers": 0,
     }
     return TrainingArguments(output_dir=output_dir, **{**settings, **overrides})

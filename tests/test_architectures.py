@@ -14,76 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from leakbench.data import read_table
+from leakbench.benchmarks.architectures import FAMILIES, build_family
 
 pytestmark = pytest.mark.architectures
 
 EVALPLUS = Path(__file__).resolve().parents[2] / "shared" / "evalplus"
-FAMILIES = ("llama", "gpt2", "gpt_bigcode", "qwen2", "mistral")
-POSITIONS = {"gpt2": 128}  # GPT-2's short position limit (the real one is 1024): prompts must be cut to fit
-
-
-def _tokenizer(family: str, positions: int):
-    """A byte-level BPE trained here, wrapped the way the family's hub tokenizer behaves."""
-    from tokenizers import ByteLevelBPETokenizer, processors
-    from transformers import PreTrainedTokenizerFast
-
-    llama_like = family in ("llama", "mistral")
-    specials = ["<unk>", "<s>", "</s>"] if llama_like else ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    bpe = ByteLevelBPETokenizer()
-    texts = [d["text"] for d in read_table("retain", subset="mini")]
-    bpe.train_from_iterator(texts, vocab_size=400, min_frequency=2, special_tokens=specials, show_progress=False)
-    raw = bpe._tokenizer
-    if llama_like:  # a BOS token before every sequence, no pad token (CodeLlama, Mistral)
-        raw.post_processor = processors.TemplateProcessing(
-            single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", raw.token_to_id("<s>"))]
-        )
-        conventions = {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "padding_side": "left"}
-    elif family == "qwen2":  # no BOS; pad is the end-of-text token; right padding
-        conventions = {"eos_token": "<|endoftext|>", "pad_token": "<|endoftext|>", "padding_side": "right"}
-    else:  # GPT-2, StarCoder: BOS = EOS = <|endoftext|>, no pad token
-        conventions = {"bos_token": "<|endoftext|>", "eos_token": "<|endoftext|>", "unk_token": "<|endoftext|>"}
-    return PreTrainedTokenizerFast(tokenizer_object=raw, model_max_length=positions, **conventions)
-
-
-def _model(family: str, tokenizer, positions: int):
-    import torch
-    from transformers import (
-        AutoModelForCausalLM,
-        GPT2Config,
-        GPTBigCodeConfig,
-        LlamaConfig,
-        MistralConfig,
-        Qwen2Config,
-    )
-
-    torch.manual_seed(0)
-    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id, "vocab_size": len(tokenizer)}  # fmt: skip
-    small = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-             "max_position_embeddings": positions}  # fmt: skip
-    config = {
-        "llama": lambda: LlamaConfig(**small, **ids),
-        "mistral": lambda: MistralConfig(**small, num_key_value_heads=1, sliding_window=64, **ids),
-        "qwen2": lambda: Qwen2Config(**small, num_key_value_heads=1, **ids),
-        "gpt2": lambda: GPT2Config(n_embd=32, n_layer=1, n_head=2, n_positions=positions, **ids),
-        "gpt_bigcode": lambda: GPTBigCodeConfig(
-            n_embd=32, n_layer=1, n_head=2, n_positions=positions, multi_query=True, **ids
-        ),
-    }[family]()
-    return AutoModelForCausalLM.from_config(config)
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
 def base(request, tmp_path_factory) -> tuple[str, Path]:
-    family = request.param
-    positions = POSITIONS.get(family, 256)
-    out = tmp_path_factory.mktemp(family) / "base"
-    tokenizer = _tokenizer(family, positions)
-    model = _model(family, tokenizer, positions)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-    return family, out
+    return request.param, build_family(request.param, tmp_path_factory.mktemp(request.param) / "base")
 
 
 def test_every_stage_runs_for_the_family(base, tmp_path):

@@ -1,28 +1,26 @@
-"""Scorer throughput on one core, with and without NER, against bare Presidio on the same texts.
+"""Scorer throughput, with and without NER, against bare Presidio on the same texts.
 
-    python -m leakbench.benchmarks.scoring [--n 400] [--json OUT.json]
+    python -m leakbench.benchmarks.scoring [--n 400] [--json OUT.json]          one core, per text and batched
+    python -m leakbench.benchmarks.scoring --full [--workers 2] [--json OUT]    the whole v1 set in worker processes
 
-Texts are realistic generations: the forget-document text that follows each probe's prompt (the value and
-the next lines), so most carry PII. Each configuration is timed after a warm-up over the same texts.
+Texts are realistic generations: the forget-document text that follows each direct probe's prompt (the value
+and the next lines), so most carry PII; for indirect probes, the target value on the line that would answer
+them. Each one-core configuration is timed after a warm-up over the same texts. The process limits numpy,
+torch and spaCy to one thread each (set in `main`, before they load): throughput is per core.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import time
+from collections.abc import Callable
 
-# One core: set before numpy / torch / spaCy start their thread pools.
-for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-    os.environ[var] = "1"
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Callable  # noqa: E402
-
-from leakbench.data import read_table  # noqa: E402
-from leakbench.records import provenance, write_text_atomic  # noqa: E402
-from leakbench.scoring import LeakScorer, ScoreInput  # noqa: E402
+from leakbench.data import read_table
+from leakbench.records import provenance, write_text_atomic
+from leakbench.scoring import LeakScorer, ScoreInput
 
 
 def _inputs(n: int) -> tuple[list[ScoreInput], list[dict]]:
@@ -95,11 +93,61 @@ def run(n: int) -> dict:
     return out
 
 
+def full_set_items() -> tuple[list[ScoreInput], list[dict]]:
+    """One realistic generation for every probe of the full v1 set (direct and indirect)."""
+    subjects = read_table("subjects")
+    by_id = {s["subject_id"]: s for s in subjects}
+    docs = {d["doc_id"]: d for d in read_table("forget")}
+    items = []
+    for p in read_table("probes"):
+        subject = by_id[p["subject_id"]]
+        if p["kind"] == "direct":
+            text = docs[p["doc_id"]]["text"]
+            start = len(p["prompt"]) if text.startswith(p["prompt"]) else text.find(p["target_value"])
+            end = text.find("\n", start + len(p["target_value"]))
+            generation = text[max(start, 0) : end if end != -1 else len(text)]
+        else:
+            generation = f"{p['target_value']}'"
+        items.append(ScoreInput(p["prompt"], generation, p["target_field"], subject))
+    return items, subjects
+
+
+def run_full(workers: int, chunk: int = 256) -> dict:
+    """Wall time to score the whole set, pattern-only and with NER, in `workers` processes (start-up included)."""
+    from leakbench.scoring.parallel import score_chunks
+
+    items, subjects = full_set_items()
+    chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]
+    out: dict = {"n_generations": len(items), "workers": workers, "chunk": chunk}
+    for label, model in (("pattern_only", "none"), ("ner", None)):
+        started = time.perf_counter()
+        batches = score_chunks(chunks, world=subjects, ner_model=model, workers=workers)
+        verdicts = [v for batch in batches for v in batch]
+        wall = time.perf_counter() - started
+        assert len(verdicts) == len(items)
+        out[label] = {"wall_s": round(wall, 1), "gen_per_s": round(len(items) / wall, 1),
+                      "leaks": sum(getattr(v, "leak", "error") != "none" for v in verdicts)}  # fmt: skip
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", type=int, default=400, help="number of generations (default 400)")
+    parser.add_argument("--full", action="store_true", help="score the whole v1 set in worker processes")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes for --full (default 2)")
     parser.add_argument("--json", help="also write the figures (with provenance) to this file")
     args = parser.parse_args()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):  # one thread per process
+        os.environ[var] = "1"
+    if args.full:
+        figures = run_full(args.workers)
+        print(f"{figures['n_generations']} generations (full v1 set), {args.workers} worker processes")
+        for label in ("pattern_only", "ner"):
+            f = figures[label]
+            print(f"  {label:12s} {f['wall_s']:7.1f} s   {f['gen_per_s']:8.1f} gen/s")
+        if args.json:
+            write_text_atomic(args.json, json.dumps(provenance(benchmark="scoring_full", figures=figures), indent=2))
+        return
     figures = run(args.n)
     print(
         f"{figures['n_texts']} generations, {figures['mean_chars']:.0f} characters on average, one core "
