@@ -210,3 +210,11 @@ def test_lm_eval_cli_from_any_directory(tiny_model, tmp_path):
     data = json.loads(results[0].read_text())
     assert "direct_leak_rate,none" in data["results"]["leakbench_direct"]
     assert list((tmp_path / "out").rglob("samples_leakbench_direct_*.jsonl"))
+
+
+def test_probe_metric_list_is_generated_from_the_vocabulary():
+    from leakbench.metrics import PROBE_METRICS, template_is_current
+
+    assert template_is_current(tasks_path()), "run: python -m leakbench.metrics --write"
+    declared = [m["metric"] for m in _task_yaml("leakbench_direct")["metric_list"]]
+    assert declared == list(PROBE_METRICS) and len(PROBE_METRICS) == 8 + 2 * 15 + 5  # summary, per field, per kind

@@ -64,3 +64,19 @@ def test_score_cli_missing_input_writes_nothing(tmp_path, capsys):
     assert main(["score", "--in", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 1
     assert "nope.jsonl: no such input file" in capsys.readouterr().err
     assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_worker_processes_give_the_same_output_in_the_same_order(tmp_path):
+    from conftest import run_leakbench
+
+    rows = [{"prompt": "pw = '", "generation": g, "target_field": "password", "subject": MARIA, "others": [OTTO]}
+            for g in ("xqtuE9!6cKu92N'", "Pw-7hG2kLq9Zr", "nothing", "mail Maria Gonzalez")] * 150  # fmt: skip
+    src = tmp_path / "in.jsonl"
+    _write(src, [*rows, b"not json\n", *rows[:7]])
+    outs = {}
+    for workers in ("1", "2"):
+        proc = run_leakbench("score", "--in", str(src), "--out", str(tmp_path / f"o{workers}.jsonl"), "--ner", "none",
+                             "--workers", workers)  # fmt: skip
+        assert proc.returncode == 1 and "1 malformed row" in proc.stderr
+        outs[workers] = (tmp_path / f"o{workers}.jsonl").read_bytes()
+    assert outs["1"] == outs["2"] and outs["1"].count(b"\n") == len(rows) + 8
