@@ -187,6 +187,16 @@ def _entries(board: Path) -> list[dict]:
     return json.loads(board.read_text())["entries"]
 
 
+def _run_with(out: Path, run: Path, **config) -> Path:
+    """A copy of the lm-eval output `out` at `run`, with its results' `config` changed."""
+    shutil.copytree(out, run)
+    results = next(run.rglob("results_*.json"))
+    data = json.loads(results.read_text())
+    data["config"].update(config)
+    results.write_text(json.dumps(data))
+    return run
+
+
 def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
     from conftest import run_leakbench
 
@@ -220,12 +230,8 @@ def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
 
 def test_vllm_results_and_string_model_args_publish_the_same_model(lm_eval_run, tmp_path):
     model, out, _ = lm_eval_run
-    run = tmp_path / "vllm-run"
-    shutil.copytree(out, run)
-    results = next(run.rglob("results_*.json"))
-    data = json.loads(results.read_text())
-    data["config"].update(model="vllm", model_args=f"pretrained={model},tensor_parallel_size=2,dtype=bfloat16")
-    results.write_text(json.dumps(data))
+    args = f"pretrained={model},tensor_parallel_size=2,dtype=bfloat16"
+    run = _run_with(out, tmp_path / "vllm-run", model="vllm", model_args=args)
     board = tmp_path / "leaderboard.json"
     publish([out], board, None, examples=False)
     assert publish([run], board, None, examples=False) == {"added": 0, "replaced": 0, "unchanged": 1}
@@ -237,12 +243,7 @@ def test_two_models_in_folders_of_the_same_name_stay_two_entries(lm_eval_run, ti
     _, out, _ = lm_eval_run
     other = tmp_path / "elsewhere" / "ga-tiny"
     shutil.copytree(tiny_model_dir, other)  # different weights, same folder name
-    run = tmp_path / "other-run"
-    shutil.copytree(out, run)
-    results = next(run.rglob("results_*.json"))
-    data = json.loads(results.read_text())
-    data["config"]["model_args"] = {"pretrained": str(other)}
-    results.write_text(json.dumps(data))
+    run = _run_with(out, tmp_path / "other-run", model_args={"pretrained": str(other)})
     board = tmp_path / "leaderboard.json"
     assert publish([out, run], board, None, examples=False) == {"added": 2, "replaced": 0, "unchanged": 0}
     first, second = _entries(board)
@@ -253,12 +254,7 @@ def test_two_models_in_folders_of_the_same_name_stay_two_entries(lm_eval_run, ti
 
 def test_a_model_no_longer_on_disk_publishes_by_folder_name(lm_eval_run, tmp_path):
     _, out, _ = lm_eval_run
-    run = tmp_path / "moved"
-    shutil.copytree(out, run)
-    results = next(run.rglob("results_*.json"))
-    data = json.loads(results.read_text())
-    data["config"]["model_args"] = {"pretrained": "/home/someone/models/victim"}
-    results.write_text(json.dumps(data))
+    run = _run_with(out, tmp_path / "moved", model_args={"pretrained": "/home/someone/models/victim"})
     board = tmp_path / "leaderboard.json"
     publish([run], board, None, examples=False)
     (entry,) = _entries(board)
@@ -268,12 +264,7 @@ def test_a_model_no_longer_on_disk_publishes_by_folder_name(lm_eval_run, tmp_pat
 
 def test_a_hub_id_is_its_own_portable_source(lm_eval_run, tmp_path):
     _, out, _ = lm_eval_run
-    run = tmp_path / "hub"
-    shutil.copytree(out, run)
-    results = next(run.rglob("results_*.json"))
-    data = json.loads(results.read_text())
-    data["config"]["model_args"] = "pretrained=Qwen/Qwen2.5-Coder-7B,dtype=bfloat16"
-    results.write_text(json.dumps(data))
+    run = _run_with(out, tmp_path / "hub", model_args="pretrained=Qwen/Qwen2.5-Coder-7B,dtype=bfloat16")
     board = tmp_path / "leaderboard.json"
     publish([run], board, None, examples=False)
     (entry,) = _entries(board)
