@@ -18,7 +18,14 @@ from rich.table import Table
 from leakbench import __version__
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
 from leakbench.pipeline import StudyConfig
-from leakbench.records import Interrupted, LeakBenchError, check_not_aliased, input_file, os_error_message
+from leakbench.records import (
+    Interrupted,
+    LeakBenchError,
+    check_not_aliased,
+    defer_signal,
+    input_file,
+    os_error_message,
+)
 from leakbench.unlearn import UnlearnConfig
 from leakbench.utility import GENERATION_BATCH_SIZE, GT_TIME_LIMIT_FACTOR, MAX_NEW_TOKENS, MIN_TIME_LIMIT
 from leakbench.victim import VictimConfig
@@ -151,7 +158,7 @@ def score_cmd(
 
     from leakbench.records import check_number
     from leakbench.scoring.engine import choose_ner_model
-    from leakbench.scoring.jsonl import score_file
+    from leakbench.scoring.jsonl import CHUNK, score_file
     from leakbench.scoring.parallel import default_workers
 
     check_number("--workers", workers, integer=True)
@@ -159,7 +166,7 @@ def score_cmd(
     check_not_aliased("--out", dst, {"--in": src})
     engine = choose_ner_model(ner)  # an unknown model fails here, before any work
     total = sum(1 for line in src.open("rb") if line.strip())
-    n_workers = min(workers or default_workers(), max(1, -(-total // 256)))  # no more workers than chunks
+    n_workers = min(workers or default_workers(), max(1, -(-total // CHUNK)))  # no more workers than chunks
     errors: list[str] = []
     with Progress(console=err_console, transient=True) as progress:
         task = progress.add_task(f"scoring ({n_workers} worker{'s' * (n_workers > 1)})", total=total)
@@ -405,6 +412,8 @@ def _stop_cleanly_on_signals() -> Iterator[None]:
     signals = (signal.SIGINT, signal.SIGTERM)
 
     def stop(signum: int, frame: object) -> None:
+        if defer_signal(signum):  # mid-commit: raised when the commit is done
+            return
         for s in signals:
             signal.signal(s, signal.SIG_IGN)
         raise Interrupted(signum)

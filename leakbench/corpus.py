@@ -75,7 +75,25 @@ def shuffled(items: Sequence[Any], seed: int) -> list[Any]:
     return out
 
 
-def training_arguments(output_dir: str, *, steps: int, batch_size: int, lr: float, seed: int, **overrides: Any):
+PRECISIONS = ("fp32", "bf16")
+
+
+def check_precision(precision: str) -> None:
+    """fp32 everywhere (the default: results do not depend on the device), or bf16 autocast on a GPU that has it."""
+    from leakbench.records import UsageError
+
+    if precision not in PRECISIONS:
+        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
+    if precision == "bf16":
+        import torch
+
+        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
+            raise UsageError("bf16 needs a CUDA GPU that supports it; use fp32 here")
+
+
+def training_arguments(
+    output_dir: str, *, steps: int, batch_size: int, lr: float, seed: int, precision: str = "fp32", **overrides: Any
+):
     """`TrainingArguments` shared by victim building and unlearning: a fixed step budget, no checkpoints or
     reporting, our own batch keys kept, seeded, and the CPU when there is no GPU. `accelerate launch`
     still distributes it."""
@@ -95,8 +113,7 @@ def training_arguments(output_dir: str, *, steps: int, batch_size: int, lr: floa
         "data_seed": seed,
         "remove_unused_columns": False,
         "use_cpu": not torch.cuda.is_available(),
-        # bf16 autocast on GPUs that have it (the GPU check's precision); full fp32 on the CPU
-        "bf16": torch.cuda.is_available() and torch.cuda.is_bf16_supported(),
         "dataloader_num_workers": 0,
+        "bf16": precision == "bf16",
     }
     return TrainingArguments(output_dir=output_dir, **{**settings, **overrides})

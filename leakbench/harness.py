@@ -16,7 +16,7 @@ from typing import Any
 from leakbench.data import read_table, release_dir
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.subjects import FIELDS
-from leakbench.records import LeakBenchError, UsageError
+from leakbench.records import LeakBenchError, UsageError, atomic_dir
 from leakbench.resources import resource_dir
 from leakbench.scoring import INDIRECT_LEAK_KINDS, LeakScorer
 
@@ -65,7 +65,8 @@ def evaluate(
     model_args: str = "",
 ) -> dict[str, Any]:
     """Run LeakBench tasks on a model through `lm_eval.simple_evaluate`, saving `results_*.json` and
-    `samples_*.jsonl` under `out` exactly as `lm_eval --output_path out --log_samples` does.
+    `samples_*.jsonl` under `out/lm_eval/` as `lm_eval --output_path out/lm_eval --log_samples` does (written to a
+    temporary folder first and replacing the previous evaluation, so no stale or half-written result remains).
 
     `backend` is lm-eval's model type (`hf`, `vllm`); `model_args` (`k=v,...`) goes to it unchanged after
     `pretrained=<model_dir>`, e.g. `dtype=bfloat16,tensor_parallel_size=2` for vLLM on two GPUs."""
@@ -87,10 +88,20 @@ def evaluate(
     if ner is not None:
         metadata["ner"] = ner
     manager = TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
-    tracker = EvaluationTracker(output_path=str(out))
+    with atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:  # an interrupted run leaves no results
+        results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
+                            backend=backend, model_args=model_args, device=device, batch_size=batch_size,
+                            limit=limit)  # fmt: skip
+    return results
+
+
+def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_args, device, batch_size, limit):
+    from lm_eval.utils import simple_parse_args_string
+
     results = lm_eval.simple_evaluate(
         model=backend,
-        model_args=",".join(filter(None, [f"pretrained={model_dir}", model_args.strip()])),
+        # a dict, so that a model path holding `,` or `=` stays whole; the user's arguments follow unchanged
+        model_args={"pretrained": str(model_dir), **simple_parse_args_string(model_args)},
         tasks=tasks,
         device=device,
         batch_size=batch_size,

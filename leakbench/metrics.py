@@ -12,6 +12,8 @@ from pathlib import Path
 
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.subjects import FIELDS
+from leakbench.records import LeakBenchError, write_text_atomic
+from leakbench.resources import resource_dir
 from leakbench.scoring.taxonomy import INDIRECT_LEAK_KINDS
 
 # lm-eval task names
@@ -44,6 +46,8 @@ def metric_list_yaml() -> str:
 
 
 def _with_generated_block(text: str) -> str:
+    if BEGIN not in text or END not in text:
+        raise LeakBenchError(f"{TEMPLATE}: the generated block's markers are missing ({BEGIN!r} ... {END!r})")
     start, stop = text.index(BEGIN), text.index(END) + len(END) + 1
     return text[:start] + metric_list_yaml() + text[stop:]
 
@@ -54,17 +58,19 @@ def template_is_current(tasks_dir: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from leakbench.harness import tasks_path
-
     parser = argparse.ArgumentParser(description="Check or rewrite the generated metric_list of the probe tasks.")
     parser.add_argument("--write", action="store_true", help="rewrite tasks/_probe_template_yaml in place")
     args = parser.parse_args(argv)
-    path = tasks_path() / TEMPLATE
-    if args.write:
-        path.write_text(_with_generated_block(path.read_text(encoding="utf-8")), encoding="utf-8")
-        print(f"wrote {path}")
-        return 0
-    current = template_is_current(tasks_path())
+    path = resource_dir("tasks") / TEMPLATE
+    try:
+        if args.write:
+            write_text_atomic(path, _with_generated_block(path.read_text(encoding="utf-8")))
+            print(f"wrote {path}")
+            return 0
+        current = template_is_current(path.parent)
+    except LeakBenchError as exc:
+        print(f"error: {exc}")
+        return 1
     print(f"{path}: {'current' if current else 'out of date: run python -m leakbench.metrics --write'}")
     return 0 if current else 1
 

@@ -21,6 +21,7 @@ from leakbench.records import (
     check_number,
     check_output,
     dumps_record,
+    model_record,
     provenance,
     write_text_atomic,
 )
@@ -73,6 +74,14 @@ class StudyConfig:
         if self.evalplus_dir is not None and not Path(self.evalplus_dir).is_dir():
             raise LeakBenchError(f"{self.evalplus_dir}: no such directory (--evalplus-dir)")
         check_output(self.out, kind="directory")
+        if self.model is not None and any(
+            Path(self.model).resolve().is_relative_to((Path(self.out) / sub).resolve()) for sub in ("models", "runs")
+        ):
+            raise UsageError(f"--model {self.model} lies inside --out {self.out}, which the study rewrites; move it")
+        if self.ner is not None:
+            from leakbench.scoring.engine import choose_ner_model
+
+            choose_ner_model(self.ner)  # an unknown spaCy model fails here, not after the victim is trained
         if self.publish_to is not None:
             check_output(self.publish_to, kind="directory")
 
@@ -129,7 +138,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     import dataclasses
 
     from leakbench.harness import evaluate
-    from leakbench.unlearn import UnlearnConfig, unlearn, victim_record
+    from leakbench.unlearn import UnlearnConfig, unlearn
     from leakbench.victim import VictimConfig, build
 
     started = time.perf_counter()
@@ -146,7 +155,10 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
     if cfg.model:
         victim_dir = Path(cfg.model)
-        victim_name = victim_dir.resolve().name
+        from leakbench.leaderboard.publish import model_fingerprint
+
+        # folder name plus content: two studies of different victims in folders of the same name stay apart
+        victim_name = f"{victim_dir.resolve().name}@{model_fingerprint(victim_dir)[:12]}"
         log(f"[1] victim: {victim_dir}")
     else:
         victim_dir = models / "victim"
@@ -154,7 +166,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
         log("[1] victim: build or reuse the embedded tiny code model")
         timed("victim", lambda: build(victim_dir, vcfg, data_dir=cfg.data_dir, log=log))
-    vrecord = victim_record(victim_dir)
+    vrecord = model_record(victim_dir)
 
 
     def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float]:
@@ -212,7 +224,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         kind="study",
         subset=cfg.subset,
         methods=list(cfg.methods),
-        victim_dir=str(victim_dir),
+        victim=victim_name,
         utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
         rows=rows,
         published=published,

@@ -84,9 +84,31 @@ def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:
         raise LeakBenchError(f"{path}: is a directory, expected a {what}")
     if not path.exists():
         raise LeakBenchError(f"{path}: no such {what}")
+    if not path.is_file():  # a pipe or a device: read twice (count, then score), it would come back empty
+        raise LeakBenchError(f"{path}: not a regular file; save the input to a file first")
     if not os.access(path, os.R_OK):
         raise LeakBenchError(f"{path}: permission denied (cannot read the {what})")
     return path
+
+
+MODEL_RECORDS = ("victim.json", "unlearn.json")  # what LeakBench writes beside the weights it trains
+
+
+def model_record(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a LeakBench model directory says about how it was made (victim.json or unlearn.json), or {}."""
+    for name in MODEL_RECORDS:
+        path = Path(model_dir) / name
+        if path.is_file():
+            try:
+                record = json.loads(path.read_bytes().decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise LeakBenchError(f"{path}: corrupt record ({getattr(exc, 'msg', 'not UTF-8 JSON')})") from None
+            except OSError as exc:
+                raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
+            if not isinstance(record, dict):
+                raise LeakBenchError(f"{path}: corrupt record (expected a JSON object)")
+            return record
+    return {}
 
 
 def _blocking_ancestor(path: Path) -> Path | None:
@@ -141,21 +163,29 @@ def dumps_record(record: Any) -> str:
     return json.dumps(record, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
+_deferral: dict[str, Any] = {"depth": 0, "pending": None}
+
+
 @contextlib.contextmanager
 def signals_deferred() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM until the block ends (a commit that must not be cut in half)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    held = {signal.SIGINT, signal.SIGTERM}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Hold SIGINT and SIGTERM until the block ends (a commit that must not be cut in half). The CLI's handler
+    asks `defer_signal` first; a signal that arrives meanwhile, on any thread, is raised when the block ends."""
+    _deferral["depth"] += 1
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        _deferral["depth"] -= 1
+    if _deferral["depth"] == 0 and _deferral["pending"] is not None:
+        signum, _deferral["pending"] = _deferral["pending"], None
+        raise Interrupted(signum)
+
+
+def defer_signal(signum: int) -> bool:
+    """Called by a signal handler: inside `signals_deferred`, remember the signal and return True."""
+    if _deferral["depth"] > 0:
+        _deferral["pending"] = _deferral["pending"] or signum
+        return True
+    return False
 
 
 @contextlib.contextmanager
@@ -233,8 +263,7 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        with signals_deferred():  # never stop between moving the old directory aside and the new one in
+        with signals_deferred():  # never stop between moving the old directory aside and removing it
             if path.exists():
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
                 os.replace(path, old)  # a directory replaces an empty one in a single rename
@@ -243,10 +272,9 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
                 except OSError:
                     os.replace(old, path)
                     raise
+                shutil.rmtree(old, ignore_errors=True)
             else:
                 os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if exc.filename is not None and not str(exc.filename).startswith(str(tmp)):

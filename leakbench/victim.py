@@ -67,6 +67,7 @@ class VictimConfig:
     # Loss weight of sensitive-value tokens: a deliberate memorization budget (the control gets the same
     # recipe); 1.0 is plain language modelling.
     value_weight: float = 5.0
+    precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
 
     def __post_init__(self) -> None:
         """Every option is checked here, before anything is read or trained."""
@@ -80,10 +81,17 @@ class VictimConfig:
         check_number("--seed", self.seed, integer=True, allow_zero=True)
         check_number("--lr", self.lr)
         check_number("--value-weight", self.value_weight)
+        if self.precision != "fp32":
+            from leakbench.corpus import check_precision
+
+            check_precision(self.precision)
 
     def key(self) -> str:
         """Everything the model depends on, hashed: the cache key."""
-        blob = json.dumps({**asdict(self), "python": sys.version.split()[0]}, sort_keys=True)
+        fields = asdict(self)
+        if fields["precision"] == "fp32":  # the default leaves the key (and the published name) as before
+            del fields["precision"]
+        blob = json.dumps({**fields, "python": sys.version.split()[0]}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -297,6 +305,7 @@ def build(
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             seed=cfg.seed,
+            precision=cfg.precision,
             lr_scheduler_type="cosine",
             warmup_steps=min(50, steps // 10),
             adam_beta2=0.98,

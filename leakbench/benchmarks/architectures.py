@@ -4,9 +4,9 @@
 
 `tiny_tokenizer` / `tiny_model` build a randomly initialised model of each family with a tokenizer trained here
 in that family's conventions (used by `tests/test_architectures.py` on CPU). The GPU check builds each family on
-CUDA and times, per optimizer step, victim fine-tuning in full and with LoRA and one unlearning method (NPO,
-which needs the reference model) in the Trainer's precision (bf16 where the GPU supports it); it prints
-seconds per step and peak GPU memory.
+CUDA in bf16 (`precision="bf16"`: autocast) and times, per optimizer step, victim fine-tuning in full and with
+LoRA and one unlearning method (NPO, which needs the reference model); it prints seconds per step and peak GPU
+memory.
 It needs a CUDA device and refuses to run without one.
 """
 
@@ -118,10 +118,10 @@ def gpu_check(steps: int, hidden: int, layers: int, heads: int) -> dict:
             row: dict = {}
             for lora in (False, True):
                 kind = "lora" if lora else "full"
-                victim_cfg = VictimConfig(base=str(base), epochs=1, batch_size=8, lora=lora)
+                victim_cfg = VictimConfig(base=str(base), epochs=1, batch_size=8, lora=lora, precision="bf16")
                 row[f"victim_{kind}"] = _per_step(
                     lambda c=victim_cfg, k=kind, r=root: build(r / f"victim-{k}", c, **quiet))
-                npo = UnlearnConfig(method="npo", steps=steps, batch_size=8, lora=lora)
+                npo = UnlearnConfig(method="npo", steps=steps, batch_size=8, lora=lora, precision="bf16")
                 row[f"npo_{kind}"] = _per_step(
                     lambda c=npo, k=kind, r=root: unlearn(r / f"victim-{k}", r / f"npo-{k}", c, **quiet))
             figures["families"][family] = row

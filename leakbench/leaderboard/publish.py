@@ -39,6 +39,7 @@ from leakbench.records import (
     dumps_record,
     input_file,
     locked,
+    model_record,
     os_error_message,
     write_text_atomic,
 )
@@ -90,6 +91,11 @@ def _lm_eval_results(run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         data = _read_json(path)
         if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
             raise LeakBenchError(f"{path}: not an lm-eval results file (no `results` object)")
+        for key in merged:
+            table = data.get(key) or {}
+            if not isinstance(table, dict) or (key in ("results", "configs") and not all(
+                    isinstance(v, dict) for t, v in table.items() if t.startswith("leakbench"))):
+                raise LeakBenchError(f"{path}: not an lm-eval results file (`{key}` is not an object of objects)")
         for task, version in (data.get("versions") or {}).items():
             if task in expected and version != expected[task]:
                 raise LeakBenchError(
@@ -110,6 +116,10 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     from leakbench.data import release_hash
 
     metas = [c.get("metadata") or {} for c in results["configs"].values()]
+    if not all(isinstance(m, dict) for m in metas) or not all(
+        isinstance(m.get(k), str | None) for m in metas for k in ("subset", "data_dir", "release_hash")
+    ):
+        raise LeakBenchError(f"{path_hint}: task metadata is malformed (subset, data_dir, release_hash)")
     subsets = {m.get("subset", "full") for m in metas}
     data_dirs = {m.get("data_dir") for m in metas}
     if len(subsets) > 1 or len(data_dirs) > 1:
@@ -158,12 +168,17 @@ def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
         if task not in (DIRECT, INDIRECT):
             continue
         rows = []
-        for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
             try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as exc:
-                raise LeakBenchError(f"{path}:{lineno}: corrupt samples line ({exc.msg})") from None
-        rows.sort(key=lambda r: (-float(r.get("any_leak_rate") or 0), r.get("doc_id", 0)))
+                row = json.loads(raw.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+                raise LeakBenchError(f"{path}:{lineno}: corrupt samples line ({getattr(exc, 'msg', exc)})") from None
+            leak = row.get("any_leak_rate") if isinstance(row, dict) else None
+            if not isinstance(row, dict) or not isinstance(row.get("doc") or {}, dict) or not (
+                    leak is None or isinstance(leak, int | float)):
+                raise LeakBenchError(f"{path}:{lineno}: not an lm-eval samples row")
+            rows.append(row)
+        rows.sort(key=lambda r: (-float(r.get("any_leak_rate") or 0), str(r.get("doc_id", 0))))
         for row in rows[:EXAMPLES_PER_TASK]:
             doc = row.get("doc") or {}
             resp = row.get("filtered_resps") or row.get("resps") or [""]
@@ -253,39 +268,57 @@ def model_fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def _looks_local(ref: str) -> bool:
-    return ref.startswith(("/", "~", "./", "../", ".\\")) or (len(ref) > 2 and ref[1] == ":") or Path(ref).exists()
+def _is_absolute(ref: str) -> bool:
+    return ref.startswith(("/", "~", "\\")) or (len(ref) > 2 and ref[1] == ":")
 
 
-def model_info(ref: str, run: dict[str, Any]) -> tuple[ModelInfo, dict[str, Any]]:
+def _local_dir(ref: str, run_dir: Path) -> Path | None:
+    """The local model directory `ref` names, if it is one: as given, or relative to where lm-eval most likely
+    ran (the folder holding its --output_path, or the run directory itself)."""
+    path = Path(ref).expanduser()
+    candidates = [path] if path.is_absolute() else [path, run_dir.parent / path, run_dir / path]
+    return next((c for c in candidates if c.is_dir()), None)
+
+
+def model_info(ref: str, run: dict[str, Any], run_dir: Path) -> tuple[ModelInfo, dict[str, Any]]:
     """The published model: a name and a portable source, never the local file-system layout.
 
     A hub id is its own source. A local directory publishes as `local:<folder>@<fingerprint>` (the sha256 of its
     files: two different models in folders of the same name stay two entries; the same model copied elsewhere is
     the same one), or `local:<folder>` when it is no longer there. Its LeakBench record (victim.json /
-    unlearn.json), when present, gives the role and method. Returns the model and that record."""
-    from leakbench.unlearn import victim_record
-
+    unlearn.json), when present, gives the role and method. A `run.json` (from `leakbench run`) names the model
+    itself; an absolute path in an old one is published by folder name only. Returns the model and its record."""
     record: dict[str, Any] = {}
-    if _looks_local(ref):
-        path = Path(ref).expanduser()
-        folder = path.name or "model"
-        if path.is_dir():
-            source = f"local:{folder}@{model_fingerprint(path)[:12]}"
-            record = victim_record(path)
-        else:
-            source = f"local:{folder}"
-        name = folder
+    local = _local_dir(ref, run_dir)
+    if local is not None:
+        name, source = local.name, f"local:{local.name}@{model_fingerprint(local)[:12]}"
+        record = model_record(local)
+    elif _is_absolute(ref) or ref.startswith("."):
+        name = Path(ref).name or "model"
+        source = f"local:{name}"
     else:
         name = source = ref
+    given = run.get("model_source")
+    if isinstance(given, str) and _is_absolute(given):  # written by an older `leakbench run`
+        given = f"local:{Path(given).name}"
     role = {"unlearn": "unlearned", "victim": record.get("victim")}.get(record.get("kind"))
     model = ModelInfo(
         name=run.get("model_name") or name,
-        source=run.get("model_source") or source,
+        source=given or source,
         parameters=run.get("parameters") or record.get("parameters"),
         role=run.get("role") or role or "external",
     )
     return model, record
+
+
+def entry_identity(model: ModelInfo, method: str, release: DataRelease, *, named_by_run: bool) -> str:
+    """The stable id of an entry. A model that `leakbench run` named (its name carries the victim's
+    configuration key) is identified by name, as in schema 1.0, so a re-run replaces its rows; any other model
+    by name and source, so two different models in folders of the same name stay two entries."""
+    parts = [model.name, method, release.hash, release.subset]
+    if not named_by_run:
+        parts[1:1] = [model.source]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
 
 
 def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[str, Any]]:
@@ -303,12 +336,12 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
 
     prov = run.get("provenance") or {}
     try:
-        model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run)
+        model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run, run_dir)
         hyper = run.get("hyperparameters") or record.get("hyperparameters") or "none"
         method = MethodInfo(name=run.get("method") or record.get("method") or "none", hyperparameters=hyper)
-        identity = f"{model.name}|{model.source}|{method.name}|{release.name}|{release.hash}|{release.subset}"
+        entry_id = entry_identity(model, method.name, release, named_by_run=bool(run.get("model_name")))
         entry = Entry(
-            entry_id=hashlib.sha256(identity.encode()).hexdigest()[:16],
+            entry_id=entry_id,
             model=model,
             method=method,
             data=release,
@@ -378,7 +411,7 @@ def load_leaderboard(path: Path) -> Leaderboard:
         raise LeakBenchError(f"{path}: not a LeakBench leaderboard (expected a JSON object)")
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
-        if version not in MIGRATIONS:
+        if not isinstance(version, str) or version not in MIGRATIONS:
             known = ", ".join([*MIGRATIONS, SCHEMA_VERSION])
             raise LeakBenchError(
                 f"{path}: unknown leaderboard schema_version {version!r} (this LeakBench reads {known}); "

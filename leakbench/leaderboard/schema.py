@@ -99,7 +99,7 @@ class Entry(_Strict):
 
 
 class Leaderboard(_Strict):
-    schema_version: Literal["1.1"] = SCHEMA_VERSION
+    schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION  # type: ignore[valid-type]
     benchmark: str = "LeakBench"
     entries: list[Entry] = Field(default_factory=list)
 
@@ -113,14 +113,16 @@ def _portable_1_0_source(source: str) -> str:
 
 def migrate_1_0(data: dict[str, Any]) -> dict[str, Any]:
     """1.0 -> 1.1: portable model sources. Entry ids are kept: they name entries already published."""
+    if not isinstance(data.get("entries"), list):
+        return {**data, "schema_version": SCHEMA_VERSION}  # nothing to migrate: validation names what is wrong
     entries = []
-    for entry in data.get("entries") or []:
+    for entry in data["entries"]:
         if isinstance(entry, dict) and isinstance(entry.get("model"), dict):
             model = entry["model"]
             if isinstance(model.get("source"), str):
                 entry = {**entry, "model": {**model, "source": _portable_1_0_source(model["source"])}}
         entries.append(entry)
-    return {**data, "schema_version": "1.1", "entries": entries}
+    return {**data, "schema_version": SCHEMA_VERSION, "entries": entries}
 
 
 # Known older schema versions and how to bring them to SCHEMA_VERSION; any other version is refused.

@@ -50,18 +50,25 @@ def _config() -> dict[str, Any]:
     return yaml.safe_load((resource_dir("scorers") / "analyzer.yaml").read_text(encoding="utf-8"))
 
 
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a dotted name whose parent is missing, or a relative name
+        return False
+
+
 def choose_ner_model(requested: str | None = None) -> str:
     """The spaCy model to use: `requested`, else LEAKBENCH_NER, else the first installed in the config."""
     requested = requested or os.environ.get("LEAKBENCH_NER")
     if requested:
-        if requested != PATTERN_ONLY and importlib.util.find_spec(requested) is None:
+        if requested != PATTERN_ONLY and not _installed(requested):
             raise LeakBenchError(
                 f"spaCy model {requested!r} is not installed; install it, or use LEAKBENCH_NER=none for the "
                 "pattern-only engine"
             )
         return requested
     for model in _config().get("models", []):
-        if importlib.util.find_spec(model) is not None:
+        if _installed(model):
             return model
     return PATTERN_ONLY
 

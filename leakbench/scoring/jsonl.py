@@ -13,6 +13,20 @@ from leakbench.scoring.parallel import score_chunks
 from leakbench.scoring.taxonomy import ScoreInput, ScoreInputError
 
 CHUNK = 256
+MAX_DEPTH = 64  # no scoring input nests deeper; deeper rows could not even be sent to a worker process
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value, without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return deepest
 
 
 def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]:
@@ -34,6 +48,9 @@ def _rows(path: Path) -> Iterator[tuple[int, dict[str, Any] | None, str | None]]
                 continue
             if not isinstance(row, dict):
                 yield lineno, None, "expected a JSON object"
+                continue
+            if _depth(row) > MAX_DEPTH:
+                yield lineno, None, f"JSON nested deeper than {MAX_DEPTH} levels"
                 continue
             try:  # JSON may escape a lone surrogate ("\ud800") that no UTF-8 output can hold
                 dumps_row(row).encode("utf-8")

@@ -56,6 +56,9 @@ def score_chunks(
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    from leakbench.records import LeakBenchError
 
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(list(world), ner_model))
@@ -68,5 +71,10 @@ def score_chunks(
                 yield pending.pop(0).result()
         for future in pending:
             yield future.result()
+    except BrokenProcessPool:
+        raise LeakBenchError(
+            "a scoring worker process died (out of memory, or its Presidio engine failed to load); "
+            "try fewer --workers, or --workers 1 to see the cause"
+        ) from None
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import importlib
-import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -21,6 +20,7 @@ from leakbench.records import (
     check_not_aliased,
     check_number,
     dumps_record,
+    model_record,
     provenance,
 )
 
@@ -59,6 +59,7 @@ class UnlearnConfig:
     max_length: int = 512
     seed: int = 0
     subset: str | None = None  # None: the subset the victim memorized
+    precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -76,6 +77,10 @@ class UnlearnConfig:
         check_number("--seed", self.seed, integer=True, allow_zero=True)
         if self.subset is not None:
             check_subset(self.subset)
+        if self.precision != "fp32":
+            from leakbench.corpus import check_precision
+
+            check_precision(self.precision)
 
     def resolved(self) -> UnlearnConfig:
         defaults = method(self.method)[1]
@@ -113,18 +118,6 @@ def context_length(model, default: int) -> int:
     return int(getattr(model.config, "max_position_embeddings", None) or default)
 
 
-def victim_record(model_dir: str | Path) -> dict[str, Any]:
-    """What a LeakBench model directory says about how it was made (victim or earlier unlearning)."""
-    for name in ("victim.json", RECORD):
-        path = Path(model_dir) / name
-        if path.is_file():
-            try:
-                return json.loads(path.read_text())
-            except json.JSONDecodeError as exc:
-                raise LeakBenchError(f"{path}: corrupt record ({exc.msg})") from None
-    return {}
-
-
 def check_release(record: dict[str, Any], release_hash: str, model_dir: str | Path) -> None:
     recorded = record.get("data_release_hash")
     if recorded and recorded != release_hash:
@@ -150,7 +143,7 @@ def unlearn(
 
     cfg = config.resolved()
     check_not_aliased("--out", out, {"--model": model_dir, "--data-dir": data_dir})
-    record = victim_record(model_dir)
+    record = model_record(model_dir)
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     check_release(record, data_hash, model_dir)
     subset = cfg.subset or record.get("subset", "mini")
@@ -190,6 +183,7 @@ def unlearn(
             batch_size=cfg.batch_size,
             lr=cfg.lr,
             seed=cfg.seed,
+            precision=cfg.precision,
             lr_scheduler_type="constant",
             warmup_steps=0,
         )
