@@ -25,10 +25,11 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
+from leakbench.scoring.taxonomy import INDIRECT_LEAK_KINDS
 
 LEAK_TASKS = [DIRECT, INDIRECT, RETAIN]
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
-KINDS = ("reformatted", "partial", "cross_attribute", "cross_subject")
+KINDS = INDIRECT_LEAK_KINDS  # the taxonomy's indirect kinds, in its order
 
 
 @dataclass

@@ -8,6 +8,7 @@ leave Ctrl-C and SIGTERM to the parent, which stops them and cleans up.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
@@ -39,6 +40,23 @@ def _score(items: list[ScoreInput]) -> list[Verdict | ScoreInputError]:
     return _scorer.score_batch(items)
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Start workers with SIGINT ignored: the disposition survives their exec, so a Ctrl-C at the terminal (sent
+    to the whole process group) cannot interrupt a worker that is still importing; the parent handles it."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def score_chunks(
     chunks: Iterable[list[ScoreInput]],
     *,
@@ -66,7 +84,11 @@ def score_chunks(
         # keep at most 2 chunks per worker in flight: bounded memory, in-order results
         pending = []
         for chunk in chunks:
-            pending.append(pool.submit(_score, chunk))
+            if len(pending) < workers:  # this submit may start a worker: see _sigint_ignored
+                with _sigint_ignored():
+                    pending.append(pool.submit(_score, chunk))
+            else:
+                pending.append(pool.submit(_score, chunk))
             if len(pending) >= 2 * workers:
                 yield pending.pop(0).result()
         for future in pending:
