@@ -41,20 +41,17 @@ def _score(items: list[ScoreInput]) -> list[Verdict | ScoreInputError]:
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Start workers with SIGINT ignored: the disposition survives their exec, so a Ctrl-C at the terminal (sent
-    to the whole process group) cannot interrupt a worker that is still importing; the parent handles it."""
+def _sigint_blocked() -> Iterator[None]:
+    """Block SIGINT while workers start: a spawned worker inherits the mask, so a Ctrl-C at the terminal (sent to
+    the whole process group) never interrupts it mid-import; the parent receives the signal when the block ends
+    and stops the pool itself."""
     import signal
-    import threading
 
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def score_chunks(
@@ -76,7 +73,7 @@ def score_chunks(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from leakbench.records import LeakBenchError
+    from leakbench.records import LeakBenchError, signals_deferred
 
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(list(world), ner_model))
@@ -84,8 +81,8 @@ def score_chunks(
         # keep at most 2 chunks per worker in flight: bounded memory, in-order results
         pending = []
         for chunk in chunks:
-            if len(pending) < workers:  # this submit may start a worker: see _sigint_ignored
-                with _sigint_ignored():
+            if len(pending) < workers:  # this submit may start a worker: never cut its start-up in half
+                with signals_deferred(), _sigint_blocked():
                     pending.append(pool.submit(_score, chunk))
             else:
                 pending.append(pool.submit(_score, chunk))
