@@ -363,7 +363,10 @@ def run_cmd(
     evalplus_dir: Annotated[
         Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
     ] = None,
-    publish_to: Annotated[Path | None, typer.Option(help="Leaderboard folder to publish into.")] = Path("results"),
+    publish_to: Annotated[
+        Path | None,
+        typer.Option(help="Leaderboard folder to publish into (default: --out; results/ updates the repository's)."),
+    ] = None,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
 ) -> None:
     """The whole study: victim -> leak tasks -> GA, GA+GD, GA+KL, NPO -> leak tasks again -> utility ->
@@ -385,13 +388,15 @@ def run_cmd(
         limit=limit,
         utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
         evalplus_dir=evalplus_dir,
-        publish_to=None if no_publish else publish_to,
+        publish=not no_publish,
+        publish_to=publish_to,
     )
     summary = run_study(cfg, log=console.print)
     console.print((out / "summary.md").read_text())
     console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
-    if cfg.publish_to is not None:
-        console.print(f"leaderboard: {cfg.publish_to / 'leaderboard.json'}; page: {cfg.publish_to / 'index.html'}")
+    if cfg.publish:
+        board = cfg.publish_to or cfg.out
+        console.print(f"leaderboard: {board / 'leaderboard.json'}; page: {board / 'index.html'}")
 
 
 @app.command("tasks-path")

@@ -7,8 +7,11 @@ configuring: `--metadata '{"subset": "mini"}'` or `{"data_dir": "/path/to/releas
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import random
+from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -88,11 +91,31 @@ def evaluate(
     if ner is not None:
         metadata["ner"] = ner
     manager = TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
-    with atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:  # an interrupted run leaves no results
+    with _quiet_custom_dataset_notice(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
         results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
                             backend=backend, model_args=model_args, device=device, batch_size=batch_size,
                             limit=limit)  # fmt: skip
     return results
+
+
+class _CustomDatasetNotice(logging.Filter):
+    """lm-eval tells every `custom_dataset` task, at every load, that kwargs can go to --metadata: our tasks
+    document their metadata keys, so the notice is noise in LeakBench's own runs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (message.startswith("leakbench") and "Custom kwargs can be passed" in message)
+
+
+@contextlib.contextmanager
+def _quiet_custom_dataset_notice() -> Iterator[None]:
+    """Drop that notice for the duration of an evaluation only (the filter is removed afterwards)."""
+    logger, notice = logging.getLogger("lm_eval.api.task"), _CustomDatasetNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)
 
 
 def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_args, device, batch_size, limit):

@@ -49,7 +49,8 @@ class StudyConfig:
     utility: tuple[str, ...] = ("humaneval-mini",)  # EvalPlus datasets: humaneval, humaneval-mini, mbpp
     evalplus_dir: Path | None = None  # folder with the official EvalPlus files (offline)
     max_new_tokens: int = 128  # EvalPlus completions: tiny models ramble
-    publish_to: Path | None = Path("results")
+    publish: bool = True
+    publish_to: Path | None = None  # the leaderboard folder; None: the study's own --out folder
 
     def __post_init__(self) -> None:
         """Every option is checked here, before a model is built or a task runs."""
@@ -215,11 +216,11 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
             "unlearn": {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")},
         }
     published = None
-    if cfg.publish_to is not None:
+    board = Path(cfg.publish_to) if cfg.publish_to is not None else out
+    if cfg.publish:
         from leakbench.leaderboard import publish
 
-        log(f"[{len(cfg.methods) + 3}] publishing into {cfg.publish_to}")
-        board = Path(cfg.publish_to)
+        log(f"[{len(cfg.methods) + 3}] publishing into {board}")
         published = publish([runs / label for label in rows], board / "leaderboard.json", board / "index.html")
     summary = provenance(
         kind="study",
@@ -232,10 +233,9 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         timings_s=timings,
         wall_time_s=round(time.perf_counter() - started, 1),
     )
-    for folder in (out, cfg.publish_to):
-        if folder is not None:
-            write_text_atomic(Path(folder) / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-            write_text_atomic(Path(folder) / "summary.md", summary_table(rows))
+    for folder in dict.fromkeys([out, board] if cfg.publish else [out]):  # the study's folder and the board's
+        write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+        write_text_atomic(folder / "summary.md", summary_table(rows))
     return summary
 
 
