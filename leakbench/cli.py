@@ -371,7 +371,7 @@ def run_cmd(
 ) -> None:
     """The whole study: victim -> leak tasks -> GA, GA+GD, GA+KL, NPO -> leak tasks again -> utility ->
     leaderboard, with a table at the end."""
-    from leakbench.pipeline import run_study
+    from leakbench.pipeline import TABLE_COLUMNS, run_study, table_cells
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     cfg = StudyConfig(
@@ -392,7 +392,12 @@ def run_cmd(
         publish_to=publish_to,
     )
     summary = run_study(cfg, log=console.print)
-    console.print((out / "summary.md").read_text())
+    table = Table(title="LeakBench study", title_justify="left")
+    for i, column in enumerate(TABLE_COLUMNS):
+        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+    for cells in table_cells(summary["rows"]):
+        table.add_row(*cells)
+    Console(width=max(console.width, 200)).print(table)  # the whole table, never wrapped at 80 columns
     console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     if cfg.publish:
         board = cfg.publish_to or cfg.out

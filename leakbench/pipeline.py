@@ -269,22 +269,28 @@ def _pct(x: float) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
 
 
-def summary_table(rows: dict[str, dict[str, Any]]) -> str:
-    """The study table as Markdown: one row per model."""
-    head = (
-        "| model | direct leak | indirect leak | reformatted | partial | cross-attr. | cross-subj. | "
-        "retain bits/byte | direct-leak reduction | retain utility kept | indirect change |"
-    )
-    lines = [head, "|" + " --- |" * 11]
+TABLE_COLUMNS = (
+    "model", "direct leak", "indirect leak", "reformatted", "partial", "cross-attr.", "cross-subj.",
+    "retain bits/byte", "direct-leak reduction", "retain utility kept", "indirect change",
+)  # fmt: skip
+
+
+def table_cells(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """The study table's cells, one list per model, in TABLE_COLUMNS order (Markdown file and console alike)."""
+    cells = []
     for name, row in rows.items():
         m, r = row["metrics"], row.get("ratios", {})
         change = r.get("indirect_leak_change")
-        lines.append(
-            f"| {name} | {_pct(m['direct_leak_rate'])} | {_pct(m['indirect_leak_rate'])} | "
-            + " | ".join(_pct(m[f"{k}_rate"]) for k in KINDS)
-            + f" | {m['retain_bits_per_byte']:.3f} | {_pct(r.get('direct_leak_reduction', math.nan))} | "
-            f"{_pct(r.get('retain_utility_retained', math.nan))} | "
-            + ("" if change is None else f"{100 * change:+.1f} pts")
-            + " |"
-        )
+        cells.append([
+            name, _pct(m["direct_leak_rate"]), _pct(m["indirect_leak_rate"]), *(_pct(m[f"{k}_rate"]) for k in KINDS),
+            f"{m['retain_bits_per_byte']:.3f}", _pct(r.get("direct_leak_reduction", math.nan)),
+            _pct(r.get("retain_utility_retained", math.nan)), "" if change is None else f"{100 * change:+.1f} pts",
+        ])  # fmt: skip
+    return cells
+
+
+def summary_table(rows: dict[str, dict[str, Any]]) -> str:
+    """The study table as Markdown: one row per model."""
+    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in table_cells(rows)]
     return "\n".join(lines) + "\n"
