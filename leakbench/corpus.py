@@ -117,3 +117,16 @@ def training_arguments(
         "bf16": precision == "bf16",
     }
     return TrainingArguments(output_dir=output_dir, **{**settings, **overrides})
+
+
+def quiet_progress(trainer) -> None:
+    """Keep the Trainer's progress bar but not the `{'loss': ...}` line it prints at every logging step: the
+    losses stay in `trainer.state.log_history` (and the records), the console stays readable."""
+    from transformers.trainer_callback import ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            return None
+
+    if trainer.pop_callback(ProgressCallback) is not None:
+        trainer.add_callback(BarOnly)

@@ -246,7 +246,7 @@ def build(
     """Build (or reuse) a victim in `out`; returns its record."""
     import torch
 
-    from leakbench.corpus import collate, training_arguments
+    from leakbench.corpus import collate, quiet_progress, training_arguments
     from leakbench.data import read_table, release_hash
 
     out = check_output(out, kind="directory")
@@ -317,6 +317,7 @@ def build(
             train_dataset=blocks,
             data_collator=lambda batch: collate(batch, tokenizer.pad_token_id),
         )
+        quiet_progress(trainer)
         trainer.train()
         if cfg.lora:
             model = model.merge_and_unload()

@@ -137,7 +137,7 @@ def unlearn(
     log=print,
 ) -> dict[str, Any]:
     """Run one unlearning method; returns the record written to OUT/unlearn.json."""
-    from leakbench.corpus import encode_documents, training_arguments
+    from leakbench.corpus import encode_documents, quiet_progress, training_arguments
     from leakbench.data import read_table, release_hash
     from leakbench.unlearn.trainer import PairCollator, PairedDataset
 
@@ -198,6 +198,7 @@ def unlearn(
             beta=cfg.beta,
         )
         started = time.perf_counter()
+        quiet_progress(trainer)
         trainer.train()
         wall = time.perf_counter() - started
         if cfg.lora:
