@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leakbench.metrics import DIRECT, INDIRECT, RETAIN
+from leakbench.metrics import DIRECT, INDIRECT, RETAIN, direct_leak_reduction, kept, leak_change
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -120,15 +120,15 @@ def leak_metrics(results: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-    """The study's headline ratios: relative direct-leak reduction, and utility retained (retain bits per
-    byte, lower is better, so victim / unlearned)."""
-    direct0, direct1 = before["direct_leak_rate"], after["direct_leak_rate"]
+def ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
+    """The study's headline ratios (defined in `leakbench.metrics`): relative direct-leak reduction, the change
+    in indirect leakage, and retain utility kept (bits per byte: lower is better, so victim / unlearned)."""
     return {
-        "direct_leak_reduction": (1 - direct1 / direct0) if direct0 > 0 else math.nan,
-        "indirect_leak_change": after["indirect_leak_rate"] - before["indirect_leak_rate"],
-        "retain_utility_retained": before["retain_bits_per_byte"] / after["retain_bits_per_byte"],
-    }
+        "direct_leak_reduction": direct_leak_reduction(before["direct_leak_rate"], after["direct_leak_rate"]),
+        "indirect_leak_change": leak_change(before["indirect_leak_rate"], after["indirect_leak_rate"]),
+        "retain_utility_retained": kept(before["retain_bits_per_byte"], after["retain_bits_per_byte"],
+                                        lower_is_better=True),
+    }  # fmt: skip
 
 
 def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -265,7 +265,7 @@ def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> list[tupl
     return chosen
 
 
-def _pct(x: float) -> str:
+def _pct(x: float | None) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
 
 
@@ -283,8 +283,8 @@ def table_cells(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
         change = r.get("indirect_leak_change")
         cells.append([
             name, _pct(m["direct_leak_rate"]), _pct(m["indirect_leak_rate"]), *(_pct(m[f"{k}_rate"]) for k in KINDS),
-            f"{m['retain_bits_per_byte']:.3f}", _pct(r.get("direct_leak_reduction", math.nan)),
-            _pct(r.get("retain_utility_retained", math.nan)), "" if change is None else f"{100 * change:+.1f} pts",
+            f"{m['retain_bits_per_byte']:.3f}", _pct(r.get("direct_leak_reduction")),
+            _pct(r.get("retain_utility_retained")), "" if change is None else f"{100 * change:+.1f} pts",
         ])  # fmt: skip
     return cells
 

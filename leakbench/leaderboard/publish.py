@@ -30,7 +30,7 @@ from leakbench.leaderboard.schema import (
     Utility,
     json_schema,
 )
-from leakbench.metrics import DIRECT, INDIRECT
+from leakbench.metrics import DIRECT, INDIRECT, direct_leak_reduction, kept, leak_change
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -384,19 +384,16 @@ def with_ratios(entry: Entry, baseline: Entry | None) -> Entry:
     if baseline is None or baseline.entry_id == entry.entry_id:
         return entry.model_copy(update={"ratios": None})
 
-    def ratio(a: float | None, b: float | None) -> float | None:
-        return a / b if a is not None and b not in (None, 0) else None
-
     d0, d1 = _value(baseline, "leakbench_direct/direct_leak_rate"), _value(entry, "leakbench_direct/direct_leak_rate")
     i0, i1 = (_value(baseline, "leakbench_indirect/indirect_leak_rate"),
               _value(entry, "leakbench_indirect/indirect_leak_rate"))  # fmt: skip
     b0, b1 = _value(baseline, "leakbench_retain/bits_per_byte"), _value(entry, "leakbench_retain/bits_per_byte")
-    code = {u.dataset: ratio(_pass1(entry, u.dataset), _pass1(baseline, u.dataset)) for u in entry.utility}
+    code = {u.dataset: kept(_pass1(baseline, u.dataset), _pass1(entry, u.dataset)) for u in entry.utility}
     return entry.model_copy(update={"ratios": Ratios(
         baseline_entry_id=baseline.entry_id,
-        direct_leak_reduction=(1 - d1 / d0) if d0 and d1 is not None else None,
-        indirect_leak_change=(i1 - i0) if i0 is not None and i1 is not None else None,
-        retain_utility_retained=ratio(b0, b1),
+        direct_leak_reduction=direct_leak_reduction(d0, d1),
+        indirect_leak_change=leak_change(i0, i1),
+        retain_utility_retained=kept(b0, b1, lower_is_better=True),
         code_utility_retained=code,
     )})  # fmt: skip
 
