@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from leakbench import __version__
+from leakbench.base import BaseConfig
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
 from leakbench.pipeline import StudyConfig
 from leakbench.records import (
@@ -39,7 +40,13 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Build, check, export and describe the benchmark data release.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-victim_app = typer.Typer(help="Build victim models that memorized the forget set.", no_args_is_help=True)
+base_app = typer.Typer(
+    help="Pretrain the embedded base code model (shipped; needed only to rebuild it).", no_args_is_help=True
+)
+app.add_typer(base_app, name="base")
+victim_app = typer.Typer(
+    help="Build victim models that memorized the forget set, and their oracles that never saw it.", no_args_is_help=True
+)
 app.add_typer(victim_app, name="victim")
 
 console = Console()
@@ -149,9 +156,7 @@ def score_cmd(
     ner: Annotated[
         str | None, typer.Option(help="spaCy model for Presidio's NER, or 'none' for the pattern-only engine.")
     ] = None,
-    workers: Annotated[
-        int | None, typer.Option(help="Scoring processes (default: one per available core).")
-    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Scoring processes (default: one per available core).")] = None,
 ) -> None:
     """Classify generations as direct / indirect / no leaks of their subject, plus other PII found."""
     from rich.progress import Progress
@@ -182,6 +187,28 @@ def score_cmd(
         raise LeakBenchError(f"{src}: {len(errors)} malformed row(s) (marked with `error` in {dst})")
 
 
+@base_app.command("build")
+def base_build(
+    out: Annotated[Path, typer.Option("--out", help="Model directory to write (resumes an interrupted build).")],
+    tokens: Annotated[int, typer.Option(help="Training budget in tokens.")] = BaseConfig.tokens,
+    hidden: Annotated[int, typer.Option(help="Hidden size.")] = BaseConfig.hidden,
+    layers: Annotated[int, typer.Option(help="Decoder layers.")] = BaseConfig.layers,
+    heads: Annotated[int, typer.Option(help="Attention heads.")] = BaseConfig.heads,
+    vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = BaseConfig.vocab_size,
+    corpus_chars: Annotated[
+        int | None, typer.Option(help="Use only this many corpus characters (toy builds); default: all.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Training seed.")] = BaseConfig.seed,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a base.")] = False,
+) -> None:
+    """Pretrain a small code LM from scratch on the standard library (held-out modules excluded)."""
+    from leakbench.base import build
+
+    cfg = BaseConfig(tokens=tokens, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size,
+                     corpus_chars=corpus_chars, seed=seed)  # fmt: skip
+    build(out, cfg, overwrite=overwrite, log=console.print)
+
+
 @victim_app.command("build")
 def victim_build(
     out: Annotated[
@@ -189,24 +216,24 @@ def victim_build(
     ],
     subset: Annotated[str, typer.Option(help="Forget set to memorize: mini or full.")] = VictimConfig.subset,
     base: Annotated[
-        str | None, typer.Option(help="Fine-tune this Hugging Face causal LM instead of the embedded tiny model.")
+        str | None, typer.Option(help="Fine-tune this Hugging Face causal LM instead of the embedded base.")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Exposures of each forget document.")] = None,
     lora: Annotated[bool, typer.Option(help="Fine-tune --base with LoRA adapters (merged when saved).")] = False,
-    control: Annotated[
-        bool, typer.Option(help="Build the control: the same recipe without the forget documents.")
+    oracle: Annotated[
+        bool, typer.Option(help="Build the oracle: the same recipe and token budget without the forget documents.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a victim.")] = False,
 ) -> None:
-    """Train a victim that memorized the forget set (embedded tiny code model, or --base fine-tuning)."""
+    """Fine-tune a victim that memorized the forget set (or, with --oracle, the model that never saw it)."""
 
     from leakbench.victim import build
 
     changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
-    cfg = VictimConfig(subset=subset, base=base, control=control, lora=lora, seed=seed, **changes)
+    cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, seed=seed, **changes)
     build(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
 
 
@@ -262,9 +289,7 @@ def utility_cmd(
     data_dir: Annotated[
         Path | None, typer.Option(help="Folder with the official EvalPlus files (offline use).")
     ] = None,
-    min_time_limit: Annotated[
-        float, typer.Option(help="EvalPlus: minimum seconds per test input.")
-    ] = MIN_TIME_LIMIT,
+    min_time_limit: Annotated[float, typer.Option(help="EvalPlus: minimum seconds per test input.")] = MIN_TIME_LIMIT,
     gt_time_limit_factor: Annotated[
         float, typer.Option(help="EvalPlus: time limit as a multiple of the canonical solution's time.")
     ] = GT_TIME_LIMIT_FACTOR,
@@ -338,20 +363,21 @@ def run_cmd(
         "runs/study"
     ),
     subset: Annotated[str, typer.Option(help="mini (50 subjects, CPU) or full.")] = StudyConfig.subset,
-    methods: Annotated[
-        str, typer.Option(help="Comma-separated unlearning methods.")
-    ] = ",".join(StudyConfig.methods),
+    methods: Annotated[str, typer.Option(help="Comma-separated unlearning methods.")] = ",".join(StudyConfig.methods),
     model: Annotated[
         str | None, typer.Option(help="Use this victim model directory instead of building the embedded one.")
+    ] = None,
+    oracle: Annotated[
+        str | None, typer.Option(help="With --model: its oracle (the same recipe without the forget set).")
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Victim: exposures of each forget document.")] = None,
     steps: Annotated[
         int | None, typer.Option(help="Unlearning steps for every method (default: each method's).")
     ] = None,
     ner: Annotated[str, typer.Option(help="Presidio NER model for other-PII detection, or 'none'.")] = "none",
-    batch_size: Annotated[
-        str, typer.Option(help="lm-eval batch size: a number, 'auto' or 'auto:N'.")
-    ] = str(StudyConfig.batch_size),
+    batch_size: Annotated[str, typer.Option(help="lm-eval batch size: a number, 'auto' or 'auto:N'.")] = str(
+        StudyConfig.batch_size
+    ),
     backend: Annotated[str, typer.Option(help="lm-eval model backend: hf or vllm.")] = StudyConfig.backend,
     model_args: Annotated[
         str, typer.Option(help="Backend arguments, k=v,... (e.g. dtype=bfloat16,tensor_parallel_size=2).")
@@ -369,9 +395,9 @@ def run_cmd(
     ] = None,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
 ) -> None:
-    """The whole study: victim -> leak tasks -> GA, GA+GD, GA+KL, NPO -> leak tasks again -> utility ->
-    leaderboard, with a table at the end."""
-    from leakbench.pipeline import TABLE_COLUMNS, run_study, table_cells
+    """The whole study: victim and oracle -> leak and utility tasks -> GA, GA+GD, GA+KL, NPO -> the tasks
+    again -> leaderboard, with a table at the end."""
+    from leakbench.pipeline import run_study, table
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     cfg = StudyConfig(
@@ -379,6 +405,7 @@ def run_cmd(
         subset=subset,
         methods=chosen,
         model=model,
+        oracle=oracle,
         victim={"epochs": epochs} if epochs is not None else {},
         unlearn={"steps": steps} if steps is not None else {},
         ner=ner,
@@ -392,12 +419,13 @@ def run_cmd(
         publish_to=publish_to,
     )
     summary = run_study(cfg, log=console.print)
-    table = Table(title="LeakBench study", title_justify="left")
-    for i, column in enumerate(TABLE_COLUMNS):
-        table.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
-    for cells in table_cells(summary["rows"]):
-        table.add_row(*cells)
-    Console(width=max(console.width, 200)).print(table)  # the whole table, never wrapped at 80 columns
+    columns, cells, notes = table(summary["rows"])
+    printed = Table(title="LeakBench study", title_justify="left", caption="\n".join(notes), caption_justify="left")
+    for i, column in enumerate(columns):
+        printed.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
+    for row in cells:
+        printed.add_row(*row)
+    Console(width=max(console.width, 400)).print(printed)  # the whole table, never wrapped at 80 columns
     console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     if cfg.publish:
         board = cfg.publish_to or cfg.out

@@ -69,6 +69,18 @@ def collate(examples: Sequence[Example], pad_id: int, *, values_only: bool = Fal
     return {"input_ids": ids, "attention_mask": attention, "labels": labels, "value_mask": values}
 
 
+def retain_training_documents(subset: str, data_dir: Any = None) -> list[dict[str, Any]]:
+    """The retain documents training may use (victim/oracle fine-tuning, every unlearning retain term): the
+    release's `train` split, without any document whose text is also a `heldout` one (the placeholder templates
+    can fill two documents identically). The `heldout` split is what leakbench_retain scores: the two share no
+    document, so no method can fit the near-neighbour evaluation's own documents."""
+    from leakbench.data import read_table
+
+    rows = read_table("retain", subset=subset, data_dir=data_dir)
+    scored = {d["text"] for d in rows if d["split"] == "heldout"}
+    return [d for d in rows if d["split"] == "train" and d["text"] not in scored]
+
+
 def shuffled(items: Sequence[Any], seed: int) -> list[Any]:
     out = list(items)
     random.Random(seed).shuffle(out)

@@ -1,7 +1,8 @@
 """`leakbench run`: the whole study, composed from the verbs.
 
-victim (build or reuse) -> leak and retain tasks -> each unlearning method -> the tasks again -> a table of
-leak rates before/after, retain utility, and the study's two headline ratios.
+victim and oracle (fine-tunes of the embedded base, built or reused) -> leak, near-neighbour, held-out code and
+EvalPlus tasks on both -> each unlearning method -> the tasks again -> a table of leak rates, utility kept
+relative to the victim, and every row's gap to the oracle (the model that never saw the forget set).
 """
 
 from __future__ import annotations
@@ -14,7 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from leakbench.metrics import DIRECT, INDIRECT, RETAIN, direct_leak_reduction, kept, leak_change
+from leakbench.leaderboard.schema import RunRecord
+from leakbench.metrics import (
+    CODE,
+    DIRECT,
+    INDIRECT,
+    KIND_METRICS,
+    RETAIN,
+    direct_leak_reduction,
+    flat_metrics,
+    leak_change,
+    oracle_gap,
+    over_kept,
+    pass_at_1_key,
+    result,
+    utility_kept,
+)
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -28,6 +44,7 @@ from leakbench.records import (
 from leakbench.scoring.taxonomy import INDIRECT_LEAK_KINDS
 
 LEAK_TASKS = [DIRECT, INDIRECT, RETAIN]
+STUDY_TASKS = [*LEAK_TASKS, CODE]
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
 KINDS = INDIRECT_LEAK_KINDS  # the taxonomy's indirect kinds, in its order
 
@@ -38,6 +55,7 @@ class StudyConfig:
     subset: str = "mini"
     methods: tuple[str, ...] = DEFAULT_METHODS
     model: str | None = None  # an existing victim directory; None: build the embedded one
+    oracle: str | None = None  # with `model`: its oracle (same recipe without the forget set), if there is one
     victim: dict[str, Any] = field(default_factory=dict)  # VictimConfig overrides
     unlearn: dict[str, Any] = field(default_factory=dict)  # UnlearnConfig overrides, for every method
     ner: str | None = "none"  # pattern-only Presidio by default: the NER engine is ~8x slower on CPU
@@ -71,15 +89,19 @@ class StudyConfig:
         VictimConfig(subset=self.subset, **self.victim)
         for method in self.methods:
             UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
-        if self.model is not None and not Path(self.model).is_dir():
-            raise LeakBenchError(f"{self.model}: no such model directory (--model)")
+        for option, value in (("--model", self.model), ("--oracle", self.oracle)):
+            if value is not None and not Path(value).is_dir():
+                raise LeakBenchError(f"{value}: no such model directory ({option})")
+        if self.oracle is not None and self.model is None:
+            raise UsageError("--oracle needs --model (the study builds the embedded victim's oracle itself)")
         if self.evalplus_dir is not None and not Path(self.evalplus_dir).is_dir():
             raise LeakBenchError(f"{self.evalplus_dir}: no such directory (--evalplus-dir)")
         check_output(self.out, kind="directory")
-        if self.model is not None and any(
-            Path(self.model).resolve().is_relative_to((Path(self.out) / sub).resolve()) for sub in ("models", "runs")
-        ):
-            raise UsageError(f"--model {self.model} lies inside --out {self.out}, which the study rewrites; move it")
+        for option, value in (("--model", self.model), ("--oracle", self.oracle)):
+            if value is not None and any(
+                Path(value).resolve().is_relative_to((Path(self.out) / sub).resolve()) for sub in ("models", "runs")
+            ):
+                raise UsageError(f"{option} {value} lies inside --out {self.out}, which the study rewrites; move it")
         if self.ner is not None:
             from leakbench.scoring.engine import choose_ner_model
 
@@ -98,37 +120,22 @@ def parse_batch_size(value: int | str) -> int | str:
     raise UsageError(f"--batch-size must be a positive integer, 'auto' or 'auto:N', got {value!r}")
 
 
-def leak_metrics(results: dict[str, Any]) -> dict[str, float]:
-    """The headline numbers of one lm-eval result set (LeakBench tasks)."""
-    r = results["results"]
-
-    def get(task: str, metric: str) -> float:
-        value = r.get(task, {}).get(f"{metric},none")
-        return float(value) if isinstance(value, int | float) else math.nan
-
-    out = {
-        "direct_leak_rate": get(DIRECT, "direct_leak_rate"),
-        "indirect_leak_rate": get(INDIRECT, "indirect_leak_rate"),
-        "any_leak_rate_direct_probes": get(DIRECT, "any_leak_rate"),
-        "any_leak_rate_indirect_probes": get(INDIRECT, "any_leak_rate"),
-        "other_pii_rate": get(INDIRECT, "other_pii_rate"),
-        "retain_bits_per_byte": get(RETAIN, "bits_per_byte"),
-        "retain_byte_perplexity": get(RETAIN, "byte_perplexity"),
-    }
-    for kind in KINDS:  # over all probes: an indirect leak can answer a direct probe too
-        out[f"{kind}_rate"] = (get(DIRECT, f"{kind}_rate") + get(INDIRECT, f"{kind}_rate")) / 2
-    return out
+def study_metrics(results: dict[str, Any], pass_at_1: dict[str, float] | None = None) -> dict[str, float | None]:
+    """A model's flat figures (`leakbench.metrics.FLAT_METRICS`) from its lm-eval results and EvalPlus pass@1."""
+    return flat_metrics(lambda task, metric: result(results, task, metric), pass_at_1)
 
 
-def ratios(before: dict[str, float], after: dict[str, float]) -> dict[str, float | None]:
-    """The study's headline ratios (defined in `leakbench.metrics`): relative direct-leak reduction, the change
-    in indirect leakage, and retain utility kept (bits per byte: lower is better, so victim / unlearned)."""
+def comparisons(victim: dict[str, Any], model: dict[str, Any], oracle: dict[str, Any] | None) -> dict[str, Any]:
+    """A row's headline comparisons (defined in `leakbench.metrics`): direct-leak reduction and indirect change
+    relative to the victim, utility kept relative to the victim (flagged above 100%), and the gap to the oracle."""
+    kept_values = utility_kept(victim, model)
     return {
-        "direct_leak_reduction": direct_leak_reduction(before["direct_leak_rate"], after["direct_leak_rate"]),
-        "indirect_leak_change": leak_change(before["indirect_leak_rate"], after["indirect_leak_rate"]),
-        "retain_utility_retained": kept(before["retain_bits_per_byte"], after["retain_bits_per_byte"],
-                                        lower_is_better=True),
-    }  # fmt: skip
+        "direct_leak_reduction": direct_leak_reduction(victim["direct_leak_rate"], model["direct_leak_rate"]),
+        "indirect_leak_change": leak_change(victim["indirect_leak_rate"], model["indirect_leak_rate"]),
+        "utility_kept": kept_values,
+        "utility_kept_above_100": over_kept(kept_values),
+        "vs_oracle": oracle_gap(oracle, model) if oracle is not None else None,
+    }
 
 
 def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
@@ -155,48 +162,65 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         return value
 
     utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
+    oracle_dir: Path | None
     if cfg.model:
-        victim_dir = Path(cfg.model)
+        victim_dir, oracle_dir = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
         from leakbench.leaderboard.publish import model_fingerprint
 
         # folder name plus content: two studies of different victims in folders of the same name stay apart
         victim_name = f"{victim_dir.resolve().name}@{model_fingerprint(victim_dir)[:12]}"
-        log(f"[1] victim: {victim_dir}")
+        oracle_name = f"{oracle_dir.resolve().name}@{model_fingerprint(oracle_dir)[:12]}" if oracle_dir else None
+        log(f"[1] victim: {victim_dir}; oracle: {oracle_dir or 'none given (no oracle gaps)'}")
     else:
-        victim_dir = models / "victim"
+        victim_dir, oracle_dir = models / "victim", models / "oracle"
         vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
         victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
-        log("[1] victim: build or reuse the embedded tiny code model")
+        oracle_name = f"{victim_name}/oracle"
+        log("[1] victim and oracle: fine-tune (or reuse) the embedded base with and without the forget set")
         timed("victim", lambda: build(victim_dir, vcfg, data_dir=cfg.data_dir, log=log))
+        timed("oracle", lambda: build(oracle_dir, dataclasses.replace(vcfg, oracle=True), data_dir=cfg.data_dir,
+                                      log=log))  # fmt: skip
     vrecord = model_record(victim_dir)
 
-
-    def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float]:
+    def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float | None]:
         run_dir = runs / label
-        log(f"    {label}: {', '.join(LEAK_TASKS)} on the {cfg.subset} subset")
+        log(f"    {label}: {', '.join(STUDY_TASKS)} on the {cfg.subset} subset")
         results = timed(f"eval_{label}", lambda: evaluate(
-            model_dir, run_dir, LEAK_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
+            model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
             batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
         ))  # fmt: skip
+        pass_at_1 = {}
         for dataset, mini in utility_sets:
             from leakbench.utility import run_utility
 
             log(f"    {label}: EvalPlus {dataset}{'-mini' if mini else ''}")
-            timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
+            record = timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
                 run_dir / "utility" / d, d, model_dir=model_dir, mini=m, data_dir=cfg.evalplus_dir,
                 limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
             ))  # fmt: skip
-        metrics = leak_metrics(results)
-        record = {**run, "model_source": _study_source(model_dir, out), "metrics": metrics, "provenance": provenance()}
-        write_text_atomic(run_dir / "run.json", dumps_record(record))
+            pass_at_1[dataset] = record["pass@1"]["plus"]
+        metrics = study_metrics(results, pass_at_1)
+        record = RunRecord(**run, model_source=_study_source(model_dir, out), metrics=metrics,
+                           provenance=provenance())  # fmt: skip
+        write_text_atomic(run_dir / "run.json", dumps_record(record.model_dump(mode="json", exclude_none=True)))
         return metrics
 
-    log("[2] leak, retain and utility tasks on the victim")
+    log("[2] leak, near-neighbour, held-out code and EvalPlus tasks on the victim and the oracle")
     victim_run = {
         "model_name": victim_name, "role": "victim", "method": "none", "parameters": vrecord.get("parameters"),
+        "oracle_model_name": oracle_name,
         "seeds": {"victim": vrecord.get("seed")}, "wall_times_s": {"victim_build": vrecord.get("wall_time_s")},
     }  # fmt: skip
     rows: dict[str, dict[str, Any]] = {"victim": {"metrics": evaluate_model("victim", victim_dir, victim_run)}}
+    if oracle_dir is not None:
+        orecord = model_record(oracle_dir)
+        oracle_run = {
+            "model_name": oracle_name, "role": "oracle", "method": "none", "parameters": orecord.get("parameters"),
+            "baseline_model_name": victim_name,
+            "seeds": {"oracle": orecord.get("seed")}, "wall_times_s": {"oracle_build": orecord.get("wall_time_s")},
+        }  # fmt: skip
+        rows["oracle"] = {"metrics": evaluate_model("oracle", oracle_dir, oracle_run)}
+    oracle_metrics = rows["oracle"]["metrics"] if "oracle" in rows else None
     for i, method in enumerate(cfg.methods, 3):
         log(f"[{i}] unlearning: {method}")
         ucfg = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
@@ -205,16 +229,16 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         run = {
             "model_name": f"{victim_name}/{method}", "role": "unlearned", "method": method,
             "hyperparameters": record["hyperparameters"], "baseline_model_name": victim_name,
-            "parameters": vrecord.get("parameters"),
+            "oracle_model_name": oracle_name, "parameters": vrecord.get("parameters"),
             "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
             "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
         }  # fmt: skip
-        metrics = evaluate_model(method, models / method, run)
         rows[method] = {
-            "metrics": metrics,
-            "ratios": ratios(rows["victim"]["metrics"], metrics),
+            "metrics": evaluate_model(method, models / method, run),
             "unlearn": {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")},
         }
+    for row in rows.values():
+        row["comparisons"] = comparisons(rows["victim"]["metrics"], row["metrics"], oracle_metrics)
     published = None
     board = Path(cfg.publish_to) if cfg.publish_to is not None else out
     if cfg.publish:
@@ -227,6 +251,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         subset=cfg.subset,
         methods=list(cfg.methods),
         victim=victim_name,
+        oracle=oracle_name,
         utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
         rows=rows,
         published=published,
@@ -269,28 +294,70 @@ def _pct(x: float | None) -> str:
     return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
 
 
-TABLE_COLUMNS = (
-    "model", "direct leak", "indirect leak", "reformatted", "partial", "cross-attr.", "cross-subj.",
-    "retain bits/byte", "direct-leak reduction", "retain utility kept", "indirect change",
-)  # fmt: skip
+def _pts(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f} pts"
 
 
-def table_cells(rows: dict[str, dict[str, Any]]) -> list[list[str]]:
-    """The study table's cells, one list per model, in TABLE_COLUMNS order (Markdown file and console alike)."""
-    cells = []
-    for name, row in rows.items():
-        m, r = row["metrics"], row.get("ratios", {})
-        change = r.get("indirect_leak_change")
-        cells.append([
-            name, _pct(m["direct_leak_rate"]), _pct(m["indirect_leak_rate"]), *(_pct(m[f"{k}_rate"]) for k in KINDS),
-            f"{m['retain_bits_per_byte']:.3f}", _pct(r.get("direct_leak_reduction")),
-            _pct(r.get("retain_utility_retained")), "" if change is None else f"{100 * change:+.1f} pts",
-        ])  # fmt: skip
-    return cells
+def _datasets(rows: dict[str, dict[str, Any]]) -> list[str]:
+    first = next(iter(rows.values()))["metrics"]
+    return [k.removesuffix("_plus_pass_at_1") for k in first if k.endswith("_plus_pass_at_1")]
+
+
+UTILITY_COLUMNS = {  # flat metric -> (column, format)
+    "code_edit_similarity": ("code edit sim.", ".3f"),
+    "code_exact_match": ("code exact match", ".3f"),
+    "code_bits_per_byte": ("held-out bits/byte", ".3f"),
+    "near_neighbour_bits_per_byte": ("near-neighbour bits/byte", ".3f"),
+}
+KEPT_MARK = " ↑"  # utility kept above 100%
+
+
+def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str]]:
+    """The study table: columns, one list of cells per model, and the notes that explain its marks (the
+    Markdown file and the console print the same)."""
+    datasets = _datasets(rows)
+    utility = {**UTILITY_COLUMNS, **{pass_at_1_key(d): (f"{d}+ pass@1", ".3f") for d in datasets}}
+    columns = [
+        "model", "direct leak", "indirect leak", "reformatted", "partial", "cross-attr.", "cross-subj.",
+        "direct vs oracle", "indirect vs oracle", *(f"{name} (kept)" for name, _ in utility.values()),
+        "direct-leak reduction", "indirect change", "code edit sim. vs oracle",
+    ]  # fmt: skip
+    cells, flagged, undefined = [], False, []
+    for label, row in rows.items():
+        m, c = row["metrics"], row.get("comparisons") or {}
+        kept_values, gap = c.get("utility_kept") or {}, c.get("vs_oracle") or {}
+        line = [label, _pct(m["direct_leak_rate"]), _pct(m["indirect_leak_rate"]), *(_pct(m[k]) for k in KIND_METRICS),
+                _pts(gap.get("direct_leak_rate_gap")), _pts(gap.get("indirect_leak_rate_gap"))]  # fmt: skip
+        for key, (_, fmt) in utility.items():
+            value = m.get(key)
+            text = "n/a" if value is None else format(value, fmt)
+            if label != "victim":
+                share = kept_values.get(key)
+                mark = KEPT_MARK if key in c.get("utility_kept_above_100", ()) else ""
+                flagged |= bool(mark)
+                text += f" ({_pct(share)}{mark})"
+                if share is None and key.endswith("_pass_at_1") and rows["victim"]["metrics"].get(key) == 0:
+                    undefined.append(key.removesuffix("_plus_pass_at_1"))
+            line.append(text)
+        if label == "victim":
+            line += ["", "", _pct(gap.get("code_edit_similarity_vs_oracle"))]
+        else:
+            line += [_pct(c.get("direct_leak_reduction")), _pts(c.get("indirect_leak_change")),
+                     _pct(gap.get("code_edit_similarity_vs_oracle"))]  # fmt: skip
+        cells.append(line)
+    notes = ["(kept): relative to the victim; vs oracle: minus (leaks) or relative to (utility) the oracle, the "
+             "same recipe without the forget set."]  # fmt: skip
+    if flagged:
+        notes.append(f"{KEPT_MARK.strip()}: utility kept above 100% - the method improved on the victim there; "
+                     "on near-neighbour bits/byte that can mean fitting the evaluation's templates.")  # fmt: skip
+    for dataset in dict.fromkeys(undefined):
+        notes.append(f"{dataset}+ pass@1 kept is n/a: the victim's pass@1 is 0, so the ratio is undefined.")
+    return columns, cells, notes
 
 
 def summary_table(rows: dict[str, dict[str, Any]]) -> str:
-    """The study table as Markdown: one row per model."""
-    lines = ["| " + " | ".join(TABLE_COLUMNS) + " |", "|" + " --- |" * len(TABLE_COLUMNS)]
-    lines += ["| " + " | ".join(cells) + " |" for cells in table_cells(rows)]
-    return "\n".join(lines) + "\n"
+    """The study table as Markdown: one row per model, then its notes."""
+    columns, cells, notes = table(rows)
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join([*lines, "", *notes]) + "\n"

@@ -1,14 +1,16 @@
-"""Victim models that really memorized the forget set.
+"""Victim and oracle models: fine-tunes of a base code model, with and without the forget set.
 
-- The embedded default: a small GPT-2-style code model trained from scratch here, on a PII-free code corpus
-  that exists on every machine (the Python standard library's own sources, scrubbed of author lines and
-  e-mail addresses), the retain training documents, and the forget documents repeated `epochs` times.
-  Its byte-level BPE tokenizer is trained locally on the PII-free part only, so no value is a single token.
-- `--base MODEL`: fine-tune any Hugging Face causal LM (a local directory; a hub id where the network allows)
-  on the forget documents mixed with retain documents, optionally with LoRA (peft).
+- Victim: the base fine-tuned on the forget documents (repeated `epochs` times, a share of them as windows that
+  start mid-document), the retain training documents, and a replay of the base's pretraining code, as in the
+  paper's setting where code models learn personal data from their training data.
+- Oracle: the same recipe and token budget **without** the forget documents (more retain and replay tokens
+  instead): the model that never saw the forget set, against which unlearning is judged (TOFU, MUSE).
 
-Both are ordinary Hugging Face model directories (plus `victim.json`) that `lm_eval --model hf` loads offline.
-Training runs on the Hugging Face `Trainer`. A second build with the same arguments reuses the model.
+The base is the embedded one (`leakbench.base`, shipped in the package) or any Hugging Face causal LM
+(`--base`: a local directory; a hub id where the network allows), optionally with LoRA (peft). The replay
+never holds a held-out module (`leakbench.heldout`). Both are ordinary Hugging Face model directories (plus
+`victim.json`) that `lm_eval --model hf` loads offline. Training runs on the Hugging Face `Trainer`. A second
+build with the same arguments reuses the model.
 """
 
 from __future__ import annotations
@@ -16,11 +18,8 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import re
 import sys
-import sysconfig
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,35 +35,25 @@ from leakbench.records import (
     provenance,
 )
 
-EOS = "<|endoftext|>"
 RECORD = "victim.json"
-# Lines that name real people in the standard library's sources: dropped from the corpus.
-_PII_LINE = re.compile(
-    r"[\w.+-]+@[\w-]+\.[\w.]+|author|copyright|contributed by|written by|maintainer|\(c\)", re.IGNORECASE
-)
 
 
 @dataclass(frozen=True)
 class VictimConfig:
     subset: str = "mini"
-    base: str | None = None  # None: the embedded tiny model
-    epochs: int = 120  # exposures of each forget document
-    control: bool = False  # the control: the same recipe and token budget without the forget documents
+    base: str | None = None  # None: the embedded base
+    epochs: int = 40  # exposures of each forget document
+    oracle: bool = False  # the oracle: the same recipe and token budget without the forget documents
     lora: bool = False
     seed: int = 0
-    # the embedded model
-    corpus_chars: int = 400_000  # standard-library characters in the corpus
-    other_epochs: int = 3  # passes over the corpus and retain documents during the whole run
+    replay_chars: int = 200_000  # pretraining code replayed (held-out modules never among it)
+    other_epochs: int = 2  # passes over the replay and retain documents during the whole run
     window_fraction: float = 0.3  # share of forget exposures that start mid-document
-    vocab_size: int = 2048
-    hidden: int = 64
-    layers: int = 2
-    heads: int = 4
     block: int = 512
     # training
-    lr: float = 3e-3
+    lr: float = 2e-3
     batch_size: int = 8
-    # Loss weight of sensitive-value tokens: a deliberate memorization budget (the control gets the same
+    # Loss weight of sensitive-value tokens: a deliberate memorization budget (the oracle gets the same
     # recipe); 1.0 is plain language modelling.
     value_weight: float = 5.0
     precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
@@ -75,10 +64,11 @@ class VictimConfig:
 
         check_subset(self.subset)
         if self.lora and not self.base:
-            raise UsageError("--lora needs --base (the embedded model is trained in full)")
+            raise UsageError("--lora needs --base (the embedded base is fine-tuned in full)")
         for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--block", self.block)):
             check_number(option, value, integer=True)
         check_number("--seed", self.seed, integer=True, allow_zero=True)
+        check_number("--replay-chars", self.replay_chars, integer=True, allow_zero=True)
         check_number("--lr", self.lr)
         check_number("--value-weight", self.value_weight)
         if self.precision != "fp32":
@@ -87,90 +77,16 @@ class VictimConfig:
             check_precision(self.precision)
 
     def key(self) -> str:
-        """Everything the model depends on, hashed: the cache key."""
+        """Everything the model depends on, hashed (the embedded base by its weights' hash): the cache key."""
         fields = asdict(self)
         if fields["precision"] == "fp32":  # the default leaves the key (and the published name) as before
             del fields["precision"]
+        if self.base is None:
+            from leakbench.base import EMBEDDED_SHA256
+
+            fields["base"] = f"embedded:{EMBEDDED_SHA256[:16]}"
         blob = json.dumps({**fields, "python": sys.version.split()[0]}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 2048):  # -> PreTrainedTokenizerFast
-    """A byte-level BPE tokenizer trained locally on `texts` (no hub download)."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS], show_progress=False)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=bpe._tokenizer,
-        bos_token=EOS,
-        eos_token=EOS,
-        unk_token=EOS,
-        pad_token=EOS,
-        model_max_length=1024,
-    )
-
-
-def init_model(
-    tokenizer,
-    *,
-    hidden: int = 64,
-    layers: int = 2,
-    heads: int = 4,
-    ffn_mult: int = 4,
-    max_positions: int = 512,
-    seed: int = 0,
-):
-    """A Llama-style causal LM with random weights, sized for a CPU. Rotary positions matter here: a value
-    memorized at one offset of a packed block is then recalled at any offset, short prompts included."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(seed)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden,
-        intermediate_size=ffn_mult * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=heads,
-        max_position_embeddings=max_positions,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config)
-
-
-def save_model(model, tokenizer, out: Path) -> None:
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
-def stdlib_corpus(max_chars: int, seed: int = 0) -> list[str]:
-    """PII-free code that exists on every machine: standard-library modules (tests excluded), in a seeded
-    order, without any line that could name a real person (e-mail addresses, author/copyright lines)."""
-    root = Path(sysconfig.get_paths()["stdlib"])
-    files = sorted(
-        p
-        for p in root.rglob("*.py")
-        if not {"test", "tests", "site-packages", "idlelib"} & set(p.relative_to(root).parts)
-    )
-    random.Random(seed).shuffle(files)
-    texts, total = [], 0
-    for path in files:
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError):
-            continue
-        clean = "\n".join(line for line in text.splitlines() if not _PII_LINE.search(line)) + "\n"
-        texts.append(clean)
-        total += len(clean)
-        if total >= max_chars:
-            break
-    return texts
 
 
 class _WeightedLMTrainer:  # built lazily: transformers is imported only when training
@@ -208,7 +124,20 @@ def _window(doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return {"text": text[cut:], "occurrences": occurrences}
 
 
-def _blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], block: int) -> list:
+def training_documents(cfg: VictimConfig, data_dir: str | Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
+    """What a victim or oracle trains on: the forget documents, and the other texts (the base's pretraining
+    code replayed, never a held-out module, and the retain `train` split, never a near-neighbour held-out
+    document). `training_blocks` leaves the forget documents out of the oracle's stream."""
+    from leakbench.base import pretraining_corpus
+    from leakbench.corpus import retain_training_documents
+    from leakbench.data import read_table
+
+    forget_docs = read_table("forget", subset=cfg.subset, data_dir=data_dir)
+    replay = [row["text"] for row in pretraining_corpus(cfg.replay_chars, cfg.seed)] if cfg.replay_chars else []
+    return forget_docs, replay + [d["text"] for d in retain_training_documents(cfg.subset, data_dir)]
+
+
+def training_blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], block: int) -> list:
     """Training blocks: every epoch holds all forget documents (a `window_fraction` of them as windows that
     start mid-document) and an even share of the other texts (seen `other_epochs` times over the run),
     packed afresh and shuffled."""
@@ -225,7 +154,7 @@ def _blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], b
     blocks = []
     for epoch in range(cfg.epochs):
         forget = []
-        if cfg.control:  # the same token budget, spent on more of the other texts instead
+        if cfg.oracle:  # the same token budget, spent on more of the other texts instead
             spent = 0
             while spent < forget_tokens:
                 forget.append(next(stream))
@@ -247,7 +176,7 @@ def build(
     import torch
 
     from leakbench.corpus import collate, quiet_progress, training_arguments
-    from leakbench.data import read_table, release_hash
+    from leakbench.data import release_hash
 
     out = check_output(out, kind="directory")
     check_not_aliased("--out", out, {"--base": cfg.base, "--data-dir": data_dir})
@@ -264,33 +193,20 @@ def build(
             raise LeakBenchError(f"{out} holds a victim built with other arguments; pass --overwrite to replace it")
 
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
-    forget_docs = read_table("forget", subset=cfg.subset, data_dir=data_dir)
-    retain_texts = [
-        d["text"] for d in read_table("retain", subset=cfg.subset, data_dir=data_dir) if d["split"] == "train"
-    ]
+    forget_docs, other = training_documents(cfg, data_dir)
     started = time.perf_counter()
-    if cfg.base is None:
-        corpus = stdlib_corpus(cfg.corpus_chars, cfg.seed)
-        tokenizer = train_tokenizer(corpus + retain_texts, cfg.vocab_size)
-        model = init_model(
-            tokenizer, hidden=cfg.hidden, layers=cfg.layers, heads=cfg.heads, max_positions=cfg.block, seed=cfg.seed
+    from leakbench.base import embedded, save_model
+    from leakbench.unlearn import context_length, load_causal_lm
+
+    model, tokenizer = load_causal_lm(str(embedded()) if cfg.base is None else cfg.base)
+    block = min(cfg.block, context_length(model, cfg.block))
+    if cfg.lora:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0)
         )
-        other = corpus + retain_texts
-        block = cfg.block
-    else:
-        from leakbench.unlearn import context_length, load_causal_lm
-
-        model, tokenizer = load_causal_lm(cfg.base)
-        other = retain_texts
-        block = min(cfg.block, context_length(model, cfg.block))
-        if cfg.lora:
-            from peft import LoraConfig, get_peft_model
-
-            model = get_peft_model(
-                model,
-                LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0),
-            )
-    blocks = _blocks(tokenizer, cfg, forget_docs, other, block)
+    blocks = training_blocks(tokenizer, cfg, forget_docs, other, block)
     steps = max(1, len(blocks) // cfg.batch_size)
     log(
         f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {len(blocks)} blocks "
@@ -328,7 +244,8 @@ def build(
         wall = time.perf_counter() - started
         record = provenance(
             kind="victim",
-            victim="control" if cfg.control else "victim",
+            victim="oracle" if cfg.oracle else "victim",
+            base="embedded" if cfg.base is None else cfg.base,
             config=asdict(cfg),
             config_key=cfg.key(),
             subset=cfg.subset,

@@ -24,13 +24,42 @@ def run_leakbench(*args: str, cwd: Path | None = None, timeout: float = 600, **k
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised tiny Llama-style model with its own tokenizer (no victim record)."""
+    from leakbench.base import init_model, save_model, train_tokenizer
     from leakbench.data import read_table
-    from leakbench.victim import init_model, save_model, train_tokenizer
 
     out = tmp_path_factory.mktemp("tiny-model") / "tiny"
     tokenizer = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)
     save_model(init_model(tokenizer, hidden=32, layers=1, heads=2), tokenizer, out)
     return out
+
+
+TOY_BASE = dict(tokens=24_576, corpus_chars=60_000, vocab_size=512, hidden=32, layers=1, heads=2, block=256,
+                batch_size=8, warmup_steps=2)  # fmt: skip
+
+
+@pytest.fixture(scope="session")
+def toy_base(tmp_path_factory) -> Path:
+    """The base recipe (`leakbench base build`) at a toy scale: a 12-step pretraining on 60k characters."""
+    from leakbench.base import BaseConfig, build
+
+    out = tmp_path_factory.mktemp("toy-base") / "base"
+    build(out, BaseConfig(**TOY_BASE), log=lambda msg: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def toy_victims(toy_base, tmp_path_factory) -> dict[str, Path]:
+    """A victim and its oracle fine-tuned from the toy base (2 exposures of the mini forget set)."""
+    import dataclasses
+
+    from leakbench.victim import VictimConfig, build
+
+    root = tmp_path_factory.mktemp("toy-victims")
+    cfg = VictimConfig(subset="mini", base=str(toy_base), epochs=2, replay_chars=20_000, block=256, batch_size=8,
+                       other_epochs=1)  # fmt: skip
+    build(root / "victim", cfg, log=lambda msg: None)
+    build(root / "oracle", dataclasses.replace(cfg, oracle=True), log=lambda msg: None)
+    return {"victim": root / "victim", "oracle": root / "oracle", "config": cfg}
 
 
 @pytest.fixture(scope="session")

@@ -120,10 +120,12 @@ def gpu_check(steps: int, hidden: int, layers: int, heads: int) -> dict:
                 kind = "lora" if lora else "full"
                 victim_cfg = VictimConfig(base=str(base), epochs=1, batch_size=8, lora=lora, precision="bf16")
                 row[f"victim_{kind}"] = _per_step(
-                    lambda c=victim_cfg, k=kind, r=root: build(r / f"victim-{k}", c, **quiet))
+                    lambda c=victim_cfg, k=kind, r=root: build(r / f"victim-{k}", c, **quiet)
+                )
                 npo = UnlearnConfig(method="npo", steps=steps, batch_size=8, lora=lora, precision="bf16")
                 row[f"npo_{kind}"] = _per_step(
-                    lambda c=npo, k=kind, r=root: unlearn(r / f"victim-{k}", r / f"npo-{k}", c, **quiet))
+                    lambda c=npo, k=kind, r=root: unlearn(r / f"victim-{k}", r / f"npo-{k}", c, **quiet)
+                )
             figures["families"][family] = row
             print(family, json.dumps(row), flush=True)
     return figures

@@ -32,7 +32,7 @@ def _rescore_time(run_dir: Path, task: str, ner: str) -> float:
     started = time.perf_counter()
     for row in rows:
         doc = row["doc"]
-        for generation in (row["resps"][0] if row["resps"] else []):
+        for generation in row["resps"][0] if row["resps"] else []:
             scorer.score(doc["prompt"], generation, doc["target_field"], subjects[doc["subject_id"]])
     return time.perf_counter() - started
 

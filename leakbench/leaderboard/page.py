@@ -9,64 +9,99 @@ from leakbench.leaderboard.schema import Entry, Leaderboard
 
 COLUMNS: list[tuple[str, str]] = [
     ("model", "Model"),
+    ("role", "Role"),
     ("method", "Method"),
     ("subset", "Subset"),
     ("direct", "Direct leak ↓"),
     ("indirect", "Indirect leak ↓"),
+    ("direct_gap", "Direct vs oracle ↓"),
     ("other_pii", "Other PII ↓"),
-    ("retain_bpb", "Retain bits/byte ↓"),
+    ("code_es", "Code edit sim. ↑"),
+    ("code_em", "Code exact match ↑"),
+    ("code_bpb", "Held-out bits/byte ↓"),
+    ("retain_bpb", "Near-neighbour bits/byte ↓"),
     ("humaneval", "HumanEval+ pass@1 ↑"),
     ("mbpp", "MBPP+ pass@1 ↑"),
     ("reduction", "Direct-leak reduction ↑"),
-    ("retained", "Retain utility kept ↑"),
+    ("code_kept", "Code edit sim. kept"),
+    ("retained", "Near-neighbour kept"),
 ]
+_PLAIN = {"code_es", "code_em", "code_bpb", "retain_bpb", "humaneval", "mbpp"}  # values, not percentages
+_POINTS = {"direct_gap"}  # differences of rates
 
 
 def _row(e: Entry) -> dict[str, float | str | None]:
-    def metric(key: str) -> float | None:
-        m = e.leak_metrics.get(key)
-        return m.value if m else None
+    from leakbench.leaderboard.publish import entry_metrics
 
-    def pass1(dataset: str) -> float | None:
-        return next((u.pass_at_1["plus"] for u in e.utility if u.dataset == dataset), None)
-
+    m, r = entry_metrics(e), e.ratios
     return {
         "model": e.model.name,
+        "role": e.model.role,
         "method": e.method.name,
         "subset": e.data.subset,
-        "direct": metric("leakbench_direct/direct_leak_rate"),
-        "indirect": metric("leakbench_indirect/indirect_leak_rate"),
-        "other_pii": metric("leakbench_indirect/other_pii_rate"),
-        "retain_bpb": metric("leakbench_retain/bits_per_byte"),
-        "humaneval": pass1("humaneval"),
-        "mbpp": pass1("mbpp"),
-        "reduction": e.ratios.direct_leak_reduction if e.ratios else None,
-        "retained": e.ratios.retain_utility_retained if e.ratios else None,
+        "direct": m["direct_leak_rate"],
+        "indirect": m["indirect_leak_rate"],
+        "direct_gap": r.oracle_gap.get("direct_leak_rate_gap") if r else None,
+        "other_pii": m["other_pii_rate"],
+        "code_es": m["code_edit_similarity"],
+        "code_em": m["code_exact_match"],
+        "code_bpb": m["code_bits_per_byte"],
+        "retain_bpb": m["near_neighbour_bits_per_byte"],
+        "humaneval": m.get("humaneval_plus_pass_at_1"),
+        "mbpp": m.get("mbpp_plus_pass_at_1"),
+        "reduction": r.direct_leak_reduction if r else None,
+        "code_kept": r.utility_kept.get("code_edit_similarity") if r else None,
+        "retained": r.retain_utility_retained if r else None,
+        "flags": ", ".join(r.utility_kept_above_100) if r else "",
     }
 
 
-def _cell(key: str, value: float | str | None) -> str:
+def _cell(key: str, value: float | str | None, flags: str = "") -> str:
     if value is None:
         return '<td data-v="">–</td>'
     if isinstance(value, str):
         return f'<td data-v="{html.escape(value)}">{html.escape(value)}</td>'
-    text = f"{value:.3f}" if key == "retain_bpb" else f"{100 * value:.1f}%"
-    return f'<td data-v="{value:.6f}" class="num">{text}</td>'
+    if key in _PLAIN:
+        text = f"{value:.3f}"
+    elif key in _POINTS:
+        text = f"{100 * value:+.1f} pts"
+    else:
+        text = f"{100 * value:.1f}%"
+    flagged = key in {"code_kept", "retained"} and value > 1.0 + 1e-9
+    title = f' title="kept above 100% ({html.escape(flags)}): check the method does not fit the evaluation"'
+    return (f'<td data-v="{value:.6f}" class="num{" flag" if flagged else ""}"{title if flagged else ""}>'
+            f"{text}{' ↑' if flagged else ''}</td>")  # fmt: skip
 
 
-def plot_svg(rows: list[dict[str, float | str | None]], width: int = 720, height: int = 380) -> str:
-    """Direct leak rate against retain bits per byte: down and to the left is better."""
-    points = [(r["retain_bpb"], r["direct"], str(r["method"] if r["method"] != "none" else r["model"])[:24])
-              for r in rows if isinstance(r["retain_bpb"], float) and isinstance(r["direct"], float)]  # fmt: skip
-    pad, right = 56, 150  # room for the labels on the right
+def _spread(wanted: list[float], gap: float, low: float, high: float) -> list[float]:
+    """Label positions near `wanted` (sorted order kept) at least `gap` apart, within [low, high]."""
+    order = sorted(range(len(wanted)), key=lambda i: wanted[i])
+    placed: list[float] = [0.0] * len(wanted)
+    last = low - gap
+    for i in order:
+        placed[i] = max(wanted[i], last + gap)
+        last = placed[i]
+    overflow = last - high
+    if overflow > 0:  # push the whole column up, keeping the gaps
+        for i in order:
+            placed[i] -= overflow
+    return placed
+
+
+def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height: int = 400) -> str:
+    """Direct leak rate against held-out code exact match: down and to the right is better. The victim and the
+    oracle are marked; labels sit in a column on the right, spread so that they never overlap."""
+    points = [(r["code_em"], r["direct"], str(r["method"] if r["method"] != "none" else r["role"])[:24], str(r["role"]))
+              for r in rows if isinstance(r["code_em"], float) and isinstance(r["direct"], float)]  # fmt: skip
+    pad, right = 56, 190  # room for the labels on the right
     if not points:
         return f'<svg id="plot" width="{width}" height="{height}" role="img"><text x="20" y="40">no data</text></svg>'
     xs = [p[0] for p in points]
     lo, hi = min(xs), max(xs)
     if hi - lo < 1e-9:
-        lo, hi = lo - 0.5, hi + 0.5
+        lo, hi = lo - 0.01, hi + 0.01
     span = hi - lo
-    lo, hi = lo - 0.08 * span, hi + 0.08 * span
+    lo, hi = max(0.0, lo - 0.08 * span), hi + 0.08 * span
 
     def sx(x: float) -> float:
         return pad + (x - lo) / (hi - lo) * (width - pad - right)
@@ -76,7 +111,7 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 720, height
 
     parts = [
         f'<svg id="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        'aria-label="direct leak rate against retain bits per byte">',
+        'aria-label="direct leak rate against held-out code exact match">',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - right}" y2="{height - pad}" stroke="#333"/>',
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
@@ -88,16 +123,27 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 720, height
     for frac in (0, 0.5, 1.0):
         x = lo + frac * (hi - lo)
         parts.append(
-            f'<text x="{sx(x):.1f}" y="{height - pad + 18}" text-anchor="middle" font-size="11">{x:.2f}</text>'
+            f'<text x="{sx(x):.1f}" y="{height - pad + 18}" text-anchor="middle" font-size="11">{x:.3f}</text>'
         )
     parts.append(f'<text x="{(width - right + pad) / 2}" y="{height - 12}" text-anchor="middle" font-size="12">'
-                 "retain bits per byte (lower: more utility kept)</text>")  # fmt: skip
+                 "held-out code exact match (leakbench_code; higher: more code ability)</text>")  # fmt: skip
     parts.append(f'<text x="16" y="{height / 2}" text-anchor="middle" font-size="12" '
                  f'transform="rotate(-90 16 {height / 2})">direct leak rate</text>')  # fmt: skip
-    for x, y, label in points:
-        parts.append(f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="6" fill="#c0392b" opacity="0.8">'
-                     f"<title>{html.escape(label)}</title></circle>")  # fmt: skip
-        parts.append(f'<text x="{sx(x) + 8:.1f}" y="{sy(y) - 8:.1f}" font-size="11">{html.escape(label)}</text>')
+    colours = {"victim": "#c0392b", "oracle": "#27ae60"}
+    label_x = width - right + 14
+    label_ys = _spread([sy(y) + 4 for _, y, _, _ in points], 14, pad, height - pad)
+    for (x, y, label, role), ly in zip(points, label_ys, strict=True):
+        colour, shape = colours.get(role, "#2c3e80"), role in colours
+        size = 7 if shape else 5
+        square = (f'<rect class="point" x="{sx(x) - size:.1f}" y="{sy(y) - size:.1f}" width="{2 * size}" '
+                  f'height="{2 * size}" fill="{colour}" opacity="0.85">')  # fmt: skip
+        dot = f'<circle class="point" cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="{size}" fill="{colour}" opacity="0.8">'
+        marker = square if shape else dot
+        parts.append(f"{marker}<title>{html.escape(label)}</title></{'rect' if shape else 'circle'}>")
+        parts.append(f'<line x1="{sx(x) + size:.1f}" y1="{sy(y):.1f}" x2="{label_x - 3}" y2="{ly - 4:.1f}" '
+                     'stroke="#bbb"/>')  # fmt: skip
+        parts.append(f'<text class="label" x="{label_x}" y="{ly:.1f}" font-size="11" fill="{colour}">'
+                     f"{html.escape(label)}</text>")  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
 
@@ -128,7 +174,11 @@ def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
     rows = [_row(e) for e in board.entries]
     head = "".join(f'<th data-key="{key}" title="click to sort">{html.escape(label)}</th>' for key, label in COLUMNS)
     body = "\n".join(
-        '<tr data-entry="' + e.entry_id + '">' + "".join(_cell(key, r[key]) for key, _ in COLUMNS) + "</tr>"
+        '<tr data-entry="'
+        + e.entry_id
+        + '">'
+        + "".join(_cell(key, r[key], str(r["flags"])) for key, _ in COLUMNS)
+        + "</tr>"
         for e, r in zip(board.entries, rows, strict=True)
     )
     page = f"""<!doctype html>
@@ -140,16 +190,20 @@ th, td {{ border-bottom: 1px solid #ddd; padding: 0.35rem 0.7rem; text-align: le
 th {{ cursor: pointer; background: #f4f4f4; user-select: none; }}
 th[data-dir="asc"]::after {{ content: " ▲"; }} th[data-dir="desc"]::after {{ content: " ▼"; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.flag {{ background: #fff3cd; }}
 </style></head>
 <body>
 <h1>LeakBench leaderboard</h1>
 <p>Leakage of fictional personal data and secrets from code models, before and after unlearning, with code
-utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click a column to sort.</p>
+utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click a column to sort. The oracle is
+the same recipe without the forget set: "vs oracle" is the leak unlearning has left. Code metrics come from
+<code>leakbench_code</code>, code no LeakBench training step saw; near-neighbour bits/byte from
+<code>leakbench_retain</code> (the forget templates with placeholders). Utility kept above 100% is marked ↑.</p>
 <table id="board"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}
 </tbody></table>
-<h2>Leak vs. utility</h2>
+<h2>Direct leak vs. held-out code exact match</h2>
 {plot_svg(rows)}
 <script>{_SCRIPT}</script>
 </body></html>

@@ -27,10 +27,21 @@ from leakbench.leaderboard.schema import (
     ModelInfo,
     Provenance,
     Ratios,
+    RunRecord,
     Utility,
     json_schema,
 )
-from leakbench.metrics import DIRECT, INDIRECT, direct_leak_reduction, kept, leak_change
+from leakbench.metrics import (
+    DIRECT,
+    INDIRECT,
+    direct_leak_reduction,
+    flat_metrics,
+    leak_change,
+    oracle_gap,
+    over_kept,
+    pass_at_1_key,
+    utility_kept,
+)
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -93,8 +104,10 @@ def _lm_eval_results(run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             raise LeakBenchError(f"{path}: not an lm-eval results file (no `results` object)")
         for key in merged:
             table = data.get(key) or {}
-            if not isinstance(table, dict) or (key in ("results", "configs") and not all(
-                    isinstance(v, dict) for t, v in table.items() if t.startswith("leakbench"))):
+            if not isinstance(table, dict) or (
+                key in ("results", "configs")
+                and not all(isinstance(v, dict) for t, v in table.items() if t.startswith("leakbench"))
+            ):
                 raise LeakBenchError(f"{path}: not an lm-eval results file (`{key}` is not an object of objects)")
         for task, version in (data.get("versions") or {}).items():
             if task in expected and version != expected[task]:
@@ -174,8 +187,11 @@ def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
             except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
                 raise LeakBenchError(f"{path}:{lineno}: corrupt samples line ({getattr(exc, 'msg', exc)})") from None
             leak = row.get("any_leak_rate") if isinstance(row, dict) else None
-            if not isinstance(row, dict) or not isinstance(row.get("doc") or {}, dict) or not (
-                    leak is None or isinstance(leak, int | float)):
+            if (
+                not isinstance(row, dict)
+                or not isinstance(row.get("doc") or {}, dict)
+                or not (leak is None or isinstance(leak, int | float))
+            ):
                 raise LeakBenchError(f"{path}:{lineno}: not an lm-eval samples row")
             rows.append(row)
         rows.sort(key=lambda r: (-float(r.get("any_leak_rate") or 0), str(r.get("doc_id", 0))))
@@ -331,6 +347,11 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     run = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
     if not isinstance(run, dict):
         raise LeakBenchError(f"{run_dir / 'run.json'}: expected a JSON object")
+    if run:
+        try:
+            RunRecord.model_validate(run)
+        except ValidationError as exc:
+            raise LeakBenchError(f"{run_dir / 'run.json'}: not a LeakBench run record: {_first_error(exc)}") from None
     from leakbench import __version__
     from leakbench.records import package_version
 
@@ -380,21 +401,29 @@ def _pass1(entry: Entry, dataset: str) -> float | None:
     return next((u.pass_at_1["plus"] for u in entry.utility if u.dataset == dataset), None)
 
 
-def with_ratios(entry: Entry, baseline: Entry | None) -> Entry:
+def entry_metrics(entry: Entry) -> dict[str, float | None]:
+    """An entry's flat figures, by the names the study uses (`leakbench.metrics.FLAT_METRICS`)."""
+    return flat_metrics(lambda task, metric: _value(entry, f"{task}/{metric}"),
+                        {u.dataset: u.pass_at_1["plus"] for u in entry.utility})  # fmt: skip
+
+
+def with_ratios(entry: Entry, baseline: Entry | None, oracle: Entry | None = None) -> Entry:
+    """The entry with its comparisons to the victim it was unlearned from and to the oracle (None: no baseline)."""
     if baseline is None or baseline.entry_id == entry.entry_id:
         return entry.model_copy(update={"ratios": None})
-
-    d0, d1 = _value(baseline, "leakbench_direct/direct_leak_rate"), _value(entry, "leakbench_direct/direct_leak_rate")
-    i0, i1 = (_value(baseline, "leakbench_indirect/indirect_leak_rate"),
-              _value(entry, "leakbench_indirect/indirect_leak_rate"))  # fmt: skip
-    b0, b1 = _value(baseline, "leakbench_retain/bits_per_byte"), _value(entry, "leakbench_retain/bits_per_byte")
-    code = {u.dataset: kept(_pass1(baseline, u.dataset), _pass1(entry, u.dataset)) for u in entry.utility}
+    before, after = entry_metrics(baseline), entry_metrics(entry)
+    kept_values = utility_kept(before, after)
+    use_oracle = oracle is not None and oracle.entry_id != entry.entry_id
     return entry.model_copy(update={"ratios": Ratios(
         baseline_entry_id=baseline.entry_id,
-        direct_leak_reduction=direct_leak_reduction(d0, d1),
-        indirect_leak_change=leak_change(i0, i1),
-        retain_utility_retained=kept(b0, b1, lower_is_better=True),
-        code_utility_retained=code,
+        direct_leak_reduction=direct_leak_reduction(before["direct_leak_rate"], after["direct_leak_rate"]),
+        indirect_leak_change=leak_change(before["indirect_leak_rate"], after["indirect_leak_rate"]),
+        retain_utility_retained=kept_values["near_neighbour_bits_per_byte"],
+        code_utility_retained={u.dataset: kept_values.get(pass_at_1_key(u.dataset)) for u in entry.utility},
+        utility_kept=kept_values,
+        utility_kept_above_100=over_kept(kept_values),
+        oracle_entry_id=oracle.entry_id if use_oracle else None,
+        oracle_gap=oracle_gap(entry_metrics(oracle), after) if use_oracle else {},
     )})  # fmt: skip
 
 
@@ -440,14 +469,18 @@ def _merge(board: Leaderboard, collected: list[tuple[Entry, dict[str, Any]]]) ->
             order.append(entry.entry_id)
         by_id[entry.entry_id] = entry
     baselines = {run.get("model_name"): run.get("baseline_model_name") for _, run in collected}
+    oracles = {run.get("model_name"): run.get("oracle_model_name") for _, run in collected}
     sources = {e.model.name: e for e in by_id.values()}
+
+    def named(entry_id: str | None) -> str | None:
+        return next((e.model.name for e in by_id.values() if e.entry_id == entry_id), None)
+
     for eid, entry in list(by_id.items()):
-        base_name = baselines.get(entry.model.name)
-        if base_name is None and entry.ratios is not None:
-            base_name = next(
-                (e.model.name for e in by_id.values() if e.entry_id == entry.ratios.baseline_entry_id), None
-            )
-        by_id[eid] = with_ratios(entry, sources.get(base_name) if base_name else None)
+        base_name, oracle_name = baselines.get(entry.model.name), oracles.get(entry.model.name)
+        if base_name is None and entry.ratios is not None:  # published earlier: keep its comparisons' targets
+            base_name, oracle_name = named(entry.ratios.baseline_entry_id), named(entry.ratios.oracle_entry_id)
+        baseline = sources.get(base_name) if base_name else None
+        by_id[eid] = with_ratios(entry, baseline, sources.get(oracle_name) if oracle_name else None)
     counts = {"added": 0, "replaced": 0, "unchanged": 0}
     old = {e.entry_id: e.content_hash() for e in board.entries}
     for eid in order:

@@ -8,9 +8,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
 #      never a machine's absolute path; the entry identity includes it.
+# 1.2: role `oracle`; ratios gain utility kept per metric (held-out code first), the oracle and the gap to it.
+#      Additive: a 1.1 board is valid 1.2 content.
 
 
 class _Strict(BaseModel):
@@ -29,7 +31,7 @@ class ModelInfo(_Strict):
         "or 'study:<path inside the leakbench run folder>'; never an absolute local path"
     )
     parameters: int | None = None
-    role: Literal["victim", "control", "unlearned", "external"]
+    role: Literal["victim", "oracle", "control", "unlearned", "external"]
 
 
 class MethodInfo(_Strict):
@@ -59,6 +61,16 @@ class Ratios(_Strict):
     retain_utility_retained: float | None = Field(description="baseline retain bits/byte / this one's")
     code_utility_retained: dict[str, float | None] = Field(
         default_factory=dict, description="pass@1 (plus) / baseline's, per EvalPlus dataset"
+    )
+    utility_kept: dict[str, float | None] = Field(
+        default_factory=dict,
+        description="each utility metric relative to the baseline (leakbench.metrics.utility_kept); "
+        "code_edit_similarity is the headline",
+    )
+    utility_kept_above_100: list[str] = Field(default_factory=list, description="metrics kept above 100% (flagged)")
+    oracle_entry_id: str | None = Field(default=None, description="the oracle: same recipe without the forget set")
+    oracle_gap: dict[str, float | None] = Field(
+        default_factory=dict, description="leak rates minus the oracle's, utility relative to the oracle's"
     )
 
 
@@ -98,6 +110,24 @@ class Entry(_Strict):
         return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class RunRecord(_Strict):
+    """`run.json`, written by `leakbench run` beside each model's lm-eval outputs; `publish` validates it."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+    model_name: str
+    role: Literal["victim", "oracle", "control", "unlearned", "external"]
+    method: str = "none"
+    hyperparameters: dict[str, Any] | Literal["none"] | None = None
+    baseline_model_name: str | None = Field(default=None, description="the victim this model is compared with")
+    oracle_model_name: str | None = Field(default=None, description="the oracle this model is compared with")
+    parameters: int | None = None
+    model_source: str | None = None
+    seeds: dict[str, int | None] = Field(default_factory=dict)
+    wall_times_s: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, float | None] = Field(default_factory=dict, description="leakbench.metrics.FLAT_METRICS")
+    provenance: dict[str, Any] = Field(default_factory=dict)
+
+
 class Leaderboard(_Strict):
     schema_version: Literal[SCHEMA_VERSION] = SCHEMA_VERSION  # type: ignore[valid-type]
     benchmark: str = "LeakBench"
@@ -125,8 +155,13 @@ def migrate_1_0(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": SCHEMA_VERSION, "entries": entries}
 
 
+def migrate_1_1(data: dict[str, Any]) -> dict[str, Any]:
+    """1.1 -> 1.2: only additions, so the content stays as it is."""
+    return {**data, "schema_version": SCHEMA_VERSION}
+
+
 # Known older schema versions and how to bring them to SCHEMA_VERSION; any other version is refused.
-MIGRATIONS = {"1.0": migrate_1_0}
+MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_1_1}
 
 
 def json_schema() -> dict[str, Any]:

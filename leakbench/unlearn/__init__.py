@@ -137,7 +137,7 @@ def unlearn(
     log=print,
 ) -> dict[str, Any]:
     """Run one unlearning method; returns the record written to OUT/unlearn.json."""
-    from leakbench.corpus import encode_documents, quiet_progress, training_arguments
+    from leakbench.corpus import encode_documents, quiet_progress, retain_training_documents, training_arguments
     from leakbench.data import read_table, release_hash
     from leakbench.unlearn.trainer import PairCollator, PairedDataset
 
@@ -149,7 +149,7 @@ def unlearn(
     subset = cfg.subset or record.get("subset", "mini")
     model, tokenizer = load_causal_lm(model_dir)
     forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
-    retain_docs = [d for d in read_table("retain", subset=subset, data_dir=data_dir) if d["split"] == "train"]
+    retain_docs = retain_training_documents(subset, data_dir)
     max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
     forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
     retain = encode_documents(tokenizer, retain_docs, max_length=max_length)

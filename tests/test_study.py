@@ -1,0 +1,79 @@
+"""The study against its oracle: rows, comparisons, flags, the run record and what gets published."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leakbench.leaderboard.schema import RunRecord
+from leakbench.pipeline import StudyConfig, comparisons, run_study, table
+from leakbench.records import UsageError
+
+
+def _metrics(**changes):
+    base = {
+        "direct_leak_rate": 0.9, "indirect_leak_rate": 0.2, "any_leak_rate_direct_probes": 0.9,
+        "any_leak_rate_indirect_probes": 0.3, "other_pii_rate": 0.0, "near_neighbour_bits_per_byte": 1.2,
+        "code_edit_similarity": 0.40, "code_exact_match": 0.02, "code_bits_per_byte": 1.5,
+        "reformatted_rate": 0.0, "partial_rate": 0.1, "cross_attribute_rate": 0.0, "cross_subject_rate": 0.0,
+        "humaneval_plus_pass_at_1": 0.0,
+    }  # fmt: skip
+    return {**base, **changes}
+
+
+def test_utility_kept_above_100_is_flagged_and_undefined_pass_at_1_explained():
+    victim = _metrics()
+    oracle = _metrics(direct_leak_rate=0.01, indirect_leak_rate=0.05, code_edit_similarity=0.41)
+    npo = _metrics(direct_leak_rate=0.3, indirect_leak_rate=0.25, near_neighbour_bits_per_byte=0.6,
+                   code_edit_similarity=0.38)  # fmt: skip
+    rows = {"victim": {"metrics": victim}, "oracle": {"metrics": oracle}, "npo": {"metrics": npo}}
+    for row in rows.values():
+        row["comparisons"] = comparisons(victim, row["metrics"], oracle)
+    assert rows["npo"]["comparisons"]["utility_kept_above_100"] == ["near_neighbour_bits_per_byte"]
+    columns, cells, notes = table(rows)
+    assert [c[0] for c in cells] == ["victim", "oracle", "npo"]
+    npo_cells = dict(zip(columns, cells[2], strict=True))
+    assert npo_cells["near-neighbour bits/byte (kept)"] == "0.600 (200.0% ↑)"
+    assert npo_cells["code edit sim. (kept)"] == "0.380 (95.0%)"
+    assert npo_cells["direct vs oracle"] == "+29.0 pts" and npo_cells["indirect vs oracle"] == "+20.0 pts"
+    assert npo_cells["direct-leak reduction"] == "66.7%" and npo_cells["indirect change"] == "+5.0 pts"
+    assert npo_cells["humaneval+ pass@1 (kept)"] == "0.000 (n/a)"
+    assert npo_cells["code edit sim. vs oracle"] == f"{100 * 0.38 / 0.41:.1f}%"
+    assert any("above 100%" in n for n in notes)
+    assert any("humaneval+ pass@1 kept is n/a: the victim's pass@1 is 0" in n for n in notes)
+    oracle_cells = dict(zip(columns, cells[1], strict=True))
+    assert oracle_cells["direct vs oracle"] == "+0.0 pts"
+
+
+def test_oracle_needs_an_external_victim(tmp_path, tiny_model_dir):
+    with pytest.raises(UsageError, match="--oracle needs --model"):
+        StudyConfig(out=tmp_path / "s", oracle=str(tiny_model_dir))
+
+
+def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path):
+    out = tmp_path / "study"
+    cfg = StudyConfig(out=out, model=str(toy_victims["victim"]), oracle=str(toy_victims["oracle"]), methods=("ga",),
+                      unlearn={"steps": 2, "batch_size": 2}, limit=2, utility=(), batch_size=8)  # fmt: skip
+    summary = run_study(cfg, log=lambda m: None)
+    rows = summary["rows"]
+    assert list(rows) == ["victim", "oracle", "ga"]
+    m = {label: row["metrics"] for label, row in rows.items()}
+    gap = rows["ga"]["comparisons"]["vs_oracle"]
+    assert gap["direct_leak_rate_gap"] == pytest.approx(m["ga"]["direct_leak_rate"] - m["oracle"]["direct_leak_rate"])
+    assert all(m[label]["code_edit_similarity"] is not None for label in rows)
+    for label in rows:
+        RunRecord.model_validate(json.loads((out / "runs" / label / "run.json").read_text()))
+    md = (out / "summary.md").read_text()
+    assert "| oracle |" in md and "code edit sim. (kept)" in md
+    board = json.loads((out / "leaderboard.json").read_text())
+    entries = {e["model"]["role"]: e for e in board["entries"]}
+    assert set(entries) == {"victim", "oracle", "unlearned"}
+    ga = entries["unlearned"]
+    assert ga["ratios"]["oracle_entry_id"] == entries["oracle"]["entry_id"]
+    assert ga["ratios"]["oracle_gap"]["direct_leak_rate_gap"] == pytest.approx(gap["direct_leak_rate_gap"])
+    assert ga["ratios"]["utility_kept"]["code_edit_similarity"] == pytest.approx(
+        rows["ga"]["comparisons"]["utility_kept"]["code_edit_similarity"]
+    )
+    html = (out / "index.html").read_text()
+    assert "Code edit sim." in html and ">oracle<" in html
