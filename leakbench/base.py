@@ -50,8 +50,8 @@ class BaseConfig:
     layers: int = 4
     heads: int = 4
     block: int = 512  # context length (max positions)
-    tokens: int = 20_000_000  # training budget
-    batch_size: int = 16  # blocks per step
+    tokens: int = 16_000_000  # training budget
+    batch_size: int = 8  # blocks per step
     lr: float = 3e-3
     warmup_steps: int = 100
     corpus_chars: int | None = None  # None: the whole corpus; a number: a seeded sample of files (toy builds)
@@ -106,7 +106,7 @@ def pretraining_corpus(max_chars: int | None = None, seed: int = 0) -> list[dict
     return rows
 
 
-def train_tokenizer(texts: list[str], vocab_size: int):  # -> PreTrainedTokenizerFast
+def train_tokenizer(texts: list[str], vocab_size: int, max_length: int = 1024):  # -> PreTrainedTokenizerFast
     """A byte-level BPE tokenizer trained locally on `texts` (no hub download)."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import PreTrainedTokenizerFast
@@ -115,7 +115,7 @@ def train_tokenizer(texts: list[str], vocab_size: int):  # -> PreTrainedTokenize
     bpe.train_from_iterator(texts, vocab_size=vocab_size, min_frequency=2, special_tokens=[EOS], show_progress=False)
     return PreTrainedTokenizerFast(
         tokenizer_object=bpe._tokenizer, bos_token=EOS, eos_token=EOS, unk_token=EOS, pad_token=EOS,
-        model_max_length=1024,
+        model_max_length=max_length,
     )  # fmt: skip
 
 
@@ -181,7 +181,7 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
 
         tokenizer = AutoTokenizer.from_pretrained(work / "tokenizer")
     else:
-        tokenizer = train_tokenizer(texts, cfg.vocab_size)
+        tokenizer = train_tokenizer(texts, cfg.vocab_size, cfg.block)
         tokenizer.save_pretrained(work / "tokenizer")
     data = blocks(tokenizer, texts, cfg.block)
     if not data:

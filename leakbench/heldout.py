@@ -8,7 +8,8 @@ library (the record names the Python version); a test checks they match the sele
 
 `leakbench_code` (a group of two lm-eval tasks) measures general code ability on them:
 - `leakbench_code_lines`: CodeXGLUE-style line-level completion. Given the preceding lines of a file (at most
-  `CONTEXT_CHARS` characters, cut at a line start), generate; the first non-empty generated line is compared
+  `CONTEXT_CHARS` characters, cut at a line start, trailing whitespace removed), generate; the first non-empty
+  generated line is compared
   with the true next line, both stripped and with whitespace runs collapsed: `exact_match` and
   `edit_similarity` = 2·LCS(a, b) / (|a| + |b|) (CodeXGLUE's fuzzywuzzy `fuzz.ratio` / 100, i.e. the
   normalized Indel similarity; 1.0 for two empty strings).
@@ -141,7 +142,10 @@ def eligible_lines(text: str) -> list[int]:
 
 
 def prompt(text: str, line: int) -> str:
-    """The preceding lines of `line`, at most `CONTEXT_CHARS` characters, starting at a line start."""
+    """The preceding lines of `line`, at most `CONTEXT_CHARS` characters, starting at a line start, without the
+    trailing whitespace: the model writes the line break and indentation itself. (A prompt ending in a bare
+    newline splits the newline-plus-indentation token a BPE tokenizer learned, and every BPE model then
+    mispredicts the indentation.)"""
     lines = text.splitlines(keepends=True)[:line]
     kept: list[str] = []
     size = 0
@@ -150,7 +154,7 @@ def prompt(text: str, line: int) -> str:
             break
         kept.append(piece)
         size += len(piece)
-    return "".join(reversed(kept))
+    return "".join(reversed(kept)).rstrip()
 
 
 def freeze(root: Path | None = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

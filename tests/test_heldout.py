@@ -48,8 +48,9 @@ def test_frozen_cases_follow_the_selection_rules():
 def test_prompts_are_the_preceding_lines_within_the_budget():
     text = "".join(f"line {i}\n" for i in range(1000))
     p = heldout.prompt(text, 900)
-    assert p.endswith("line 899\n") and p.startswith("line ") and len(p) <= heldout.CONTEXT_CHARS
-    assert heldout.prompt(text, 3) == "line 0\nline 1\nline 2\n"
+    assert p.endswith("line 899") and p.startswith("line ") and len(p) <= heldout.CONTEXT_CHARS
+    assert heldout.prompt(text, 3) == "line 0\nline 1\nline 2"
+    assert heldout.prompt("a\n    b\n\n\n    c\n", 4) == "a\n    b"  # the blank lines are the model's to write
 
 
 def test_docstrings_comments_and_lone_brackets_are_never_targets():

@@ -287,7 +287,7 @@ def test_leaderboard_versions_duplicates_and_migration(runs, tmp_path):
     old["entries"][0]["model"]["source"] = "/work/someone/runs/study/models/victim"
     board.write_text(json.dumps(old))
     migrated = load_leaderboard(board)
-    assert migrated.schema_version == "1.1"
+    assert migrated.schema_version == "1.2"
     assert migrated.entries[0].model.source == "local:victim"
     assert migrated.entries[0].entry_id == data["entries"][0]["entry_id"]
 
@@ -297,7 +297,7 @@ def test_the_committed_leaderboard_loads_and_holds_no_local_path():
 
     board = Path(__file__).resolve().parents[1] / "results" / "leaderboard.json"
     text = board.read_text()
-    assert json.loads(text)["schema_version"] == "1.1"
+    assert json.loads(text)["schema_version"] == "1.2"
     load_leaderboard(board)
     for entry in json.loads(text)["entries"]:
         assert not re.match(r"(/|~|[A-Za-z]:\\\\)", entry["model"]["source"]), entry["model"]

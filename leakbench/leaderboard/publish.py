@@ -351,7 +351,7 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
         try:
             RunRecord.model_validate(run)
         except ValidationError as exc:
-            raise LeakBenchError(f"{run_dir / 'run.json'}: not a LeakBench run record: {_first_error(exc)}") from None
+            raise LeakBenchError(f"{run_dir / 'run.json'}: not a LeakBench run record ({_first_error(exc)})") from None
     from leakbench import __version__
     from leakbench.records import package_version
 
