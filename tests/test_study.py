@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -77,3 +78,27 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     )
     html = (out / "index.html").read_text()
     assert "Code edit sim." in html and ">oracle<" in html
+
+
+def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_them_all(toy_base, toy_victims):
+    from transformers import AutoTokenizer
+
+    from leakbench.data import read_table
+    from leakbench.data.subjects import FIELDS
+    from leakbench.victim import training_blocks, training_documents
+
+    tokenizer = AutoTokenizer.from_pretrained(toy_base)
+    cfg = toy_victims["config"]
+    values = {v for s in read_table("subjects", subset="mini") for k, v in s.items() if k in FIELDS and len(v) >= 6}
+    assert len(values) > 500
+    streams = {}
+    for label, c in (("victim", cfg), ("oracle", dataclasses.replace(cfg, oracle=True))):
+        forget, other = training_documents(c)
+        blocks = training_blocks(tokenizer, c, forget, other, c.block)
+        streams[label] = "".join(tokenizer.decode(b.input_ids) for b in blocks)
+        assert not any(any(b.value_mask) for b in blocks) if label == "oracle" else True
+    assert not [v for v in values if v in streams["oracle"]]
+    forget_values = {o_text for d in read_table("forget", subset="mini")
+                     for o_text in (d["text"][o["start"]:o["end"]] for o in d["occurrences"])}  # fmt: skip
+    # (a document longer than a block is cut, so a value can straddle two blocks: nearly all, not all)
+    assert sum(v in streams["victim"] for v in forget_values) >= 0.9 * len(forget_values)
