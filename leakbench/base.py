@@ -64,8 +64,10 @@ class BaseConfig:
         check_number("--lr", self.lr)
         check_number("--corpus-chars", self.corpus_chars, integer=True)
         check_number("--seed", self.seed, integer=True, allow_zero=True)
-        if self.hidden % self.heads:
-            raise UsageError(f"--hidden ({self.hidden}) must be a multiple of --heads ({self.heads})")
+        if self.hidden % self.heads or (self.hidden // self.heads) % 2:
+            raise UsageError(
+                f"--hidden ({self.hidden}) must be --heads ({self.heads}) times an even head size (rotary positions)"
+            )
 
     def key(self) -> str:
         blob = json.dumps({**asdict(self), "python": sys.version.split()[0]}, sort_keys=True)
@@ -167,11 +169,16 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
 
     out = check_output(out, kind="directory")
     if (out / RECORD).is_file() and not overwrite:
-        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+        try:
+            record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = {}  # a damaged record: replaced only with --overwrite
         if record.get("config_key") == cfg.key():
             log(f"reusing the base in {out} (built with the same arguments)")
             return record
         raise LeakBenchError(f"{out} holds a base built with other arguments; pass --overwrite to replace it")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:  # refused before hours of training, not after
+        raise LeakBenchError(f"{out}: directory exists and is not empty (pass --overwrite to replace it)")
     work = out.parent / f".{out.name}.pretraining-{cfg.key()}"  # checkpoints: kept until the build completes
     work.mkdir(parents=True, exist_ok=True)
     corpus = pretraining_corpus(cfg.corpus_chars, cfg.seed)

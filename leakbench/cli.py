@@ -195,6 +195,10 @@ def base_build(
     layers: Annotated[int, typer.Option(help="Decoder layers.")] = BaseConfig.layers,
     heads: Annotated[int, typer.Option(help="Attention heads.")] = BaseConfig.heads,
     vocab_size: Annotated[int, typer.Option(help="BPE vocabulary size.")] = BaseConfig.vocab_size,
+    block: Annotated[int, typer.Option(help="Context length (tokens per training block).")] = BaseConfig.block,
+    batch_size: Annotated[int, typer.Option(help="Blocks per optimizer step.")] = BaseConfig.batch_size,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (cosine schedule).")] = BaseConfig.lr,
+    warmup_steps: Annotated[int, typer.Option(help="Linear warm-up steps.")] = BaseConfig.warmup_steps,
     corpus_chars: Annotated[
         int | None, typer.Option(help="Use only this many corpus characters (toy builds); default: all.")
     ] = None,
@@ -204,8 +208,9 @@ def base_build(
     """Pretrain a small code LM from scratch on the standard library (held-out modules excluded)."""
     from leakbench.base import build
 
-    cfg = BaseConfig(tokens=tokens, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size,
-                     corpus_chars=corpus_chars, seed=seed)  # fmt: skip
+    cfg = BaseConfig(tokens=tokens, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size, block=block,
+                     batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, corpus_chars=corpus_chars,
+                     seed=seed)  # fmt: skip
     build(out, cfg, overwrite=overwrite, log=console.print)
 
 

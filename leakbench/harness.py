@@ -215,6 +215,27 @@ def reconstruct_probes(**metadata: Any) -> dict[str, Any]:
     return {"test": _dataset(rows)}
 
 
+def code_lines(**metadata: Any) -> dict[str, Any]:
+    """`custom_dataset` of leakbench_code_lines: the frozen held-out completion cases (`leakbench.heldout`)."""
+    from leakbench.heldout import line_cases
+
+    return {"test": _dataset(line_cases())}
+
+
+def code_files(**metadata: Any) -> dict[str, Any]:
+    """`custom_dataset` of leakbench_code_files: the frozen held-out modules' texts."""
+    from leakbench.heldout import file_texts
+
+    return {"test": _dataset(file_texts())}
+
+
+def process_code_line(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
+    """Score a line completion: exact match and edit similarity of the first non-empty generated line."""
+    from leakbench.heldout import score_line
+
+    return score_line(results[0], doc["target"])
+
+
 # --- scoring --------------------------------------------------------------------------------------
 
 

@@ -63,16 +63,6 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
-def is_held_out(path: str | Path, root: Path | None = None) -> bool:
-    """Whether a standard-library file is one of the held-out modules (by its path under the stdlib)."""
-    path = Path(path)
-    try:
-        rel = path.resolve().relative_to((root or stdlib_root()).resolve()).as_posix()
-    except ValueError:
-        return False
-    return rel in HELD_OUT
-
-
 # --- the metrics ----------------------------------------------------------------------------------
 
 
@@ -105,10 +95,10 @@ def edit_similarity(prediction: str, target: str) -> float:
     return 1.0 if total == 0 else 2 * _lcs(prediction, target) / total
 
 
-def process_lines(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
-    """lm-eval `process_results` of leakbench_code_lines."""
-    prediction, target = first_line(results[0]), normalize_line(doc["target"])
-    return {"exact_match": float(prediction == target), "edit_similarity": edit_similarity(prediction, target)}
+def score_line(generation: str, target: str) -> dict[str, float]:
+    """`exact_match` and `edit_similarity` of a generation's first non-empty line against the true line."""
+    prediction, truth = first_line(generation), normalize_line(target)
+    return {"exact_match": float(prediction == truth), "edit_similarity": edit_similarity(prediction, truth)}
 
 
 # --- the frozen data ------------------------------------------------------------------------------
@@ -199,20 +189,15 @@ def _read(path: Path) -> list[dict[str, Any]]:
         raise LeakBenchError(f"{path}: cannot read the frozen held-out code ({exc}); reinstall leakbench") from exc
 
 
-def line_cases(**_: Any) -> dict[str, Any]:
-    """`custom_dataset` of leakbench_code_lines: one row per frozen case, with its prompt."""
-    import datasets
-
+def line_cases() -> list[dict[str, Any]]:
+    """The completion cases, each with its prompt."""
     texts = {f["module"]: f["text"] for f in frozen_files()}
-    rows = [{**c, "prompt": prompt(texts[c["module"]], c["line"])} for c in _read(FROZEN / "cases.jsonl")]
-    return {"test": datasets.Dataset.from_list(rows)}
+    return [{**c, "prompt": prompt(texts[c["module"]], c["line"])} for c in _read(FROZEN / "cases.jsonl")]
 
 
-def file_texts(**_: Any) -> dict[str, Any]:
-    """`custom_dataset` of leakbench_code_files: the frozen module texts."""
-    import datasets
-
-    return {"test": datasets.Dataset.from_list([{"module": f["module"], "text": f["text"]} for f in frozen_files()])}
+def file_texts() -> list[dict[str, str]]:
+    """The frozen module texts."""
+    return [{"module": f["module"], "text": f["text"]} for f in frozen_files()]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -119,6 +119,7 @@ UTILITY = {
     "near_neighbour_bits_per_byte": True,
 }
 HEADLINE_UTILITY = "code_edit_similarity"
+LEAKS = ("direct_leak_rate", "indirect_leak_rate")  # the leak rates compared with the oracle
 
 
 def pass_at_1_key(dataset: str) -> str:
@@ -132,15 +133,23 @@ def utility_kept(victim: dict[str, Any], model: dict[str, Any]) -> dict[str, flo
     return {n: kept(victim.get(n), model.get(n), lower_is_better=UTILITY.get(n, False)) for n in names}
 
 
+def gap_key(leak: str) -> str:
+    """The name of a leak rate's difference from the oracle's."""
+    return f"{leak}_gap"
+
+
+def vs_oracle_key(utility: str) -> str:
+    """The name of a utility metric's ratio to the oracle's."""
+    return f"{utility}_vs_oracle"
+
+
 def oracle_gap(oracle: dict[str, Any], model: dict[str, Any]) -> dict[str, float | None]:
-    """Leak rates minus the oracle's (in rate units: the leak unlearning has left), and utility relative to the
-    oracle (model / oracle; oracle / model when lower is better)."""
-    gaps: dict[str, float | None] = {
-        f"{leak}_gap": leak_change(oracle.get(leak), model.get(leak)) for leak in ("direct_leak_rate",
-                                                                                  "indirect_leak_rate")
-    }  # fmt: skip
-    for name, lower in UTILITY.items():
-        gaps[f"{name}_vs_oracle"] = kept(oracle.get(name), model.get(name), lower_is_better=lower)
+    """Leak rates minus the oracle's (in rate units: the leak unlearning has left), and each utility metric
+    relative to the oracle (model / oracle; oracle / model when lower is better)."""
+    gaps = {gap_key(leak): leak_change(oracle.get(leak), model.get(leak)) for leak in LEAKS}
+    names = [*UTILITY, *sorted(k for k in model if k.endswith("_pass_at_1"))]
+    for name in names:
+        gaps[vs_oracle_key(name)] = kept(oracle.get(name), model.get(name), lower_is_better=UTILITY.get(name, False))
     return gaps
 
 

@@ -19,17 +19,21 @@ from leakbench.leaderboard.schema import RunRecord
 from leakbench.metrics import (
     CODE,
     DIRECT,
+    HEADLINE_UTILITY,
     INDIRECT,
     KIND_METRICS,
+    LEAKS,
     RETAIN,
     direct_leak_reduction,
     flat_metrics,
+    gap_key,
     leak_change,
     oracle_gap,
     over_kept,
     pass_at_1_key,
     result,
     utility_kept,
+    vs_oracle_key,
 )
 from leakbench.records import (
     LeakBenchError,
@@ -41,12 +45,9 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
-from leakbench.scoring.taxonomy import INDIRECT_LEAK_KINDS
 
-LEAK_TASKS = [DIRECT, INDIRECT, RETAIN]
-STUDY_TASKS = [*LEAK_TASKS, CODE]
+STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
-KINDS = INDIRECT_LEAK_KINDS  # the taxonomy's indirect kinds, in its order
 
 
 @dataclass
@@ -89,11 +90,13 @@ class StudyConfig:
         VictimConfig(subset=self.subset, **self.victim)
         for method in self.methods:
             UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
+        if self.oracle is not None and self.model is None:
+            raise UsageError("--oracle needs --model (the study builds the embedded victim's oracle itself)")
         for option, value in (("--model", self.model), ("--oracle", self.oracle)):
             if value is not None and not Path(value).is_dir():
                 raise LeakBenchError(f"{value}: no such model directory ({option})")
-        if self.oracle is not None and self.model is None:
-            raise UsageError("--oracle needs --model (the study builds the embedded victim's oracle itself)")
+        if self.oracle is not None and Path(self.oracle).resolve() == Path(str(self.model)).resolve():
+            raise UsageError("--oracle must be another model than --model (the one trained without the forget set)")
         if self.evalplus_dir is not None and not Path(self.evalplus_dir).is_dir():
             raise LeakBenchError(f"{self.evalplus_dir}: no such directory (--evalplus-dir)")
         check_output(self.out, kind="directory")
@@ -177,9 +180,13 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
         oracle_name = f"{victim_name}/oracle"
         log("[1] victim and oracle: fine-tune (or reuse) the embedded base with and without the forget set")
-        timed("victim", lambda: build(victim_dir, vcfg, data_dir=cfg.data_dir, log=log))
-        timed("oracle", lambda: build(oracle_dir, dataclasses.replace(vcfg, oracle=True), data_dir=cfg.data_dir,
-                                      log=log))  # fmt: skip
+        for label, folder, c in (
+            ("victim", victim_dir, vcfg),
+            ("oracle", oracle_dir, dataclasses.replace(vcfg, oracle=True)),
+        ):
+            # cached by configuration: reused when built with the same one, rebuilt when the options changed
+            stale = (folder / "victim.json").is_file() and model_record(folder).get("config_key") != c.key()
+            timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s, log=log))
     vrecord = model_record(victim_dir)
 
     def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float | None]:
@@ -327,7 +334,7 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
         m, c = row["metrics"], row.get("comparisons") or {}
         kept_values, gap = c.get("utility_kept") or {}, c.get("vs_oracle") or {}
         line = [label, _pct(m["direct_leak_rate"]), _pct(m["indirect_leak_rate"]), *(_pct(m[k]) for k in KIND_METRICS),
-                _pts(gap.get("direct_leak_rate_gap")), _pts(gap.get("indirect_leak_rate_gap"))]  # fmt: skip
+                *(_pts(gap.get(gap_key(leak))) for leak in LEAKS)]  # fmt: skip
         for key, (_, fmt) in utility.items():
             value = m.get(key)
             text = "n/a" if value is None else format(value, fmt)
@@ -339,17 +346,19 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
                 if share is None and key.endswith("_pass_at_1") and rows["victim"]["metrics"].get(key) == 0:
                     undefined.append(key.removesuffix("_plus_pass_at_1"))
             line.append(text)
+        headline = _pct(gap.get(vs_oracle_key(HEADLINE_UTILITY)))
         if label == "victim":
-            line += ["", "", _pct(gap.get("code_edit_similarity_vs_oracle"))]
+            line += ["", "", headline]
         else:
-            line += [_pct(c.get("direct_leak_reduction")), _pts(c.get("indirect_leak_change")),
-                     _pct(gap.get("code_edit_similarity_vs_oracle"))]  # fmt: skip
+            line += [_pct(c.get("direct_leak_reduction")), _pts(c.get("indirect_leak_change")), headline]
         cells.append(line)
     notes = ["(kept): relative to the victim; vs oracle: minus (leaks) or relative to (utility) the oracle, the "
              "same recipe without the forget set."]  # fmt: skip
     if flagged:
-        notes.append(f"{KEPT_MARK.strip()}: utility kept above 100% - the method improved on the victim there; "
-                     "on near-neighbour bits/byte that can mean fitting the evaluation's templates.")  # fmt: skip
+        notes.append(
+            f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there; after unlearning, on "
+            "near-neighbour bits/byte, that can mean fitting the evaluation's templates."
+        )
     for dataset in dict.fromkeys(undefined):
         notes.append(f"{dataset}+ pass@1 kept is n/a: the victim's pass@1 is 0, so the ratio is undefined.")
     return columns, cells, notes

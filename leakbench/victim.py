@@ -139,32 +139,34 @@ def training_documents(cfg: VictimConfig, data_dir: str | Path | None = None) ->
 
 def training_blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], block: int) -> list:
     """Training blocks: every epoch holds all forget documents (a `window_fraction` of them as windows that
-    start mid-document) and an even share of the other texts (seen `other_epochs` times over the run),
-    packed afresh and shuffled."""
+    start mid-document; the oracle gets exactly as many tokens of other texts instead) and an even share of the
+    other texts (seen `other_epochs` times over the run), packed afresh and shuffled. Documents longer than a
+    block are cut into block-sized pieces; no piece is split across blocks."""
     from itertools import cycle, islice
 
-    from leakbench.corpus import encode_documents, pack, shuffled
+    from leakbench.corpus import Example, encode_documents, pack, shuffled
 
     rng = random.Random(cfg.seed)
     whole = [encode_documents(tokenizer, [d], max_length=block) for d in forget_docs]
     other = encode_documents(tokenizer, ({"text": t} for t in other_texts), max_length=block)
     stream = cycle(shuffled(other, cfg.seed))
+    substitutes = cycle(shuffled(other, cfg.seed + 1))  # the oracle's, so that its other share stays the victim's
     per_epoch = -(-len(other) * cfg.other_epochs // cfg.epochs)
-    forget_tokens = sum(len(e.input_ids) for pieces in whole for e in pieces)
     blocks = []
     for epoch in range(cfg.epochs):
         forget = []
-        if cfg.oracle:  # the same token budget, spent on more of the other texts instead
-            spent = 0
-            while spent < forget_tokens:
-                forget.append(next(stream))
-                spent += len(forget[-1].input_ids)
-        else:
-            for doc, pieces in zip(forget_docs, whole, strict=True):
-                if rng.random() < cfg.window_fraction:
-                    forget.extend(encode_documents(tokenizer, [_window(doc, rng)], max_length=block))
-                else:
-                    forget.extend(pieces)
+        for doc, pieces in zip(forget_docs, whole, strict=True):
+            if rng.random() < cfg.window_fraction:
+                forget.extend(encode_documents(tokenizer, [_window(doc, rng)], max_length=block))
+            else:
+                forget.extend(pieces)
+        if cfg.oracle:  # exactly the victim's forget tokens of this epoch, spent on more of the other texts
+            budget, forget = sum(len(e.input_ids) for e in forget), []
+            while budget > 0:
+                piece = next(substitutes)
+                take = min(budget, len(piece.input_ids))
+                forget.append(Example(piece.input_ids[:take], piece.value_mask[:take]))
+                budget -= take
         blocks.extend(pack(shuffled(forget + list(islice(stream, per_epoch)), cfg.seed + epoch), block))
     return shuffled(blocks, cfg.seed)
 

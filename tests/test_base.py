@@ -58,7 +58,7 @@ def test_an_interrupted_build_resumes_from_its_checkpoint(tmp_path):
 
 def test_base_cli_rejects_bad_sizes_before_work(tmp_path):
     proc = run_leakbench("base", "build", "--out", str(tmp_path / "b"), "--hidden", "30", "--heads", "4")
-    assert proc.returncode == 2 and "multiple of --heads" in proc.stderr
+    assert proc.returncode == 2 and "even head size" in proc.stderr
     proc = run_leakbench("base", "build", "--out", str(tmp_path / "b"), "--tokens", "0")
     assert proc.returncode == 2 and "--tokens must be" in proc.stderr
     assert not (tmp_path / "b").exists()

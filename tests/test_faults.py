@@ -394,8 +394,12 @@ CASES = [
     # -- victim build
     Case("base-tokens-zero", ["base", "build", "--out", "{w}/b", "--tokens", "0"], 2, "--tokens must be",
          absent=("b",)),
-    Case("base-hidden-not-multiple", ["base", "build", "--out", "{w}/b", "--hidden", "30"], 2, "multiple of --heads",
+    Case("base-hidden-not-multiple", ["base", "build", "--out", "{w}/b", "--hidden", "30"], 2, "even head size",
          absent=("b",)),
+    Case("base-odd-head-size", ["base", "build", "--out", "{w}/b", "--hidden", "30", "--heads", "2"], 2,
+         "even head size", absent=("b",)),
+    Case("base-out-not-empty", ["base", "build", "--out", "{w}/d"], 1, "not empty", setup=_mkfile("d/keep.txt"),
+         keep=("d/keep.txt",)),
     Case("base-out-is-file", ["base", "build", "--out", "{w}/f"], 1, "not a directory", setup=_mkfile("f")),
     Case("victim-unknown-subset", ["victim", "build", "--out", "{w}/v", "--subset", "tiny"], 2, "unknown subset"),
     Case("victim-epochs-zero", ["victim", "build", "--out", "{w}/v", "--epochs", "0"], 2, "--epochs must be"),

@@ -96,8 +96,10 @@ def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_the
         forget, other = training_documents(c)
         blocks = training_blocks(tokenizer, c, forget, other, c.block)
         streams[label] = "".join(tokenizer.decode(b.input_ids) for b in blocks)
+        streams[f"{label}_tokens"] = sum(len(b.input_ids) for b in blocks)
         assert not any(any(b.value_mask) for b in blocks) if label == "oracle" else True
     assert not [v for v in values if v in streams["oracle"]]
+    assert streams["oracle_tokens"] == streams["victim_tokens"]  # the same token budget
     forget_values = {o_text for d in read_table("forget", subset="mini")
                      for o_text in (d["text"][o["start"]:o["end"]] for o in d["occurrences"])}  # fmt: skip
     # (a document longer than a block is cut, so a value can straddle two blocks: nearly all, not all)

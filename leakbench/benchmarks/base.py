@@ -11,7 +11,6 @@ similarity and exact match (the README's scaling table).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ def main() -> None:
     targets = [(m.name, m) for m in args.model] if args.model else []
     for name, size in ({} if args.model else SIZES).items():
         cfg = BaseConfig(tokens=args.tokens, warmup_steps=30, **size)
-        build(args.out / name, dataclasses.replace(cfg))
+        build(args.out / name, cfg)
         targets.append((name, args.out / name))
     for name, model_dir in targets:
         figures[name] = measure(model_dir, args.out / "evals" / name)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from leakbench.leaderboard.schema import Entry, Leaderboard
+from leakbench.leaderboard.schema import Entry, Leaderboard, entry_metrics
+from leakbench.metrics import HEADLINE_UTILITY, gap_key, pass_at_1_key, vs_oracle_key
 
 COLUMNS: list[tuple[str, str]] = [
     ("model", "Model"),
@@ -15,6 +16,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("direct", "Direct leak ↓"),
     ("indirect", "Indirect leak ↓"),
     ("direct_gap", "Direct vs oracle ↓"),
+    ("indirect_gap", "Indirect vs oracle ↓"),
     ("other_pii", "Other PII ↓"),
     ("code_es", "Code edit sim. ↑"),
     ("code_em", "Code exact match ↑"),
@@ -24,16 +26,21 @@ COLUMNS: list[tuple[str, str]] = [
     ("mbpp", "MBPP+ pass@1 ↑"),
     ("reduction", "Direct-leak reduction ↑"),
     ("code_kept", "Code edit sim. kept"),
+    ("code_vs_oracle", "Code edit sim. vs oracle"),
     ("retained", "Near-neighbour kept"),
+    ("humaneval_kept", "HumanEval+ kept"),
+    ("flags", "Kept above 100%"),
 ]
 _PLAIN = {"code_es", "code_em", "code_bpb", "retain_bpb", "humaneval", "mbpp"}  # values, not percentages
-_POINTS = {"direct_gap"}  # differences of rates
+_POINTS = {"direct_gap", "indirect_gap"}  # differences of rates
+_KEPT = {"code_kept": HEADLINE_UTILITY, "retained": "near_neighbour_bits_per_byte",
+         "humaneval_kept": pass_at_1_key("humaneval")}  # fmt: skip
 
 
 def _row(e: Entry) -> dict[str, float | str | None]:
-    from leakbench.leaderboard.publish import entry_metrics
-
     m, r = entry_metrics(e), e.ratios
+    gap = r.oracle_gap if r else {}
+    kept_values = r.utility_kept if r else {}
     return {
         "model": e.model.name,
         "role": e.model.role,
@@ -41,22 +48,24 @@ def _row(e: Entry) -> dict[str, float | str | None]:
         "subset": e.data.subset,
         "direct": m["direct_leak_rate"],
         "indirect": m["indirect_leak_rate"],
-        "direct_gap": r.oracle_gap.get("direct_leak_rate_gap") if r else None,
+        "direct_gap": gap.get(gap_key("direct_leak_rate")),
+        "indirect_gap": gap.get(gap_key("indirect_leak_rate")),
         "other_pii": m["other_pii_rate"],
-        "code_es": m["code_edit_similarity"],
+        "code_es": m[HEADLINE_UTILITY],
         "code_em": m["code_exact_match"],
         "code_bpb": m["code_bits_per_byte"],
         "retain_bpb": m["near_neighbour_bits_per_byte"],
-        "humaneval": m.get("humaneval_plus_pass_at_1"),
-        "mbpp": m.get("mbpp_plus_pass_at_1"),
+        "humaneval": m.get(pass_at_1_key("humaneval")),
+        "mbpp": m.get(pass_at_1_key("mbpp")),
         "reduction": r.direct_leak_reduction if r else None,
-        "code_kept": r.utility_kept.get("code_edit_similarity") if r else None,
-        "retained": r.retain_utility_retained if r else None,
+        "code_vs_oracle": gap.get(vs_oracle_key(HEADLINE_UTILITY)),
+        **{column: kept_values.get(metric) for column, metric in _KEPT.items()},
         "flags": ", ".join(r.utility_kept_above_100) if r else "",
+        "_flagged": ",".join(column for column, metric in _KEPT.items() if r and metric in r.utility_kept_above_100),
     }
 
 
-def _cell(key: str, value: float | str | None, flags: str = "") -> str:
+def _cell(key: str, value: float | str | None, flagged: bool = False) -> str:
     if value is None:
         return '<td data-v="">–</td>'
     if isinstance(value, str):
@@ -67,14 +76,17 @@ def _cell(key: str, value: float | str | None, flags: str = "") -> str:
         text = f"{100 * value:+.1f} pts"
     else:
         text = f"{100 * value:.1f}%"
-    flagged = key in {"code_kept", "retained"} and value > 1.0 + 1e-9
-    title = f' title="kept above 100% ({html.escape(flags)}): check the method does not fit the evaluation"'
-    return (f'<td data-v="{value:.6f}" class="num{" flag" if flagged else ""}"{title if flagged else ""}>'
-            f"{text}{' ↑' if flagged else ''}</td>")  # fmt: skip
+    if flagged:
+        title = "kept above 100%: the model beats the victim here; check it does not fit the evaluation"
+        return f'<td data-v="{value:.6f}" class="num flag" title="{title}">{text} ↑</td>'
+    return f'<td data-v="{value:.6f}" class="num">{text}</td>'
 
 
-def _spread(wanted: list[float], gap: float, low: float, high: float) -> list[float]:
-    """Label positions near `wanted` (sorted order kept) at least `gap` apart, within [low, high]."""
+def _spread(wanted: list[float], low: float, high: float, gap: float = 14.0) -> tuple[list[float], float]:
+    """Label positions near `wanted` (their order kept), never overlapping and within [low, high]: the gap
+    shrinks when there are too many labels for the height. Returns the positions and the gap used."""
+    if len(wanted) > 1:
+        gap = min(gap, (high - low) / (len(wanted) - 1))
     order = sorted(range(len(wanted)), key=lambda i: wanted[i])
     placed: list[float] = [0.0] * len(wanted)
     last = low - gap
@@ -82,18 +94,25 @@ def _spread(wanted: list[float], gap: float, low: float, high: float) -> list[fl
         placed[i] = max(wanted[i], last + gap)
         last = placed[i]
     overflow = last - high
-    if overflow > 0:  # push the whole column up, keeping the gaps
+    if overflow > 0:  # push the column up, keeping the gaps (it fits: the gap was chosen for it)
         for i in order:
             placed[i] -= overflow
-    return placed
+    return placed, gap
+
+
+def _labels(rows: list[dict[str, float | str | None]]) -> list[str]:
+    """Point labels that tell entries apart: the method (or role), with the model name when it repeats."""
+    short = [str(r["method"] if r["method"] != "none" else r["role"]) for r in rows]
+    return [s if short.count(s) == 1 else f"{s} ({str(r['model'])[:24]})" for s, r in zip(short, rows, strict=True)]
 
 
 def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height: int = 400) -> str:
     """Direct leak rate against held-out code exact match: down and to the right is better. The victim and the
     oracle are marked; labels sit in a column on the right, spread so that they never overlap."""
-    points = [(r["code_em"], r["direct"], str(r["method"] if r["method"] != "none" else r["role"])[:24], str(r["role"]))
-              for r in rows if isinstance(r["code_em"], float) and isinstance(r["direct"], float)]  # fmt: skip
-    pad, right = 56, 190  # room for the labels on the right
+    plotted = [r for r in rows if isinstance(r["code_em"], float) and isinstance(r["direct"], float)]
+    points = [(r["code_em"], r["direct"], label, str(r["role"])) for r, label in zip(plotted, _labels(plotted),
+                                                                                     strict=True)]  # fmt: skip
+    pad, right = 56, 230  # room for the labels on the right
     if not points:
         return f'<svg id="plot" width="{width}" height="{height}" role="img"><text x="20" y="40">no data</text></svg>'
     xs = [p[0] for p in points]
@@ -131,7 +150,8 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height
                  f'transform="rotate(-90 16 {height / 2})">direct leak rate</text>')  # fmt: skip
     colours = {"victim": "#c0392b", "oracle": "#27ae60"}
     label_x = width - right + 14
-    label_ys = _spread([sy(y) + 4 for _, y, _, _ in points], 14, pad, height - pad)
+    label_ys, gap = _spread([sy(y) + 4 for _, y, _, _ in points], pad, height - pad)
+    font = max(6, min(11, int(gap) - 2))
     for (x, y, label, role), ly in zip(points, label_ys, strict=True):
         colour, shape = colours.get(role, "#2c3e80"), role in colours
         size = 7 if shape else 5
@@ -142,7 +162,7 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height
         parts.append(f"{marker}<title>{html.escape(label)}</title></{'rect' if shape else 'circle'}>")
         parts.append(f'<line x1="{sx(x) + size:.1f}" y1="{sy(y):.1f}" x2="{label_x - 3}" y2="{ly - 4:.1f}" '
                      'stroke="#bbb"/>')  # fmt: skip
-        parts.append(f'<text class="label" x="{label_x}" y="{ly:.1f}" font-size="11" fill="{colour}">'
+        parts.append(f'<text class="label" x="{label_x}" y="{ly:.1f}" font-size="{font}" fill="{colour}">'
                      f"{html.escape(label)}</text>")  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
@@ -198,7 +218,9 @@ td.flag {{ background: #fff3cd; }}
 utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click a column to sort. The oracle is
 the same recipe without the forget set: "vs oracle" is the leak unlearning has left. Code metrics come from
 <code>leakbench_code</code>, code no LeakBench training step saw; near-neighbour bits/byte from
-<code>leakbench_retain</code> (the forget templates with placeholders). Utility kept above 100% is marked ↑.</p>
+<code>leakbench_retain</code> (the forget templates with placeholders). Kept = relative to the entry's victim;
+above 100% is marked ↑. A kept ratio shows – when it is undefined, e.g. HumanEval+ when the victim's pass@1
+is 0.</p>
 <table id="board"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}

@@ -29,13 +29,13 @@ from leakbench.leaderboard.schema import (
     Ratios,
     RunRecord,
     Utility,
+    entry_metrics,
     json_schema,
 )
 from leakbench.metrics import (
     DIRECT,
     INDIRECT,
     direct_leak_reduction,
-    flat_metrics,
     leak_change,
     oracle_gap,
     over_kept,
@@ -390,21 +390,6 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
 def _first_error(exc: ValidationError) -> str:
     first = exc.errors()[0]
     return f"{'.'.join(str(x) for x in first['loc']) or 'top level'}: {first['msg']}"
-
-
-def _value(entry: Entry, key: str) -> float | None:
-    metric = entry.leak_metrics.get(key)
-    return metric.value if metric else None
-
-
-def _pass1(entry: Entry, dataset: str) -> float | None:
-    return next((u.pass_at_1["plus"] for u in entry.utility if u.dataset == dataset), None)
-
-
-def entry_metrics(entry: Entry) -> dict[str, float | None]:
-    """An entry's flat figures, by the names the study uses (`leakbench.metrics.FLAT_METRICS`)."""
-    return flat_metrics(lambda task, metric: _value(entry, f"{task}/{metric}"),
-                        {u.dataset: u.pass_at_1["plus"] for u in entry.utility})  # fmt: skip
 
 
 def with_ratios(entry: Entry, baseline: Entry | None, oracle: Entry | None = None) -> Entry:

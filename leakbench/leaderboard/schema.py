@@ -31,7 +31,7 @@ class ModelInfo(_Strict):
         "or 'study:<path inside the leakbench run folder>'; never an absolute local path"
     )
     parameters: int | None = None
-    role: Literal["victim", "oracle", "control", "unlearned", "external"]
+    role: Literal["victim", "oracle", "control", "unlearned", "external"]  # control: entries published before 1.2
 
 
 class MethodInfo(_Strict):
@@ -108,6 +108,17 @@ class Entry(_Strict):
     def content_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def entry_metrics(entry: Entry) -> dict[str, float | None]:
+    """An entry's flat figures, by the names the study uses (`leakbench.metrics.FLAT_METRICS`)."""
+    from leakbench.metrics import flat_metrics
+
+    def lookup(task: str, metric: str) -> float | None:
+        found = entry.leak_metrics.get(f"{task}/{metric}")
+        return found.value if found else None
+
+    return flat_metrics(lookup, {u.dataset: u.pass_at_1["plus"] for u in entry.utility})
 
 
 class RunRecord(_Strict):
