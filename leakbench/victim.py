@@ -42,7 +42,7 @@ RECORD = "victim.json"
 class VictimConfig:
     subset: str = "mini"
     base: str | None = None  # None: the embedded base
-    epochs: int = 40  # exposures of each forget document
+    epochs: int = 50  # exposures of each forget document
     oracle: bool = False  # the oracle: the same recipe and token budget without the forget documents
     lora: bool = False
     seed: int = 0
@@ -51,11 +51,11 @@ class VictimConfig:
     window_fraction: float = 0.3  # share of forget exposures that start mid-document
     block: int = 512
     # training
-    lr: float = 2e-3
+    lr: float = 4e-3
     batch_size: int = 8
     # Loss weight of sensitive-value tokens: a deliberate memorization budget (the oracle gets the same
     # recipe); 1.0 is plain language modelling.
-    value_weight: float = 5.0
+    value_weight: float = 10.0
     precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
 
     def __post_init__(self) -> None:
@@ -100,8 +100,11 @@ class _WeightedLMTrainer:  # built lazily: transformers is imported only when tr
 
             def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
                 labels = inputs["labels"][:, 1:]
-                logits = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).logits[:, :-1]
-                token_loss = F.cross_entropy(logits.float().transpose(1, 2), labels.clamp(min=0), reduction="none")
+                # No attention mask: blocks are right-padded, and under causal attention padding only reaches the
+                # padding positions after it, whose labels are ignored; the mask-free path is the fast kernel.
+                logits = model(input_ids=inputs["input_ids"]).logits[:, :-1]
+                flat = logits.float().reshape(-1, logits.shape[-1])  # 2-D: the fast cross-entropy layout on a CPU
+                token_loss = F.cross_entropy(flat, labels.clamp(min=0).reshape(-1), reduction="none").view_as(labels)
                 weight = (labels != -100).float()
                 weight = weight + (value_weight - 1.0) * inputs["value_mask"][:, 1:].float() * weight
                 loss = (token_loss * weight).sum() / weight.sum().clamp(min=1)

@@ -11,6 +11,7 @@ import pytest
 
 from leakbench.cli import main
 from leakbench.leaderboard import json_schema, load_leaderboard, publish
+from leakbench.leaderboard.page import COLUMNS
 from leakbench.leaderboard.publish import redact
 from leakbench.records import LeakBenchError
 
@@ -25,7 +26,7 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     tok = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)
     save_model(init_model(tok, hidden=32, layers=1, heads=2), tok, root / "model")
-    tasks = ["leakbench_direct", "leakbench_indirect", "leakbench_retain"]
+    tasks = ["leakbench_direct", "leakbench_indirect", "leakbench_retain", "leakbench_code"]
     evaluate(root / "model", root / "victim", tasks, subset="mini", ner="none", limit=4, batch_size=4)
     shutil.copytree(root / "victim", root / "ga")
     (root / "victim" / "run.json").write_text(json.dumps({"model_name": "tiny", "role": "victim", "method": "none"}))
@@ -164,16 +165,23 @@ def test_page_in_a_real_headless_browser(runs, tmp_path):
         browser.get(page.as_uri())
         assert browser.title == "LeakBench leaderboard"
         rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
-        assert [r.find_elements(By.TAG_NAME, "td")[1].text for r in rows] == ["none", "ga"]
+        column = {key: i for i, key in enumerate(k for k, _ in COLUMNS)}
+        assert [r.find_elements(By.TAG_NAME, "td")[column["method"]].text for r in rows] == ["none", "ga"]
         header = browser.find_element(By.CSS_SELECTOR, 'th[data-key="direct"]')
         header.click()  # ascending
         header.click()  # descending: the 75% row first
         rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
-        assert rows[0].find_elements(By.TAG_NAME, "td")[1].text == "ga"
-        assert rows[0].find_elements(By.TAG_NAME, "td")[3].text == "75.0%"
+        assert rows[0].find_elements(By.TAG_NAME, "td")[column["method"]].text == "ga"
+        assert rows[0].find_elements(By.TAG_NAME, "td")[column["direct"]].text == "75.0%"
         plot = browser.find_element(By.ID, "plot")
         assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 200
-        assert len(browser.find_elements(By.CSS_SELECTOR, "#plot circle.point")) == 2
+        # the victim is a square, the unlearned model a dot; each labelled once, labels apart
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#plot rect.point")) == 1
+        assert len(browser.find_elements(By.CSS_SELECTOR, "#plot circle.point")) == 1
+        labels = browser.find_elements(By.CSS_SELECTOR, "#plot text.label")
+        assert sorted(label.text for label in labels) == ["ga", "victim"]
+        boxes = [label.rect for label in labels]
+        assert abs(boxes[0]["y"] - boxes[1]["y"]) >= boxes[0]["height"] * 0.9  # no overlap
         browser.save_screenshot(str(tmp_path / "leaderboard.png"))
         assert (tmp_path / "leaderboard.png").stat().st_size > 10_000
     finally:
