@@ -39,7 +39,8 @@ from leakbench.records import (
 EOS = "<|endoftext|>"
 RECORD = "base.json"
 EMBEDDED = Path(__file__).resolve().parent / "models" / "base"
-EMBEDDED_SHA256 = "3bc3d75076234a0bf588e3f2f40cfb32b6cb957fcdcc65646d450d2ea6a38e42"  # sha256 of EMBEDDED/model.safetensors, set when the shipped base is rebuilt
+# sha256 of EMBEDDED/model.safetensors: set when the shipped base is rebuilt
+EMBEDDED_SHA256 = "3bc3d75076234a0bf588e3f2f40cfb32b6cb957fcdcc65646d450d2ea6a38e42"
 _EXCLUDED_DIRS = {"test", "tests", "site-packages", "idlelib"}
 
 

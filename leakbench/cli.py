@@ -430,7 +430,8 @@ def run_cmd(
         printed.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
     for row in cells:
         printed.add_row(*row)
-    Console(width=max(console.width, 400)).print(printed)  # the whole table, never wrapped at 80 columns
+    width = Console(width=1000).measure(printed).maximum  # the whole table, never wrapped at 80 columns
+    Console(width=max(console.width, width)).print(printed)
     console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
     if cfg.publish:
         board = cfg.publish_to or cfg.out

@@ -91,31 +91,36 @@ def evaluate(
     if ner is not None:
         metadata["ner"] = ner
     manager = TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
-    with _quiet_custom_dataset_notice(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
+    with _quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
         results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
                             backend=backend, model_args=model_args, device=device, batch_size=batch_size,
                             limit=limit)  # fmt: skip
     return results
 
 
-class _CustomDatasetNotice(logging.Filter):
-    """lm-eval tells every `custom_dataset` task, at every load, that kwargs can go to --metadata: our tasks
-    document their metadata keys, so the notice is noise in LeakBench's own runs."""
+class _KnownNotices(logging.Filter):
+    """Notices lm-eval repeats for every task load or batch that say nothing new in LeakBench's own runs: that
+    `custom_dataset` kwargs can go to --metadata (our tasks document theirs), and that a prompt longer than a
+    small model's context was left-truncated (leakbench_code's 3,000-character prompts, by design)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        return not (message.startswith("leakbench") and "Custom kwargs can be passed" in message)
+        custom = message.startswith("leakbench") and "Custom kwargs can be passed" in message
+        return not (custom or message.startswith("Left truncation applied"))
 
 
 @contextlib.contextmanager
-def _quiet_custom_dataset_notice() -> Iterator[None]:
-    """Drop that notice for the duration of an evaluation only (the filter is removed afterwards)."""
-    logger, notice = logging.getLogger("lm_eval.api.task"), _CustomDatasetNotice()
-    logger.addFilter(notice)
+def _quiet_known_notices() -> Iterator[None]:
+    """Drop those notices for the duration of an evaluation only (the filters are removed afterwards)."""
+    notice = _KnownNotices()
+    loggers = [logging.getLogger(name) for name in ("lm_eval.api.task", "lm_eval.models.huggingface")]
+    for logger in loggers:
+        logger.addFilter(notice)
     try:
         yield
     finally:
-        logger.removeFilter(notice)
+        for logger in loggers:
+            logger.removeFilter(notice)
 
 
 def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_args, device, batch_size, limit):

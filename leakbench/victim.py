@@ -81,6 +81,8 @@ class VictimConfig:
         fields = asdict(self)
         if fields["precision"] == "fp32":  # the default leaves the key (and the published name) as before
             del fields["precision"]
+        if self.oracle:  # what replaces the forget documents (fresh pretraining code since 0.2)
+            fields["oracle_substitutes"] = "fresh-pretraining-code"
         if self.base is None:
             from leakbench.base import EMBEDDED_SHA256
 
@@ -127,24 +129,38 @@ def _window(doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
     return {"text": text[cut:], "occurrences": occurrences}
 
 
-def training_documents(cfg: VictimConfig, data_dir: str | Path | None = None) -> tuple[list[dict[str, Any]], list[str]]:
-    """What a victim or oracle trains on: the forget documents, and the other texts (the base's pretraining
-    code replayed, never a held-out module, and the retain `train` split, never a near-neighbour held-out
-    document). `training_blocks` leaves the forget documents out of the oracle's stream."""
+def training_documents(
+    cfg: VictimConfig, data_dir: str | Path | None = None
+) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """What a victim or oracle trains on: the forget documents; the other texts (the base's pretraining code
+    replayed, never a held-out module, and the retain `train` split, never a near-neighbour held-out document);
+    and, for the oracle only, the fresh code that takes the forget documents' place (the rest of the base's
+    pretraining corpus, in its seeded order after the replay). `training_blocks` assembles them."""
     from leakbench.base import pretraining_corpus
     from leakbench.corpus import retain_training_documents
     from leakbench.data import read_table
 
     forget_docs = read_table("forget", subset=cfg.subset, data_dir=data_dir)
-    replay = [row["text"] for row in pretraining_corpus(cfg.replay_chars, cfg.seed)] if cfg.replay_chars else []
-    return forget_docs, replay + [d["text"] for d in retain_training_documents(cfg.subset, data_dir)]
+    corpus, replayed, size = pretraining_corpus(None, cfg.seed), 0, 0
+    while replayed < len(corpus) and size < cfg.replay_chars:  # the replay: files until replay_chars is reached
+        size += len(corpus[replayed]["text"])
+        replayed += 1
+    other = [row["text"] for row in corpus[:replayed]] + [
+        d["text"] for d in retain_training_documents(cfg.subset, data_dir)
+    ]
+    fresh = [row["text"] for row in corpus[replayed:]] if cfg.oracle else []
+    return forget_docs, other, fresh
 
 
-def training_blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], block: int) -> list:
+def training_blocks(
+    tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], block: int, fresh_texts: list[str] = ()
+) -> list:
     """Training blocks: every epoch holds all forget documents (a `window_fraction` of them as windows that
-    start mid-document; the oracle gets exactly as many tokens of other texts instead) and an even share of the
-    other texts (seen `other_epochs` times over the run), packed afresh and shuffled. Documents longer than a
-    block are cut into block-sized pieces; no piece is split across blocks."""
+    start mid-document) and an even share of the other texts (seen `other_epochs` times over the run), packed
+    afresh and shuffled. The oracle gets exactly as many tokens of fresh code (`fresh_texts`: pretraining code
+    it has not replayed, cycled only if the run outgrows it) in place of each epoch's forget documents, so its
+    stream holds the same number of tokens and no forget value. Documents longer than a block are cut into
+    block-sized pieces; no piece is split across blocks."""
     from itertools import cycle, islice
 
     from leakbench.corpus import Example, encode_documents, pack, shuffled
@@ -153,7 +169,8 @@ def training_blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list
     whole = [encode_documents(tokenizer, [d], max_length=block) for d in forget_docs]
     other = encode_documents(tokenizer, ({"text": t} for t in other_texts), max_length=block)
     stream = cycle(shuffled(other, cfg.seed))
-    substitutes = cycle(shuffled(other, cfg.seed + 1))  # the oracle's, so that its other share stays the victim's
+    fresh = encode_documents(tokenizer, ({"text": t} for t in fresh_texts), max_length=block) if cfg.oracle else []
+    substitutes = cycle(fresh or shuffled(other, cfg.seed + 1))  # never the victim's `stream`: its share stays equal
     per_epoch = -(-len(other) * cfg.other_epochs // cfg.epochs)
     blocks = []
     for epoch in range(cfg.epochs):
@@ -163,7 +180,7 @@ def training_blocks(tokenizer, cfg: VictimConfig, forget_docs, other_texts: list
                 forget.extend(encode_documents(tokenizer, [_window(doc, rng)], max_length=block))
             else:
                 forget.extend(pieces)
-        if cfg.oracle:  # exactly the victim's forget tokens of this epoch, spent on more of the other texts
+        if cfg.oracle:  # exactly the victim's forget tokens of this epoch, spent on fresh code instead
             budget, forget = sum(len(e.input_ids) for e in forget), []
             while budget > 0:
                 piece = next(substitutes)
@@ -198,7 +215,7 @@ def build(
             raise LeakBenchError(f"{out} holds a victim built with other arguments; pass --overwrite to replace it")
 
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
-    forget_docs, other = training_documents(cfg, data_dir)
+    forget_docs, other, fresh = training_documents(cfg, data_dir)
     started = time.perf_counter()
     from leakbench.base import embedded, save_model
     from leakbench.unlearn import context_length, load_causal_lm
@@ -211,7 +228,7 @@ def build(
         model = get_peft_model(
             model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0)
         )
-    blocks = training_blocks(tokenizer, cfg, forget_docs, other, block)
+    blocks = training_blocks(tokenizer, cfg, forget_docs, other, block, fresh)
     steps = max(1, len(blocks) // cfg.batch_size)
     log(
         f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {len(blocks)} blocks "

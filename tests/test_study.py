@@ -93,8 +93,8 @@ def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_the
     assert len(values) > 500
     streams = {}
     for label, c in (("victim", cfg), ("oracle", dataclasses.replace(cfg, oracle=True))):
-        forget, other = training_documents(c)
-        blocks = training_blocks(tokenizer, c, forget, other, c.block)
+        forget, other, fresh = training_documents(c)
+        blocks = training_blocks(tokenizer, c, forget, other, c.block, fresh)
         streams[label] = "".join(tokenizer.decode(b.input_ids) for b in blocks)
         streams[f"{label}_tokens"] = sum(len(b.input_ids) for b in blocks)
         assert not any(any(b.value_mask) for b in blocks) if label == "oracle" else True
