@@ -549,7 +549,7 @@ CASES = [
          setup=_mkfile("run/run.json", "{nope"), absent=("lb",)),
     Case("publish-run-json-a-list", PUB, 1, "expected a JSON object", copy=("run",),
          setup=_mkfile("run/run.json", "[1]"), absent=("lb",)),
-    Case("publish-run-json-bad-role", PUB, 1, "not a LeakBench run record (role:", copy=("run",),
+    Case("publish-run-json-bad-role", PUB, 1, r"not a LeakBench run record \(model_name: Field required", copy=("run",),
          setup=_mkfile("run/run.json", '{"role": "wizard"}'), absent=("lb",)),
     Case("publish-utility-json-bad", PUB, 1, "not a LeakBench utility.json", copy=("run",),
          setup=_mkfile("run/utility.json", '{"dataset": "humaneval"}'), absent=("lb",)),
