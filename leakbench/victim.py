@@ -141,7 +141,8 @@ def training_documents(
     from leakbench.data import read_table
 
     forget_docs = read_table("forget", subset=cfg.subset, data_dir=data_dir)
-    corpus, replayed, size = pretraining_corpus(None, cfg.seed), 0, 0
+    # the whole corpus only for the oracle (its fresh code); the victim reads no further than its replay
+    corpus, replayed, size = pretraining_corpus(None if cfg.oracle else cfg.replay_chars, cfg.seed), 0, 0
     while replayed < len(corpus) and size < cfg.replay_chars:  # the replay: files until replay_chars is reached
         size += len(corpus[replayed]["text"])
         replayed += 1
