@@ -17,6 +17,7 @@ from rich.table import Table
 
 from leakbench import __version__
 from leakbench.base import BaseConfig
+from leakbench.data import DEFAULT_RELEASE
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
 from leakbench.pipeline import StudyConfig
 from leakbench.records import (
@@ -71,35 +72,43 @@ def _root(
 @data_app.command("build")
 def data_build(
     out: Annotated[Path, typer.Option("--out", help="Directory to write the release into (must be new or empty).")],
-    seed: Annotated[int, typer.Option(help="Generator seed; the canonical v1 seed is the default.")] = CANONICAL_SEED,
+    seed: Annotated[int, typer.Option(help="Generator seed; the canonical seed is the default.")] = CANONICAL_SEED,
     subjects: Annotated[
-        int, typer.Option(help="Number of fictional subjects (the first 50 form `mini`).")
+        int, typer.Option(help="Number of fictional forget subjects (the first 50 form `mini`).")
     ] = CANONICAL_SUBJECTS,
+    release: Annotated[
+        str, typer.Option(help="Release format: v2 (forget + 20% holdout subjects) or v1 (forget subjects only).")
+    ] = DEFAULT_RELEASE,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out directory.")] = False,
 ) -> None:
-    """Generate a release (subjects, forget/retain documents, probes, manifest) deterministically."""
+    """Generate a release (subjects, forget/retain documents, probes, manifest) deterministically; the defaults
+    rebuild the packaged release byte for byte."""
+    from leakbench.data import release_dir
     from leakbench.data.build import check_parameters, generate, write_release
 
+    release_dir(release)  # an unknown name fails here
     check_parameters(seed, subjects)
-    with console.status(f"generating {subjects} subjects (seed {seed})..."):
-        release = generate(seed, subjects)
-        manifest = write_release(release, out, seed=seed, n_subjects=subjects, overwrite=overwrite)
+    with console.status(f"generating {subjects} subjects (seed {seed}, release {release})..."):
+        rows = generate(seed, subjects, release)
+        manifest = write_release(rows, out, seed=seed, n_subjects=subjects, name=release, overwrite=overwrite)
     c = manifest["counts"]
+    holdout = c.get("holdout", {}).get("subjects", {}).get("full", 0)
     console.print(
-        f"wrote {out}: {c['subjects']['full']} subjects, {c['forget']['full']} forget and "
+        f"wrote {out}: {c['subjects']['full']} subjects ({holdout} holdout), {c['forget']['full']} forget and "
         f"{c['retain']['full']} retain documents, {c['probes']['full']} probes"
     )
 
 
 @data_app.command("verify")
 def data_verify(
-    path: Annotated[Path | None, typer.Argument(help="Release directory (default: the packaged v1).")] = None,
+    path: Annotated[Path | None, typer.Argument(help="Release directory (default: the packaged --release).")] = None,
+    release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
 ) -> None:
     """Check hashes, schema, safety rules and invariants of a release; name everything that is wrong."""
     from leakbench.data import release_dir
     from leakbench.data.verify import verify
 
-    root = release_dir("v1", path)
+    root = release_dir(release, path)
     with console.status(f"verifying {root}..."):
         problems = verify(root)
     if problems:
@@ -112,7 +121,7 @@ def data_verify(
 @data_app.command("export")
 def data_export(
     out: Annotated[Path, typer.Option("--out", help="Directory to copy the release files into.")],
-    release: Annotated[str, typer.Option(help="Packaged release name.")] = "v1",
+    release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out directory.")] = False,
 ) -> None:
     """Write a packaged release out as plain files (JSONL + manifest)."""
@@ -132,15 +141,16 @@ def data_export(
 
 @data_app.command("stats")
 def data_stats(
-    path: Annotated[Path | None, typer.Argument(help="Release directory (default: the packaged v1).")] = None,
+    path: Annotated[Path | None, typer.Argument(help="Release directory (default: the packaged --release).")] = None,
     subset: Annotated[str, typer.Option(help="full or mini.")] = "full",
+    release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
 ) -> None:
-    """Print counts by field, template, language and probe kind."""
+    """Print counts by split, field, template, language and probe kind."""
     from leakbench.data import check_subset, release_dir
     from leakbench.data.stats import release_stats
 
     check_subset(subset)
-    for title, counts in release_stats(release_dir("v1", path), subset).items():
+    for title, counts in release_stats(release_dir(release, path), subset).items():
         table = Table(title=f"{title} ({subset})", title_justify="left")
         table.add_column("")
         table.add_column("count", justify="right")
@@ -279,6 +289,47 @@ def unlearn_cmd(
     unlearn(model, out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
 
 
+@app.command("privacy")
+def privacy_cmd(
+    model: Annotated[str, typer.Option("--model", help="Model directory (or hub id) to measure.")],
+    out: Annotated[
+        Path, typer.Option("--out", help="JSON record to write (put it in the run folder as privacy.json).")
+    ],
+    reference: Annotated[
+        Path | None,
+        typer.Option(help="The oracle's privacy record: adds PrivLeak per attack and forget quality against it."),
+    ] = None,
+    subset: Annotated[str, typer.Option(help="mini or full.")] = "mini",
+    k: Annotated[float, typer.Option(help="Min-K% and Min-K%++: the fraction of lowest-scoring tokens.")] = 0.4,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+    release: Annotated[str | None, typer.Option(help="Packaged release name (default: v2).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
+) -> None:
+    """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
+    zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
+    from leakbench.privacy import PrivacyConfig, measure, read_record, verdict
+    from leakbench.records import UsageError, check_output, dumps_record, write_text_atomic
+
+    cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)
+    check_output(out, kind="file")
+    check_not_aliased("--out", out, {"--reference": reference})
+    if out.exists() and not overwrite:
+        raise UsageError(f"{out}: exists; pass --overwrite to replace it")
+    ref = read_record(reference, "--reference") if reference is not None else None
+    record = measure(model, cfg, reference=ref, device=device, log=console.print)
+    write_text_atomic(out, dumps_record(record))
+    m = record["metrics"]
+    line = (
+        f"EM {m['exact_memorization']:.3f}, ES {m['extraction_strength']:.3f}, "
+        f"Min-K%++ AUC {m['mia_min_k_plus_plus']:.3f}"
+    )
+    if "privleak" in m:
+        line += f", PrivLeak {m['privleak']:+.1f}% ({verdict(m['privleak'])}), forget quality {m['forget_quality']:.3g}"
+    console.print(f"{line}; wrote {out} in {record['wall_time_s']} s")
+
+
 @app.command("utility")
 def utility_cmd(
     dataset: Annotated[str, typer.Option(help="humaneval or mbpp (HumanEval+ / MBPP+).")],
@@ -398,10 +449,14 @@ def run_cmd(
         Path | None,
         typer.Option(help="Leaderboard folder to publish into (default: --out; results/ updates the repository's)."),
     ] = None,
+    seeds: Annotated[int, typer.Option(help="Unlearning runs per method (seeds 0..N-1); rows show mean ± 95% CI.")] = 1,
+    victim_seeds: Annotated[
+        int, typer.Option(help="Victim/oracle pairs to build (seeds 0..M-1), each unlearned --seeds times.")
+    ] = 1,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
 ) -> None:
-    """The whole study: victim and oracle -> leak and utility tasks -> GA, GA+GD, GA+KL, NPO -> the tasks
-    again -> leaderboard, with a table at the end."""
+    """The whole study: victim and oracle -> leak, utility and privacy measurements -> GA, GA+GD, GA+KL, NPO
+    (over --seeds) -> the same again -> leaderboard, with a table at the end."""
     from leakbench.pipeline import run_study, table
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
@@ -420,6 +475,8 @@ def run_cmd(
         limit=limit,
         utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
         evalplus_dir=evalplus_dir,
+        seeds=seeds,
+        victim_seeds=victim_seeds,
         publish=not no_publish,
         publish_to=publish_to,
     )

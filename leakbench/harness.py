@@ -1,7 +1,8 @@
 """lm-evaluation-harness glue: the task YAMLs in `tasks/` point here.
 
 Datasets come from the packaged release (or a user-built one) through `custom_dataset`, so no path needs
-configuring: `--metadata '{"subset": "mini"}'` or `{"data_dir": "/path/to/release"}` switch them.
+configuring: `--metadata '{"subset": "mini"}'`, `{"release": "v1"}`, `{"data_dir": "/path/to/release"}` or
+`{"split": "holdout"}` (the probes of subjects no model was trained on: a guessability baseline) switch them.
 `process_results` calls the scorer. Nothing here is specific to a model.
 """
 
@@ -16,7 +17,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from leakbench.data import read_table, release_dir
+from leakbench.data import DEFAULT_RELEASE, check_split, read_table, release_dir
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.subjects import FIELDS
 from leakbench.records import LeakBenchError, UsageError, atomic_dir
@@ -150,9 +151,12 @@ def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_arg
 # --- datasets -------------------------------------------------------------------------------------
 
 
-def _source(subset: str = "full", data_dir: str | None = None, release: str = "v1", **_: Any) -> tuple[str, str]:
+def _source(
+    subset: str = "full", data_dir: str | None = None, release: str = DEFAULT_RELEASE, split: str = "forget", **_: Any
+) -> tuple[str, str, str]:
+    check_split(split)
     root = release_dir(release, data_dir)
-    return str(root.resolve()), subset
+    return str(root.resolve()), subset, split
 
 
 def _dataset(rows: list[dict[str, Any]]):  # -> datasets.Dataset
@@ -164,10 +168,14 @@ def _dataset(rows: list[dict[str, Any]]):  # -> datasets.Dataset
 
 
 def _probe_rows(kinds: tuple[str, ...], ner: str | None, **metadata: Any) -> list[dict[str, Any]]:
-    root, subset = _source(**metadata)
-    rows = read_table("probes", subset=subset, data_dir=root)
+    root, subset, split = _source(**metadata)
+    rows = read_table("probes", subset=subset, data_dir=root, split=split)
     keep = ("probe_id", "kind", "variant", "subject_id", "target_field", "target_value", "prompt", "template")
-    return [{**{k: p[k] for k in keep}, "release_dir": root, "ner": ner or ""} for p in rows if p["kind"] in kinds]
+    return [
+        {**{k: p[k] for k in keep}, "release_dir": root, "split": split, "ner": ner or ""}
+        for p in rows
+        if p["kind"] in kinds
+    ]
 
 
 def direct_probes(ner: str | None = None, **metadata: Any) -> dict[str, Any]:
@@ -182,7 +190,7 @@ def indirect_probes(ner: str | None = None, **metadata: Any) -> dict[str, Any]:
 
 def retain_heldout(**metadata: Any) -> dict[str, Any]:
     """`custom_dataset` of leakbench_retain: held-out retain documents, scored by rolling log-likelihood."""
-    root, subset = _source(**metadata)
+    root, subset, _ = _source(**metadata)
     rows = [
         {"doc_id": d["doc_id"], "text": d["text"], "source": d["source"]}
         for d in read_table("retain", subset=subset, data_dir=root)
@@ -194,12 +202,17 @@ def retain_heldout(**metadata: Any) -> dict[str, Any]:
 def reconstruct_probes(**metadata: Any) -> dict[str, Any]:
     """`custom_dataset` of leakbench_reconstruct: per subject and field, its first full direct probe, with the
     true value hidden among 9 decoys of the same type (shuffled deterministically)."""
+    return {"test": _dataset(reconstruct_rows(*_source(**metadata)))}
+
+
+def reconstruct_rows(root: str | Path, subset: str, split: str = "forget") -> list[dict[str, Any]]:
+    """The reconstruction rows (also the truth-ratio rows of `leakbench.privacy`): per subject and field, the first
+    full direct probe and its shuffled choices, the true value and 9 same-type decoys."""
     from leakbench.data.decoys import decoys
 
-    root, subset = _source(**metadata)
-    subjects = {s["subject_id"]: s for s in read_table("subjects", subset=subset, data_dir=root)}
+    subjects = {s["subject_id"]: s for s in read_table("subjects", subset=subset, data_dir=root, split=split)}
     rows, seen = [], set()
-    for p in read_table("probes", subset=subset, data_dir=root):
+    for p in read_table("probes", subset=subset, data_dir=root, split=split):
         key = (p["subject_id"], p["target_field"])
         if p["kind"] != "direct" or p["variant"] != "full" or key in seen:
             continue
@@ -217,7 +230,7 @@ def reconstruct_probes(**metadata: Any) -> dict[str, Any]:
                 "answer": choices.index(p["target_value"]),
             }
         )
-    return {"test": _dataset(rows)}
+    return rows
 
 
 def code_lines(**metadata: Any) -> dict[str, Any]:
@@ -245,8 +258,8 @@ def process_code_line(doc: dict[str, Any], results: list[Any]) -> dict[str, floa
 
 
 @cache
-def _scorer(root: str, ner: str) -> tuple[LeakScorer, dict[str, dict[str, Any]]]:
-    subjects = {s["subject_id"]: s for s in read_table("subjects", data_dir=root)}
+def _scorer(root: str, ner: str, split: str) -> tuple[LeakScorer, dict[str, dict[str, Any]]]:
+    subjects = {s["subject_id"]: s for s in read_table("subjects", data_dir=root, split=split)}
     return LeakScorer(list(subjects.values()), ner_model=ner or None), subjects
 
 
@@ -257,7 +270,7 @@ def process_results(doc: dict[str, Any], results: list[Any]) -> dict[str, float 
     averages what is present.
     """
     generations = results[0] if results and isinstance(results[0], list) else results
-    scorer, subjects = _scorer(doc["release_dir"], doc["ner"])
+    scorer, subjects = _scorer(doc["release_dir"], doc["ner"], doc.get("split", "forget"))
     subject = subjects[doc["subject_id"]]
     verdicts = [
         scorer.score(doc["prompt"], g if isinstance(g, str) else "", doc["target_field"], subject) for g in generations

@@ -43,6 +43,17 @@ CODE_METRICS = {
 }
 
 
+# `leakbench privacy`'s figures (leakbench.privacy defines them), published beside lm-eval's tasks under this name.
+PRIVACY = "leakbench_privacy"
+PRIVACY_METRICS = {
+    name: (PRIVACY, name)
+    for name in (
+        "exact_memorization", "extraction_strength", "mia_loss", "mia_zlib", "mia_min_k", "mia_min_k_plus_plus",
+        "privleak", "forget_quality",
+    )
+}  # fmt: skip
+
+
 def result(results: dict[str, Any], task: str, metric: str) -> float | None:
     """One metric of an lm-eval result set (`results["results"][task]["metric,none"]`), or None if absent."""
     value = results.get("results", {}).get(task, {}).get(f"{metric},none")
@@ -63,6 +74,7 @@ FLAT_METRICS = {
     "other_pii_rate": (INDIRECT, "other_pii_rate"),
     "near_neighbour_bits_per_byte": (RETAIN, "bits_per_byte"),
     **CODE_METRICS,
+    **PRIVACY_METRICS,
 }
 
 
@@ -156,6 +168,35 @@ def oracle_gap(oracle: dict[str, Any], model: dict[str, Any]) -> dict[str, float
 def over_kept(kept_values: dict[str, float | None]) -> list[str]:
     """The utility metrics kept above 100%: a method that beats the victim may be fitting the evaluation."""
     return [name for name, value in kept_values.items() if value is not None and value > 1.0 + 1e-9]
+
+
+def mean_ci(values: list[float | None]) -> tuple[float | None, float | None]:
+    """Mean and 95% confidence half-width (Student t) over seeds; the half-width is None for fewer than two
+    values, and the undefined values (None) are left out."""
+    import statistics
+
+    from scipy.stats import t
+
+    present = [float(v) for v in values if v is not None and v == v]
+    if not present:
+        return None, None
+    mean = statistics.fmean(present)
+    if len(present) < 2:
+        return mean, None
+    return mean, float(t.ppf(0.975, len(present) - 1) * statistics.stdev(present) / len(present) ** 0.5)
+
+
+def aggregate(runs: list[Any]) -> tuple[Any, Any]:
+    """Mean and 95% half-width of nested figures (dicts of numbers, as `comparisons` returns) over seeds; lists
+    (the metrics flagged above 100%) are joined."""
+    first = next((r for r in runs if r is not None), None)
+    if isinstance(first, dict):
+        keys = list(dict.fromkeys(k for r in runs if isinstance(r, dict) for k in r))
+        pairs = {k: aggregate([r.get(k) if isinstance(r, dict) else None for r in runs]) for k in keys}
+        return {k: m for k, (m, _) in pairs.items()}, {k: c for k, (_, c) in pairs.items()}
+    if isinstance(first, list):
+        return list(dict.fromkeys(x for r in runs if isinstance(r, list) for x in r)), None
+    return mean_ci(runs)
 
 
 TEMPLATE = "_probe_template_yaml"

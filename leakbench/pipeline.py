@@ -1,8 +1,9 @@
 """`leakbench run`: the whole study, composed from the verbs.
 
-victim and oracle (fine-tunes of the embedded base, built or reused) -> leak, near-neighbour, held-out code and
-EvalPlus tasks on both -> each unlearning method -> the tasks again -> a table of leak rates, utility kept
-relative to the victim, and every row's gap to the oracle (the model that never saw the forget set).
+victim and oracle (fine-tunes of the embedded base, built or reused) -> leak, near-neighbour, held-out code,
+EvalPlus and privacy measurements on both -> each unlearning method (over several seeds) -> the same again -> a
+table of leak rates, memorization and membership inference, utility kept relative to the victim, and every
+row's gap to the oracle (the model that never saw the forget set), as mean ± 95% CI over seeds.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from leakbench.metrics import (
     INDIRECT,
     KIND_METRICS,
     LEAKS,
+    PRIVACY,
     RETAIN,
+    aggregate,
     direct_leak_reduction,
     flat_metrics,
     gap_key,
@@ -68,6 +71,8 @@ class StudyConfig:
     utility: tuple[str, ...] = ("humaneval-mini",)  # EvalPlus datasets: humaneval, humaneval-mini, mbpp
     evalplus_dir: Path | None = None  # folder with the official EvalPlus files (offline)
     max_new_tokens: int = 128  # EvalPlus completions: tiny models ramble
+    seeds: int = 1  # unlearning runs per method, seeds unlearn.seed, +1, ...
+    victim_seeds: int = 1  # victim/oracle pairs, seeds victim.seed, +1, ... (each unlearned `seeds` times)
     publish: bool = True
     publish_to: Path | None = None  # the leaderboard folder; None: the study's own --out folder
 
@@ -87,6 +92,10 @@ class StudyConfig:
         check_backend(self.backend, self.model_args)
         check_number("--limit", self.limit, integer=True)
         check_number("--max-new-tokens", self.max_new_tokens, integer=True)
+        check_number("--seeds", self.seeds, integer=True)
+        check_number("--victim-seeds", self.victim_seeds, integer=True)
+        if self.model is not None and self.victim_seeds > 1:
+            raise UsageError("--victim-seeds needs the embedded victim: a --model is one trained model")
         VictimConfig(subset=self.subset, **self.victim)
         for method in self.methods:
             UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
@@ -123,9 +132,19 @@ def parse_batch_size(value: int | str) -> int | str:
     raise UsageError(f"--batch-size must be a positive integer, 'auto' or 'auto:N', got {value!r}")
 
 
-def study_metrics(results: dict[str, Any], pass_at_1: dict[str, float] | None = None) -> dict[str, float | None]:
-    """A model's flat figures (`leakbench.metrics.FLAT_METRICS`) from its lm-eval results and EvalPlus pass@1."""
-    return flat_metrics(lambda task, metric: result(results, task, metric), pass_at_1)
+def study_metrics(
+    results: dict[str, Any], pass_at_1: dict[str, float] | None = None, privacy: dict[str, Any] | None = None
+) -> dict[str, float | None]:
+    """A model's flat figures (`leakbench.metrics.FLAT_METRICS`) from its lm-eval results, EvalPlus pass@1 and
+    `leakbench privacy` metrics."""
+
+    def lookup(task: str, metric: str) -> float | None:
+        if task == PRIVACY:
+            value = (privacy or {}).get(metric)
+            return float(value) if isinstance(value, int | float) else None
+        return result(results, task, metric)
+
+    return flat_metrics(lookup, pass_at_1)
 
 
 def comparisons(victim: dict[str, Any], model: dict[str, Any], oracle: dict[str, Any] | None) -> dict[str, Any]:
@@ -144,12 +163,14 @@ def comparisons(victim: dict[str, Any], model: dict[str, Any], oracle: dict[str,
 def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the study into `cfg.out`; returns (and writes) `summary.json`.
 
-    Layout: OUT/models/<label> (weights), OUT/runs/<label> (lm-eval outputs, utility.json, run.json: one
-    leaderboard entry each), OUT/summary.json and OUT/summary.md.
+    Layout: OUT/models/<label> (weights), OUT/runs/<label> (lm-eval outputs, utility.json, privacy.json, run.json:
+    one leaderboard entry each), OUT/summary.json and OUT/summary.md. With several seeds a label carries them
+    (`victim-v1`, `npo-v1-s2`); the table has one row per model kind, mean ± 95% CI over its runs.
     """
     import dataclasses
 
     from leakbench.harness import evaluate
+    from leakbench.privacy import PrivacyConfig, compare, measure
     from leakbench.unlearn import UnlearnConfig, unlearn
     from leakbench.victim import VictimConfig, build
 
@@ -157,6 +178,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     out = Path(cfg.out)
     models, runs = out / "models", out / "runs"
     timings: dict[str, float] = {}
+    privacy_cfg = PrivacyConfig(subset=cfg.subset, data_dir=cfg.data_dir)
 
     def timed(label: str, fn: Callable[[], Any]) -> Any:
         t = time.perf_counter()
@@ -165,31 +187,10 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         return value
 
     utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
-    oracle_dir: Path | None
-    if cfg.model:
-        victim_dir, oracle_dir = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
-        from leakbench.leaderboard.publish import model_fingerprint
 
-        # folder name plus content: two studies of different victims in folders of the same name stay apart
-        victim_name = f"{victim_dir.resolve().name}@{model_fingerprint(victim_dir)[:12]}"
-        oracle_name = f"{oracle_dir.resolve().name}@{model_fingerprint(oracle_dir)[:12]}" if oracle_dir else None
-        log(f"[1] victim: {victim_dir}; oracle: {oracle_dir or 'none given (no oracle gaps)'}")
-    else:
-        victim_dir, oracle_dir = models / "victim", models / "oracle"
-        vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
-        victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
-        oracle_name = f"{victim_name}/oracle"
-        log("[1] victim and oracle: fine-tune (or reuse) the embedded base with and without the forget set")
-        for label, folder, c in (
-            ("victim", victim_dir, vcfg),
-            ("oracle", oracle_dir, dataclasses.replace(vcfg, oracle=True)),
-        ):
-            # cached by configuration: reused when built with the same one, rebuilt when the options changed
-            stale = (folder / "victim.json").is_file() and model_record(folder).get("config_key") != c.key()
-            timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s, log=log))
-    vrecord = model_record(victim_dir)
-
-    def evaluate_model(label: str, model_dir: Path, run: dict[str, Any]) -> dict[str, float | None]:
+    def evaluate_model(
+        label: str, model_dir: Path, run: dict[str, Any], reference: dict[str, Any] | None
+    ) -> tuple[dict[str, float | None], dict[str, Any]]:
         run_dir = runs / label
         log(f"    {label}: {', '.join(STUDY_TASKS)} on the {cfg.subset} subset")
         results = timed(f"eval_{label}", lambda: evaluate(
@@ -206,59 +207,102 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
                 limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
             ))  # fmt: skip
             pass_at_1[dataset] = record["pass@1"]["plus"]
-        metrics = study_metrics(results, pass_at_1)
+        log(f"    {label}: memorization and membership inference (leakbench privacy)")
+        privacy = timed(f"privacy_{label}", lambda: measure(model_dir, privacy_cfg, reference=reference))
+        if reference is None and run["role"] == "oracle":  # the oracle against itself: 0 and 1 by construction
+            privacy["metrics"].update(compare(privacy, privacy))
+            privacy["reference"] = privacy["model"]
+        write_text_atomic(run_dir / "privacy.json", dumps_record(privacy))
+        metrics = study_metrics(results, pass_at_1, privacy["metrics"])
         record = RunRecord(**run, model_source=_study_source(model_dir, out), metrics=metrics,
                            provenance=provenance())  # fmt: skip
         write_text_atomic(run_dir / "run.json", dumps_record(record.model_dump(mode="json", exclude_none=True)))
-        return metrics
+        return metrics, privacy
 
-    log("[2] leak, near-neighbour, held-out code and EvalPlus tasks on the victim and the oracle")
-    victim_run = {
-        "model_name": victim_name, "role": "victim", "method": "none", "parameters": vrecord.get("parameters"),
-        "oracle_model_name": oracle_name,
-        "seeds": {"victim": vrecord.get("seed")}, "wall_times_s": {"victim_build": vrecord.get("wall_time_s")},
-    }  # fmt: skip
-    rows: dict[str, dict[str, Any]] = {"victim": {"metrics": evaluate_model("victim", victim_dir, victim_run)}}
-    if oracle_dir is not None:
-        orecord = model_record(oracle_dir)
-        oracle_run = {
-            "model_name": oracle_name, "role": "oracle", "method": "none", "parameters": orecord.get("parameters"),
-            "baseline_model_name": victim_name,
-            "seeds": {"oracle": orecord.get("seed")}, "wall_times_s": {"oracle_build": orecord.get("wall_time_s")},
-        }  # fmt: skip
-        rows["oracle"] = {"metrics": evaluate_model("oracle", oracle_dir, oracle_run)}
-    oracle_metrics = rows["oracle"]["metrics"] if "oracle" in rows else None
-    for i, method in enumerate(cfg.methods, 3):
-        log(f"[{i}] unlearning: {method}")
-        ucfg = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
-        record = timed(f"unlearn_{method}", lambda m=method, u=ucfg: unlearn(
-            victim_dir, models / m, u, data_dir=cfg.data_dir, overwrite=True, log=log))  # fmt: skip
-        run = {
-            "model_name": f"{victim_name}/{method}", "role": "unlearned", "method": method,
-            "hyperparameters": record["hyperparameters"], "baseline_model_name": victim_name,
-            "oracle_model_name": oracle_name, "parameters": vrecord.get("parameters"),
-            "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
-            "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
-        }  # fmt: skip
-        rows[method] = {
-            "metrics": evaluate_model(method, models / method, run),
-            "unlearn": {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")},
-        }
-    for row in rows.values():
-        row["comparisons"] = comparisons(rows["victim"]["metrics"], row["metrics"], oracle_metrics)
+    runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
+    labels: list[str] = []
+    family = ""
+    for v in range(cfg.victim_seeds):
+        tag = f"-v{v}" if cfg.victim_seeds > 1 else ""
+        step = f"[victim {v + 1}/{cfg.victim_seeds}] " if cfg.victim_seeds > 1 else ""
+        oracle_dir: Path | None
+        if cfg.model:
+            victim_dir, oracle_dir = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
+            from leakbench.leaderboard.publish import model_fingerprint
+
+            # folder name plus content: two studies of different victims in folders of the same name stay apart
+            victim_name = f"{victim_dir.resolve().name}@{model_fingerprint(victim_dir)[:12]}"
+            oracle_name = f"{oracle_dir.resolve().name}@{model_fingerprint(oracle_dir)[:12]}" if oracle_dir else None
+            log(f"[1] victim: {victim_dir}; oracle: {oracle_dir or 'none given (no oracle gaps, no PrivLeak)'}")
+        else:
+            victim_dir, oracle_dir = models / f"victim{tag}", models / f"oracle{tag}"
+            vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
+            vcfg = dataclasses.replace(vcfg, seed=vcfg.seed + v)
+            victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
+            oracle_name = f"{victim_name}/oracle"
+            log(f"[1] {step}victim and oracle: fine-tune (or reuse) the embedded base with and without the forget set")
+            for label, folder, c in (
+                (f"victim{tag}", victim_dir, vcfg),
+                (f"oracle{tag}", oracle_dir, dataclasses.replace(vcfg, oracle=True)),
+            ):
+                # cached by configuration: reused when built with the same one, rebuilt when the options changed
+                stale = (folder / "victim.json").is_file() and model_record(folder).get("config_key") != c.key()
+                timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s, log=log))
+        vrecord = model_record(victim_dir)
+        family = family if v else victim_name  # what groups the runs of every seed: the first victim's name
+        log(f"[2] {step}leak, near-neighbour, held-out code, EvalPlus and privacy on the victim and the oracle")
+        oracle_metrics = oracle_privacy = None
+        if oracle_dir is not None:
+            orecord = model_record(oracle_dir)
+            oracle_run = _built_run(oracle_name, "oracle", orecord, baseline_model_name=victim_name,
+                                    group=f"{family}/oracle")  # fmt: skip
+            oracle_metrics, oracle_privacy = evaluate_model(f"oracle{tag}", oracle_dir, oracle_run, None)
+        victim_run = _built_run(victim_name, "victim", vrecord, oracle_model_name=oracle_name, group=f"{family}/victim")
+        victim_metrics, _ = evaluate_model(f"victim{tag}", victim_dir, victim_run, oracle_privacy)
+        found = [("victim", f"victim{tag}", victim_metrics, None)]
+        if oracle_metrics is not None:
+            found.append(("oracle", f"oracle{tag}", oracle_metrics, None))
+        for i, method in enumerate(cfg.methods, 3):
+            base_ucfg = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
+            for s in range(cfg.seeds):
+                label = f"{method}{tag}" + (f"-s{s}" if cfg.seeds > 1 else "")
+                log(f"[{i}] {step}unlearning: {method}" + (f" (seed {s + 1}/{cfg.seeds})" if cfg.seeds > 1 else ""))
+                ucfg = dataclasses.replace(base_ucfg, seed=base_ucfg.seed + s)
+                record = timed(f"unlearn_{label}", lambda u=ucfg, lab=label, vd=victim_dir: unlearn(
+                    vd, models / lab, u, data_dir=cfg.data_dir, overwrite=True, log=log))  # fmt: skip
+                run = {
+                    "model_name": f"{victim_name}/{method}" + (f"@seed{ucfg.seed}" if cfg.seeds > 1 else ""),
+                    "role": "unlearned", "method": method, "group": f"{family}/{method}",
+                    "hyperparameters": record["hyperparameters"], "baseline_model_name": victim_name,
+                    "oracle_model_name": oracle_name, "parameters": vrecord.get("parameters"),
+                    "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
+                    "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
+                }  # fmt: skip
+                metrics, _ = evaluate_model(label, models / label, run, oracle_privacy)
+                unlearn_info = {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before",
+                                                       "loss_after")}  # fmt: skip
+                found.append((method, label, metrics, unlearn_info))
+        for row, label, metrics, unlearn_info in found:
+            labels.append(label)
+            runs_of.setdefault(row, []).append({
+                "label": label, "metrics": metrics,
+                "comparisons": comparisons(victim_metrics, metrics, oracle_metrics),
+                **({"unlearn": unlearn_info} if unlearn_info else {}),
+            })  # fmt: skip
+    rows = {row: summarize(row_runs) for row, row_runs in runs_of.items()}
     published = None
     board = Path(cfg.publish_to) if cfg.publish_to is not None else out
     if cfg.publish:
         from leakbench.leaderboard import publish
 
         log(f"[{len(cfg.methods) + 3}] publishing into {board}")
-        published = publish([runs / label for label in rows], board / "leaderboard.json", board / "index.html")
+        published = publish([runs / label for label in labels], board / "leaderboard.json", board / "index.html")
     summary = provenance(
         kind="study",
         subset=cfg.subset,
         methods=list(cfg.methods),
-        victim=victim_name,
-        oracle=oracle_name,
+        seeds=cfg.seeds,
+        victim_seeds=cfg.victim_seeds,
         utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
         rows=rows,
         published=published,
@@ -269,6 +313,25 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
         write_text_atomic(folder / "summary.md", summary_table(rows))
     return summary
+
+
+def _built_run(name: str, role: str, record: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The run record of a victim or oracle: its name, role, size, seed and build time."""
+    return {"model_name": name, "role": role, "method": "none", "parameters": record.get("parameters"),
+            "seeds": {role: record.get("seed")}, "wall_times_s": {f"{role}_build": record.get("wall_time_s")},
+            **extra}  # fmt: skip
+
+
+def summarize(row_runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One table row from its runs (seeds): mean metrics and comparisons, their 95% CI half-widths (None with a
+    single run), and the runs themselves."""
+    metrics, metrics_ci = aggregate([r["metrics"] for r in row_runs])
+    found, found_ci = aggregate([r["comparisons"] for r in row_runs])
+    row: dict[str, Any] = {"metrics": metrics, "comparisons": found, "n_runs": len(row_runs)}
+    if len(row_runs) > 1:
+        row |= {"ci95": metrics_ci, "comparisons_ci95": found_ci}
+    row["runs"] = row_runs
+    return row
 
 
 def _study_source(model_dir: Path, out: Path) -> str | None:
@@ -297,12 +360,19 @@ def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> list[tupl
     return chosen
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None or math.isnan(x) else f"{100 * x:.1f}%"
+def _pct(x: float | None, ci: float | None = None) -> str:
+    if x is None or math.isnan(x):
+        return "n/a"
+    return f"{100 * x:.1f}%" + (f" ± {100 * ci:.1f}" if ci is not None else "")
 
 
-def _pts(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:+.1f} pts"
+def _pts(x: float | None, ci: float | None = None) -> str:
+    return "n/a" if x is None else f"{100 * x:+.1f} pts" + (f" ± {100 * ci:.1f}" if ci is not None else "")
+
+
+def _num(x: float | None, ci: float | None, fmt: str) -> str:
+    spread = f" ± {format(ci, fmt.lstrip('+'))}" if ci is not None else ""
+    return "n/a" if x is None else format(x, fmt) + spread
 
 
 def _datasets(rows: dict[str, dict[str, Any]]) -> list[str]:
@@ -316,44 +386,67 @@ UTILITY_COLUMNS = {  # flat metric -> (column, format)
     "code_bits_per_byte": ("held-out bits/byte", ".3f"),
     "near_neighbour_bits_per_byte": ("near-neighbour bits/byte", ".3f"),
 }
+PRIVACY_COLUMNS = {  # flat metric -> (column, format)
+    "exact_memorization": ("EM", ".3f"),
+    "extraction_strength": ("ES", ".3f"),
+    "mia_min_k_plus_plus": ("Min-K%++ AUC", ".3f"),
+    "forget_quality": ("forget quality", ".3g"),
+}
 KEPT_MARK = " ↑"  # utility kept above 100%
 
 
 def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str]]:
     """The study table: columns, one list of cells per model, and the notes that explain its marks (the
-    Markdown file and the console print the same)."""
+    Markdown file and the console print the same). Rows over several seeds show mean ± 95% CI half-width."""
+    from leakbench.privacy import verdict
+
     datasets = _datasets(rows)
     utility = {**UTILITY_COLUMNS, **{pass_at_1_key(d): (f"{d}+ pass@1", ".3f") for d in datasets}}
     columns = [
-        "model", "direct leak", "indirect leak", "reformatted", "partial", "cross-attr.", "cross-subj.",
-        "direct vs oracle", "indirect vs oracle", *(f"{name} (kept)" for name, _ in utility.values()),
+        "model", "runs", "direct leak", "indirect leak", "reformatted", "partial", "cross-attr.", "cross-subj.",
+        "direct vs oracle", "indirect vs oracle", *(name for name, _ in PRIVACY_COLUMNS.values()), "PrivLeak",
+        *(f"{name} (kept)" for name, _ in utility.values()),
         "direct-leak reduction", "indirect change", "code edit sim. vs oracle",
     ]  # fmt: skip
-    cells, flagged, undefined = [], False, []
+    cells, flagged, undefined, seeded = [], False, [], False
     for label, row in rows.items():
         m, c = row["metrics"], row.get("comparisons") or {}
+        mci, cci = row.get("ci95") or {}, row.get("comparisons_ci95") or {}
+        seeded |= bool(mci)
         kept_values, gap = c.get("utility_kept") or {}, c.get("vs_oracle") or {}
-        line = [label, _pct(m["direct_leak_rate"]), _pct(m["indirect_leak_rate"]), *(_pct(m[k]) for k in KIND_METRICS),
-                *(_pts(gap.get(gap_key(leak))) for leak in LEAKS)]  # fmt: skip
+        kept_ci, gap_ci = cci.get("utility_kept") or {}, cci.get("vs_oracle") or {}
+        line = [label, str(row.get("n_runs", 1)), _pct(m["direct_leak_rate"], mci.get("direct_leak_rate")),
+                _pct(m["indirect_leak_rate"], mci.get("indirect_leak_rate")),
+                *(_pct(m[k], mci.get(k)) for k in KIND_METRICS),
+                *(_pts(gap.get(gap_key(leak)), gap_ci.get(gap_key(leak))) for leak in LEAKS)]  # fmt: skip
+        line += [_num(m.get(k), mci.get(k), fmt) for k, (_, fmt) in PRIVACY_COLUMNS.items()]
+        leak = m.get("privleak")
+        line.append("n/a" if leak is None else f"{_num(leak, mci.get('privleak'), '+.1f')}% ({verdict(leak)})")
         for key, (_, fmt) in utility.items():
-            value = m.get(key)
-            text = "n/a" if value is None else format(value, fmt)
+            text = _num(m.get(key), mci.get(key), fmt)
             if label != "victim":
                 share = kept_values.get(key)
                 mark = KEPT_MARK if key in c.get("utility_kept_above_100", ()) else ""
                 flagged |= bool(mark)
-                text += f" ({_pct(share)}{mark})"
+                text += f" ({_pct(share, kept_ci.get(key))}{mark})"
                 if share is None and key.endswith("_pass_at_1") and rows["victim"]["metrics"].get(key) == 0:
                     undefined.append(key.removesuffix("_plus_pass_at_1"))
             line.append(text)
-        headline = _pct(gap.get(vs_oracle_key(HEADLINE_UTILITY)))
+        headline = _pct(gap.get(vs_oracle_key(HEADLINE_UTILITY)), gap_ci.get(vs_oracle_key(HEADLINE_UTILITY)))
         if label == "victim":
             line += ["", "", headline]
         else:
-            line += [_pct(c.get("direct_leak_reduction")), _pts(c.get("indirect_leak_change")), headline]
+            line += [_pct(c.get("direct_leak_reduction"), cci.get("direct_leak_reduction")),
+                     _pts(c.get("indirect_leak_change"), cci.get("indirect_leak_change")), headline]  # fmt: skip
         cells.append(line)
     notes = ["(kept): relative to the victim; vs oracle: minus (leaks) or relative to (utility) the oracle, the "
-             "same recipe without the forget set."]  # fmt: skip
+             "same recipe without the forget set.",
+             "EM, ES: exact memorization and extraction strength of the forget values in their training context; "
+             "Min-K%++ AUC: forget vs holdout subjects' values (0.5 = chance); PrivLeak: that AUC relative to the "
+             "oracle's (within ±10% = neither under- nor over-unlearned); forget quality: KS-test p-value of the "
+             "truth ratios against the oracle's."]  # fmt: skip
+    if seeded:
+        notes.append("x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t).")
     if flagged:
         notes.append(
             f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there; after unlearning, on "

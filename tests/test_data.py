@@ -1,4 +1,4 @@
-"""The v1 release: safety by construction, invariants, determinism, loading and bad input."""
+"""The v1 and v2 releases: safety by construction, invariants, determinism, loading and bad input."""
 
 from __future__ import annotations
 
@@ -25,22 +25,22 @@ from leakbench.data.templates import all_templates
 from leakbench.data.verify import verify
 from leakbench.records import UsageError, sha256_file
 
-V1 = RELEASES["v1"]
+V1, V2 = RELEASES["v1"], RELEASES["v2"]
 
 
 @pytest.fixture(scope="module")
 def subjects():
-    return read_table("subjects")
+    return read_table("subjects", split=None)  # forget and holdout subjects: the same rules hold for both
 
 
 @pytest.fixture(scope="module")
 def forget():
-    return read_table("forget")
+    return read_table("forget", split=None)
 
 
 @pytest.fixture(scope="module")
 def probes():
-    return read_table("probes")
+    return read_table("probes", split=None)
 
 
 # --- safety by construction -------------------------------------------------------------------
@@ -208,19 +208,51 @@ def test_short_prefix_and_paraphrase_on_known_inputs():
 # --- release files, determinism and loading ---------------------------------------------------
 
 
-def test_packaged_release_verifies():
-    assert verify(V1) == []
+@pytest.mark.parametrize("name", ["v1", "v2"])
+def test_packaged_releases_verify(name):
+    assert verify(RELEASES[name]) == []
 
 
-def test_rebuilding_v1_reproduces_every_hash(tmp_path):
-    manifest = read_manifest()
+@pytest.mark.parametrize("name", ["v1", "v2"])
+def test_rebuilding_a_packaged_release_reproduces_every_hash(tmp_path, name):
+    manifest = read_manifest(name)
     seed, n = manifest["seed"], manifest["parameters"]["subjects"]
-    assert seed == CANONICAL_SEED
-    assert main(["data", "build", "--out", str(tmp_path / "v1"), "--seed", str(seed), "--subjects", str(n)]) == 0
-    rebuilt = json.loads((tmp_path / "v1" / "manifest.json").read_text())
+    assert seed == CANONICAL_SEED and manifest["release"] == name
+    out = tmp_path / name
+    args = ["data", "build", "--out", str(out), "--seed", str(seed), "--subjects", str(n), "--release", name]
+    assert main(args) == 0
+    rebuilt = json.loads((out / "manifest.json").read_text())
     assert rebuilt == manifest
-    for name, entry in manifest["files"].items():
-        assert sha256_file(tmp_path / "v1" / name) == entry["sha256"], name
+    for filename, entry in manifest["files"].items():
+        assert sha256_file(out / filename) == entry["sha256"], filename
+
+
+def test_v2_is_v1_plus_holdout_subjects():
+    """The forget part of v2 is v1 row for row; holdout subjects are >= 20% (full and mini), with documents and
+    probes of their own, and the default readers return only forget subjects."""
+    for table in ("subjects", "forget", "probes", "retain"):
+        v2 = [{k: v for k, v in r.items() if k != "split" or table == "retain"} for r in read_table(table, "v2")]
+        assert v2 == read_table(table, "v1"), table
+    for subset in ("full", "mini"):
+        forget = read_table("subjects", "v2", subset)
+        holdout = read_table("subjects", "v2", subset, split="holdout")
+        assert len(holdout) >= 0.2 * len(forget) > 0
+        ids = {s["subject_id"] for s in holdout}
+        docs = read_table("forget", "v2", subset, split="holdout")
+        assert docs and all(set(d["subject_ids"]) <= ids and d["split"] == "holdout" for d in docs)
+        probes = read_table("probes", "v2", subset, split="holdout")
+        assert {p["subject_id"] for p in probes} == ids
+        assert {p["kind"] for p in probes} == set(PROBE_KINDS)
+    assert read_table("subjects", "v1", split="holdout") == []
+    assert load("v1", subset="mini", split="holdout")["subjects"].num_rows == 0
+
+
+def test_verify_names_rows_whose_split_disagrees(tmp_path):
+    release = generate(5, 10)
+    release.probes[-1]["split"] = "forget"  # a holdout subject's probe claimed for the forget set
+    write_release(release, tmp_path / "r", seed=5, n_subjects=10)
+    problems = verify(tmp_path / "r")
+    assert len(problems) == 1 and "split differs from its subject's" in problems[0]
 
 
 def test_generation_is_deterministic_and_seed_dependent():
@@ -248,13 +280,16 @@ def test_load_returns_hf_datasets_and_plain_json_loading_agrees():
     assert ds["subjects"].num_rows == MINI_SUBJECTS
     assert all(ds["probes"]["mini"])
     plain = datasets.load_dataset("json", data_files=str(V1 / "forget.jsonl"), split="train")
-    assert plain.num_rows == read_manifest()["files"]["forget.jsonl"]["rows"]
+    assert plain.num_rows == read_manifest("v1")["files"]["forget.jsonl"]["rows"]
+    v2 = load(subset="mini")  # the default release: forget subjects only, as the tasks and training read it
+    assert v2["subjects"].num_rows == MINI_SUBJECTS and set(v2["probes"]["split"]) == {"forget"}
+    assert load(subset="mini", split="holdout")["subjects"].num_rows == 10
 
 
 def test_export_writes_identical_files(tmp_path):
     assert main(["data", "export", "--out", str(tmp_path / "x")]) == 0
     for name in ("subjects.jsonl", "forget.jsonl", "retain.jsonl", "probes.jsonl", "manifest.json"):
-        assert sha256_file(tmp_path / "x" / name) == sha256_file(V1 / name)
+        assert sha256_file(tmp_path / "x" / name) == sha256_file(V2 / name)
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from leakbench.cli import main
-from leakbench.leaderboard import json_schema, load_leaderboard, publish
+from leakbench.leaderboard import SCHEMA_VERSION, json_schema, load_leaderboard, publish
 from leakbench.leaderboard.page import COLUMNS
 from leakbench.leaderboard.publish import redact
 from leakbench.records import LeakBenchError
@@ -223,7 +223,7 @@ def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
         "role": "unlearned",  # from the model's own unlearn.json
     }
     assert entry["method"]["name"] == "ga" and entry["method"]["hyperparameters"]["steps"] == 1
-    assert entry["data"] == {"name": "v1", "hash": release_hash(), "subset": "mini"}
+    assert entry["data"] == {"name": "v2", "hash": release_hash(), "subset": "mini"}
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     expected = {
         f"{task}/{key.split(',')[0]}": value
@@ -245,6 +245,63 @@ def test_vllm_results_and_string_model_args_publish_the_same_model(lm_eval_run, 
     assert publish([run], board, None, examples=False) == {"added": 0, "replaced": 0, "unchanged": 1}
     (entry,) = _entries(board)
     assert entry["model"]["name"] == "ga-tiny" and entry["method"]["name"] == "ga"
+
+
+def _with_metadata(out: Path, run: Path, **metadata) -> Path:
+    """A copy of the lm-eval output `out` at `run`, with `metadata` added to every task config."""
+    shutil.copytree(out, run)
+    for results in run.rglob("results_*.json"):
+        data = json.loads(results.read_text())
+        for config in data["configs"].values():
+            config["metadata"] = {**(config.get("metadata") or {}), **metadata}
+        results.write_text(json.dumps(data))
+    return run
+
+
+def test_v1_results_still_publish_as_v1(lm_eval_run, tmp_path, capsys):
+    """Results computed on release v1 (recorded by hash, or named with --metadata '{"release": "v1"}') publish
+    as v1 now that v2 is the default; an unknown release hash is refused by name."""
+    from leakbench.data import release_hash
+
+    _, out, _ = lm_eval_run
+    by_hash = _with_metadata(out, tmp_path / "by-hash", release_hash=release_hash("v1"))
+    by_name = _with_metadata(out, tmp_path / "by-name", release="v1")
+    board = tmp_path / "leaderboard.json"
+    publish([by_hash, by_name], board, None, examples=False)
+    assert [e["data"]["name"] for e in _entries(board)] == ["v1"]  # one entry: the same model, method and release
+    assert _entries(board)[0]["data"]["hash"] == release_hash("v1")
+    unknown = _with_metadata(out, tmp_path / "unknown", release_hash="0" * 64)
+    with pytest.raises(LeakBenchError, match="which this LeakBench does not ship"):
+        publish([unknown], board, None, examples=False)
+
+
+def _privacy_record(**release) -> dict:
+    from leakbench.data import release_hash
+
+    metrics = {"exact_memorization": 0.9, "extraction_strength": 0.8, "mia_loss": 0.97, "mia_zlib": 0.96,
+               "mia_min_k": 0.95, "mia_min_k_plus_plus": 0.99, "privleak": 95.0, "forget_quality": 1e-12}  # fmt: skip
+    return {"kind": "leakbench-privacy", "model": "victim@abc", "reference": "oracle@def", "k": 0.4,
+            "headline_attack": "min_k_plus_plus", "counts": {"forget_values": 3, "holdout_values": 2},
+            "release": {"name": "v2", "hash": release_hash(), "subset": "mini", **release},
+            "metrics": metrics, "truth_ratios": [0.1]}  # fmt: skip
+
+
+def test_privacy_record_merges_into_the_entry_and_a_mismatched_one_is_refused(runs, tmp_path):
+    run = tmp_path / "victim"
+    shutil.copytree(runs / "victim", run)
+    (run / "privacy.json").write_text(json.dumps(_privacy_record()))
+    board = tmp_path / "leaderboard.json"
+    publish([run], board, None, examples=False)
+    (entry,) = _entries(board)
+    assert entry["leak_metrics"]["leakbench_privacy/mia_min_k_plus_plus"] == {"value": 0.99, "stderr": None}
+    assert entry["privacy"]["verdict"] == "under-unlearned" and entry["privacy"]["reference_model"] == "oracle@def"
+    (run / "privacy.json").write_text(json.dumps(_privacy_record(subset="full")))
+    with pytest.raises(LeakBenchError, match=r"privacy\.json: measured on release v2/full, but the lm-eval tasks ran"):
+        publish([run], board, None, examples=False)
+    (run / "privacy.json").write_text('{"kind": "x"}')
+    with pytest.raises(LeakBenchError, match="not a LeakBench privacy record"):
+        publish([run], board, None, examples=False)
+    assert len(_entries(board)) == 1
 
 
 def test_two_models_in_folders_of_the_same_name_stay_two_entries(lm_eval_run, tiny_model_dir, tmp_path):
@@ -295,7 +352,7 @@ def test_leaderboard_versions_duplicates_and_migration(runs, tmp_path):
     old["entries"][0]["model"]["source"] = "/work/someone/runs/study/models/victim"
     board.write_text(json.dumps(old))
     migrated = load_leaderboard(board)
-    assert migrated.schema_version == "1.2"
+    assert migrated.schema_version == SCHEMA_VERSION
     assert migrated.entries[0].model.source == "local:victim"
     assert migrated.entries[0].entry_id == data["entries"][0]["entry_id"]
 
@@ -305,7 +362,7 @@ def test_the_committed_leaderboard_loads_and_holds_no_local_path():
 
     board = Path(__file__).resolve().parents[1] / "results" / "leaderboard.json"
     text = board.read_text()
-    assert json.loads(text)["schema_version"] == "1.2"
+    assert json.loads(text)["schema_version"] == SCHEMA_VERSION
     load_leaderboard(board)
     for entry in json.loads(text)["entries"]:
         assert not re.match(r"(/|~|[A-Za-z]:\\\\)", entry["model"]["source"]), entry["model"]

@@ -52,32 +52,58 @@ def test_oracle_needs_an_external_victim(tmp_path, tiny_model_dir):
         StudyConfig(out=tmp_path / "s", oracle=str(tiny_model_dir))
 
 
+def test_seed_rows_show_mean_and_confidence_interval():
+    from leakbench.pipeline import summarize
+
+    victim = _metrics()
+    runs = [{"label": f"npo-s{i}", "metrics": _metrics(direct_leak_rate=rate, privleak=leak)}
+            for i, (rate, leak) in enumerate(((0.2, 30.0), (0.4, 50.0)))]  # fmt: skip
+    for run in runs:
+        run["comparisons"] = comparisons(victim, run["metrics"], None)
+    row = summarize(runs)
+    assert row["n_runs"] == 2 and row["metrics"]["direct_leak_rate"] == pytest.approx(0.3)
+    half = 12.7062047361747 * (0.2 / 2**0.5) / 2**0.5  # t(0.975, 1) * sample sd / sqrt(n)
+    assert row["ci95"]["direct_leak_rate"] == pytest.approx(half)
+    assert row["comparisons"]["direct_leak_reduction"] == pytest.approx(1 - 0.3 / 0.9)
+    columns, cells, notes = table({"victim": {"metrics": victim, "comparisons": {}}, "npo": row})
+    npo = dict(zip(columns, cells[1], strict=True))
+    assert npo["runs"] == "2" and npo["direct leak"] == f"30.0% ± {100 * half:.1f}"
+    assert npo["PrivLeak"] == f"+40.0 ± {10 * 12.7062047361747:.1f}% (under-unlearned)"
+    assert any("95% confidence" in n for n in notes)
+
+
 def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path):
     out = tmp_path / "study"
     cfg = StudyConfig(out=out, model=str(toy_victims["victim"]), oracle=str(toy_victims["oracle"]), methods=("ga",),
-                      unlearn={"steps": 2, "batch_size": 2}, limit=2, utility=(), batch_size=8)  # fmt: skip
+                      unlearn={"steps": 2, "batch_size": 2}, limit=2, utility=(), batch_size=8,
+                      seeds=2)  # fmt: skip
     summary = run_study(cfg, log=lambda m: None)
     rows = summary["rows"]
     assert list(rows) == ["victim", "oracle", "ga"]
+    assert rows["ga"]["n_runs"] == 2 and [r["label"] for r in rows["ga"]["runs"]] == ["ga-s0", "ga-s1"]
+    assert set(rows["ga"]["ci95"]) >= {"direct_leak_rate", "privleak"}
     m = {label: row["metrics"] for label, row in rows.items()}
     gap = rows["ga"]["comparisons"]["vs_oracle"]
     assert gap["direct_leak_rate_gap"] == pytest.approx(m["ga"]["direct_leak_rate"] - m["oracle"]["direct_leak_rate"])
     assert all(m[label]["code_edit_similarity"] is not None for label in rows)
-    for label in rows:
+    assert m["oracle"]["privleak"] == 0.0 and m["oracle"]["forget_quality"] == 1.0  # by construction
+    assert all(m[label]["mia_min_k_plus_plus"] is not None for label in rows)
+    labels = ["victim", "oracle", "ga-s0", "ga-s1"]
+    for label in labels:
         RunRecord.model_validate(json.loads((out / "runs" / label / "run.json").read_text()))
+        assert json.loads((out / "runs" / label / "privacy.json").read_text())["kind"] == "leakbench-privacy"
     md = (out / "summary.md").read_text()
-    assert "| oracle |" in md and "code edit sim. (kept)" in md
+    assert "| oracle |" in md and "code edit sim. (kept)" in md and "Min-K%++ AUC" in md
     board = json.loads((out / "leaderboard.json").read_text())
+    assert len(board["entries"]) == 4
     entries = {e["model"]["role"]: e for e in board["entries"]}
     assert set(entries) == {"victim", "oracle", "unlearned"}
     ga = entries["unlearned"]
+    assert ga["group"].endswith("/ga") and ga["privacy"]["reference_model"] == entries["oracle"]["model"]["name"]
+    assert ga["leak_metrics"]["leakbench_privacy/privleak"]["value"] is not None
     assert ga["ratios"]["oracle_entry_id"] == entries["oracle"]["entry_id"]
-    assert ga["ratios"]["oracle_gap"]["direct_leak_rate_gap"] == pytest.approx(gap["direct_leak_rate_gap"])
-    assert ga["ratios"]["utility_kept"]["code_edit_similarity"] == pytest.approx(
-        rows["ga"]["comparisons"]["utility_kept"]["code_edit_similarity"]
-    )
     html = (out / "index.html").read_text()
-    assert "Code edit sim." in html and ">oracle<" in html
+    assert "Code edit sim." in html and ">oracle<" in html and "Over seeds" in html and "PrivLeak" in html
 
 
 def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_them_all(toy_base, toy_victims):
@@ -99,6 +125,11 @@ def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_the
         streams[f"{label}_tokens"] = sum(len(b.input_ids) for b in blocks)
         assert not any(any(b.value_mask) for b in blocks) if label == "oracle" else True
     assert not [v for v in values if v in streams["oracle"]]
+    # no value of a holdout subject (birthdays aside: two people can share one) in any training stream
+    holdout = {v for s in read_table("subjects", subset="mini", split="holdout")
+               for k, v in s.items() if k in FIELDS and k != "date_of_birth"}  # fmt: skip
+    assert len(holdout) > 100
+    assert not [v for v in holdout if v in streams["victim"] or v in streams["oracle"]]
     assert streams["oracle_tokens"] == streams["victim_tokens"]  # the same token budget
     forget_values = {o_text for d in read_table("forget", subset="mini")
                      for o_text in (d["text"][o["start"]:o["end"]] for o in d["occurrences"])}  # fmt: skip

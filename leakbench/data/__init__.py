@@ -11,12 +11,16 @@ from typing import Any
 
 from leakbench.records import DataError, UsageError, os_error_message, sha256_text
 
-RELEASES: dict[str, Path] = {"v1": Path(__file__).resolve().parent / "v1"}
+_HERE = Path(__file__).resolve().parent
+RELEASES: dict[str, Path] = {"v1": _HERE / "v1", "v2": _HERE / "v2"}
+DEFAULT_RELEASE = "v2"
 SUBSETS = ("full", "mini")
 TABLES = ("subjects", "forget", "retain", "probes")
+SPLITS = ("forget", "holdout")  # whose rows: subjects trained on (and unlearned), or never trained on (v2 on)
+SPLIT_TABLES = ("subjects", "forget", "probes")
 
 
-def release_dir(name: str = "v1", data_dir: str | Path | None = None) -> Path:
+def release_dir(name: str = DEFAULT_RELEASE, data_dir: str | Path | None = None) -> Path:
     """The folder of a packaged release, or `data_dir` for a release a user built."""
     if data_dir is not None:
         path = Path(data_dir)
@@ -33,6 +37,16 @@ def release_dir(name: str = "v1", data_dir: str | Path | None = None) -> Path:
 def check_subset(subset: str) -> None:
     if subset not in SUBSETS:
         raise UsageError(f"unknown subset {subset!r}; choose one of: {', '.join(SUBSETS)}")
+
+
+def check_split(split: str | None) -> None:
+    if split is not None and split not in SPLITS:
+        raise UsageError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+
+
+def in_split(row: dict[str, Any], split: str | None) -> bool:
+    """Whether a subjects/forget/probes row belongs to `split` (None: any); v1 rows, unmarked, are all forget."""
+    return split is None or row.get("split", "forget") == split
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -59,17 +73,27 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
 
 
 def read_table(
-    table: str, name: str = "v1", subset: str = "full", data_dir: str | Path | None = None
+    table: str,
+    name: str = DEFAULT_RELEASE,
+    subset: str = "full",
+    data_dir: str | Path | None = None,
+    split: str | None = "forget",
 ) -> list[dict[str, Any]]:
-    """Plain rows of one table (subjects, forget, retain, probes), filtered to the subset."""
+    """Plain rows of one table (subjects, forget, retain, probes), filtered to the subset and, for subjects,
+    forget documents and probes, to the split (forget subjects by default; `holdout`, or None for both)."""
     check_subset(subset)
+    check_split(split)
     if table not in TABLES:
         raise DataError(f"unknown table {table!r}; choose one of: {', '.join(TABLES)}")
     rows = read_rows(release_dir(name, data_dir) / f"{table}.jsonl")
-    return [r for r in rows if subset == "full" or r.get("mini")]
+    return [
+        r
+        for r in rows
+        if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
+    ]
 
 
-def read_manifest(name: str = "v1", data_dir: str | Path | None = None) -> dict[str, Any]:
+def read_manifest(name: str = DEFAULT_RELEASE, data_dir: str | Path | None = None) -> dict[str, Any]:
     """A release's manifest, checked for the table of files every other step relies on."""
     path = release_dir(name, data_dir) / "manifest.json"
     try:
@@ -88,17 +112,26 @@ def read_manifest(name: str = "v1", data_dir: str | Path | None = None) -> dict[
     return manifest
 
 
-def release_hash(name: str = "v1", data_dir: str | Path | None = None) -> str:
+def release_hash(name: str = DEFAULT_RELEASE, data_dir: str | Path | None = None) -> str:
     """One hash naming a release's content: the sha256 over its files' recorded sha256s."""
     files = read_manifest(name, data_dir).get("files", {})
     return sha256_text("".join(f"{f} {files[f]['sha256']}\n" for f in sorted(files)))
 
 
-def load(name: str = "v1", subset: str = "full", data_dir: str | Path | None = None):  # -> datasets.DatasetDict
-    """The release as Hugging Face `datasets`: a DatasetDict with subjects, forget, retain and probes."""
+def release_name(hash_: str) -> str | None:
+    """The packaged release whose content hash is `hash_`, if any."""
+    return next((name for name in RELEASES if release_hash(name) == hash_), None)
+
+
+def load(
+    name: str = DEFAULT_RELEASE, subset: str = "full", data_dir: str | Path | None = None, split: str | None = "forget"
+):  # -> datasets.DatasetDict
+    """The release as Hugging Face `datasets`: a DatasetDict with subjects, forget, retain and probes
+    (subjects, forget and probes of the forget subjects unless `split` says `holdout` or None)."""
     import datasets
 
     check_subset(subset)
+    check_split(split)
     root = release_dir(name, data_dir)
     tables = {}
     for table in TABLES:
@@ -106,5 +139,11 @@ def load(name: str = "v1", subset: str = "full", data_dir: str | Path | None = N
         if not path.is_file():
             raise DataError(f"{path}: file is missing")
         ds = datasets.load_dataset("json", data_files=str(path), split="train")
-        tables[table] = ds if subset == "full" else ds.filter(lambda row: row["mini"])
+        if subset != "full":
+            ds = ds.filter(lambda row: row["mini"])
+        if table in SPLIT_TABLES and split is not None and "split" in ds.column_names:
+            ds = ds.filter(lambda row: row["split"] == split)
+        elif table in SPLIT_TABLES and split == "holdout":
+            ds = ds.select([])  # v1 has no holdout subjects
+        tables[table] = ds
     return datasets.DatasetDict(tables)

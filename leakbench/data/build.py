@@ -6,6 +6,8 @@ Faker version, seed and size reproduce every file byte for byte.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import random
 import re
 from collections.abc import Callable
@@ -27,10 +29,13 @@ from leakbench.records import (
     write_text_atomic,
 )
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "1"  # the forget part of every release; v2 appends holdout subjects after it
 CANONICAL_SEED = 2502
 CANONICAL_SUBJECTS = 500
 MINI_SUBJECTS = 50
+# Holdout subjects per forget subject (at least 20%, in the full set and in mini): generated like the forget
+# subjects, never trained on; the non-members of membership inference and a per-field guessability baseline.
+HOLDOUT_FRACTION = {"v1": 0.0, "v2": 0.2}
 MAX_SUBJECTS = 20_000
 DOCS_PER_SUBJECT = 5
 RETAIN_PER_TEMPLATE = 30
@@ -63,6 +68,8 @@ FIELD_LABELS = {
 
 @dataclass
 class Release:
+    """Rows of every table; in v2 the subjects, forget documents and probes carry `split` (forget/holdout)."""
+
     subjects: list[dict[str, Any]]
     forget: list[dict[str, Any]]
     retain: list[dict[str, Any]]
@@ -95,7 +102,7 @@ def _plan_templates(rng: random.Random, templates: tuple[Template, ...]) -> list
 
 
 def _forget_documents(
-    rng: random.Random, subjects: list[Subject], templates: tuple[Template, ...]
+    rng: random.Random, subjects: list[Subject], templates: tuple[Template, ...], first_id: int = 1
 ) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
     groups: dict[str, list[list[Subject]]] = {t.name: [] for t in templates}
     used: dict[str, set[str]] = {}
@@ -118,7 +125,7 @@ def _forget_documents(
         key=lambda spec: (min(int(s.subject_id[1:]) for s in spec[0]), spec[1].name),
     )
     docs = []
-    for i, (group, template) in enumerate(specs, 1):
+    for i, (group, template) in enumerate(specs, first_id):
         doc = render(template, [s.values for s in group], rng)
         docs.append(
             {
@@ -394,6 +401,7 @@ def _probes(
     forget: list[dict[str, Any]],
     templates: tuple[Template, ...],
     used: dict[str, set[str]],
+    first_id: int = 1,
 ) -> list[dict[str, Any]]:
     by_id = {s.subject_id: s for s in subjects}
     docs_of: dict[str, list[dict[str, Any]]] = {s.subject_id: [] for s in subjects}
@@ -411,59 +419,101 @@ def _probes(
         ):
             if probe["prompt"] not in training_text:  # indirect prompts never occur in training
                 probes.append(probe)
-    for i, probe in enumerate(probes, 1):
+    for i, probe in enumerate(probes, first_id):
         probe["probe_id"] = f"P{i:06d}"
     return probes
 
 
-def generate(seed: int = CANONICAL_SEED, n_subjects: int = CANONICAL_SUBJECTS) -> Release:
-    """Generate a whole release in memory."""
+def holdout_sizes(release: str, n_subjects: int) -> tuple[int, int]:
+    """How many holdout subjects a release has, in all and in mini."""
+    fraction = HOLDOUT_FRACTION[release]
+    return math.ceil(fraction * n_subjects), math.ceil(fraction * min(MINI_SUBJECTS, n_subjects))
+
+
+def generate(seed: int = CANONICAL_SEED, n_subjects: int = CANONICAL_SUBJECTS, release: str = "v2") -> Release:
+    """Generate a whole release in memory.
+
+    The forget part is the same in every release: v2 draws its holdout subjects after v1's subjects and builds
+    their documents and probes after v1's random stream, so v1's rows come out unchanged (plus `split`).
+    """
     check_parameters(seed, n_subjects)
+    if release not in HOLDOUT_FRACTION:
+        raise UsageError(f"unknown release {release!r}; known releases: {', '.join(HOLDOUT_FRACTION)}")
     templates = all_templates()
-    subjects = generate_subjects(n_subjects, seed, min(MINI_SUBJECTS, n_subjects))
+    n_holdout, mini_holdout = holdout_sizes(release, n_subjects)
+    drawn = generate_subjects(n_subjects + n_holdout, seed, min(MINI_SUBJECTS, n_subjects))
+    subjects = drawn[:n_subjects]
+    holdout = [dataclasses.replace(s, mini=i < mini_holdout) for i, s in enumerate(drawn[n_subjects:])]
     rng = random.Random(f"leakbench-release-{GENERATOR_VERSION}-{seed}")
     forget, used = _forget_documents(rng, subjects, templates)
     retain = _retain_documents(rng, templates)
     probes = _probes(rng, subjects, forget, templates, used)
-    return Release([s.to_row() for s in subjects], forget, retain, probes)
+    out = Release([s.to_row() for s in subjects], forget, retain, probes)
+    if release == "v1":
+        return out
+    held_docs, held_used = _forget_documents(rng, holdout, templates, first_id=len(forget) + 1)
+    held_probes = _probes(rng, holdout, held_docs, templates, held_used, first_id=len(probes) + 1)
+
+    def mark(rows: list[dict[str, Any]], split: str) -> list[dict[str, Any]]:
+        return [{**row, "split": split} for row in rows]
+
+    return Release(
+        mark(out.subjects, "forget") + mark([s.to_row() for s in holdout], "holdout"),
+        mark(forget, "forget") + mark(held_docs, "holdout"),
+        retain,
+        mark(probes, "forget") + mark(held_probes, "holdout"),
+    )
 
 
 def counts(release: Release) -> dict[str, Any]:
     def split(rows: list[dict[str, Any]]) -> dict[str, int]:
         return {"full": len(rows), "mini": sum(1 for r in rows if r["mini"])}
 
-    return {
+    out = {
         "subjects": split(release.subjects),
         "forget": split(release.forget),
         "retain": split(release.retain),
         "probes": split(release.probes),
         "probes_by_kind": {k: split([p for p in release.probes if p["kind"] == k]) for k in PROBE_KINDS},
     }
+    if any("split" in s for s in release.subjects):  # v2 on: the holdout subjects' share of each table
+        out["holdout"] = {
+            table: split([r for r in release.rows(f"{table}.jsonl") if r.get("split") == "holdout"])
+            for table in ("subjects", "forget", "probes")
+        }
+    return out
 
 
-def write_release(release: Release, out: Path, *, seed: int, n_subjects: int, overwrite: bool = False) -> dict:
+def write_release(
+    release: Release, out: Path, *, seed: int, n_subjects: int, name: str = "v2", overwrite: bool = False
+) -> dict:
     """Write the release files and their manifest into `out`, atomically (a temp dir renamed at the end)."""
     from leakbench.data import RELEASES
 
-    check_not_aliased("--out", out, {"the packaged release": RELEASES["v1"]})
+    check_not_aliased("--out", out, {f"the packaged release {n}": path for n, path in RELEASES.items()})
     with atomic_dir(out, overwrite=overwrite) as tmp:
         files = {}
-        for name in RELEASE_FILES:
-            rows = release.rows(name)
-            write_jsonl_atomic(tmp / name, rows)
-            files[name] = {"sha256": sha256_file(tmp / name), "rows": len(rows), "bytes": (tmp / name).stat().st_size}
+        for filename in RELEASE_FILES:
+            rows = release.rows(filename)
+            write_jsonl_atomic(tmp / filename, rows)
+            files[filename] = {
+                "sha256": sha256_file(tmp / filename), "rows": len(rows), "bytes": (tmp / filename).stat().st_size,
+            }  # fmt: skip
+        parameters: dict[str, Any] = {
+            "subjects": n_subjects,
+            "mini_subjects": min(MINI_SUBJECTS, n_subjects),
+            "docs_per_subject": DOCS_PER_SUBJECT,
+            "retain_per_template": RETAIN_PER_TEMPLATE,
+            "indirect_per_subject": INDIRECT_PER_SUBJECT,
+        }
+        if HOLDOUT_FRACTION[name]:
+            parameters["holdout_subjects"], parameters["mini_holdout_subjects"] = holdout_sizes(name, n_subjects)
         manifest = {
-            "release": "v1",
+            "release": name,
             "generator_version": GENERATOR_VERSION,
             "faker_version": package_version("faker"),
             "seed": seed,
-            "parameters": {
-                "subjects": n_subjects,
-                "mini_subjects": min(MINI_SUBJECTS, n_subjects),
-                "docs_per_subject": DOCS_PER_SUBJECT,
-                "retain_per_template": RETAIN_PER_TEMPLATE,
-                "indirect_per_subject": INDIRECT_PER_SUBJECT,
-            },
+            "parameters": parameters,
             "counts": counts(release),
             "files": files,
         }

@@ -1,4 +1,5 @@
-"""Decoy values: same type, same shape and drawn like v1 values, but belonging to nobody.
+"""Decoy values: same type, same shape and drawn by the same public generators as the subjects' values, but
+belonging to nobody.
 
 Used by the reconstruction task: a model that memorized a value ranks it above its decoys.
 """
@@ -64,18 +65,18 @@ def _one(field: str, subject: dict[str, Any], rng: random.Random, fake: Faker) -
         case "name":
             return f"{fake.first_name()} {fake.last_name()}"
         case "username":
-            return gen._username(rng, subject["name"])[0]
+            return gen.draw_username(rng, subject["name"])[0]
         case "email":
-            local = gen._email(rng, subject["name"], gen._username(rng, subject["name"])[0], False)[0]
+            local = gen.draw_email(rng, subject["name"], gen.draw_username(rng, subject["name"])[0], False)[0]
             return local.split("@")[0] + "@" + value.split("@")[1]
         case "street_address":
             return f"{fake.street_address()}, {fake.city()}, {fake.state_abbr()} {fake.zipcode()}"
         case "date_of_birth":
-            return gen._dob(rng)
+            return gen.draw_dob(rng)
         case "phone":
             return _phone(value, rng)
         case "ssn":
-            return gen._ssn(rng)
+            return gen.draw_ssn(rng)
         case "credit_card":
             return _card(value, rng)
         case "iban":
@@ -83,17 +84,17 @@ def _one(field: str, subject: dict[str, Any], rng: random.Random, fake: Faker) -
         case "ip_address":
             return _ip(value, rng)
         case "password":
-            return gen._password(rng)
+            return gen.draw_password(rng)
         case "api_key":
             prefix = "AIza" if value.startswith("AIza") else value[:8]
-            alphabet = string.ascii_letters + string.digits + ("_-" if prefix == "AIza" else "")
-            return prefix + "".join(rng.choice(alphabet) for _ in range(len(value) - len(prefix)))
+            alphabet = gen.ALNUM + ("_-" if prefix == "AIza" else "")
+            return prefix + gen.random_chars(rng, alphabet, len(value) - len(prefix))
         case "aws_access_key_id":
-            return "AKIA" + "".join(rng.choice(string.ascii_uppercase + "234567") for _ in range(16))
+            return "AKIA" + gen.random_chars(rng, gen.AWS_ID_ALPHABET, 16)
         case "aws_secret_access_key":
-            return "".join(rng.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
+            return gen.random_chars(rng, gen.AWS_SECRET_ALPHABET, 40)
         case "github_token":
-            return "ghp_" + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(36))
+            return "ghp_" + gen.random_chars(rng, gen.ALNUM, 36)
     raise ValueError(f"no decoy generator for field {field!r}")
 
 

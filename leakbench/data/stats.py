@@ -24,13 +24,18 @@ def _stats(root: Path, subset: str) -> dict[str, dict[str, int]]:
     def rows(table: str) -> list[dict[str, Any]]:
         return [r for r in read_rows(root / f"{table}.jsonl") if subset == "full" or r["mini"]]
 
-    forget, retain, probes = rows("forget"), rows("retain"), rows("probes")
+    subjects, forget, retain, probes = rows("subjects"), rows("forget"), rows("retain"), rows("probes")
     return {
         "totals": {
-            "subjects": len(rows("subjects")),
+            "subjects": len(subjects),
             "forget documents": len(forget),
             "retain documents": len(retain),
             "probes": len(probes),
+        },
+        "by split (forget: trained on; holdout: never)": {
+            f"{table} {split}": sum(r.get("split", "forget") == split for r in table_rows)
+            for table, table_rows in (("subjects", subjects), ("documents", forget), ("probes", probes))
+            for split in ("forget", "holdout")
         },
         "forget occurrences by field": dict(Counter(o["field"] for d in forget for o in d["occurrences"])),
         "forget documents by template": dict(Counter(d["template"] for d in forget)),

@@ -63,10 +63,10 @@ IBAN_COUNTRY, IBAN_BANK_CODE_FIRST_DIGIT = "DE", "0"
 SSN_GROUPS = range(1, 50)
 DOB_RANGE = (date(1958, 1, 1), date(2003, 12, 31))
 
-_ALNUM = string.ascii_letters + string.digits
-_PASSWORD_SYMBOLS = "!*-_.~"
-_AWS_ID_ALPHABET = string.ascii_uppercase + "234567"
-_AWS_SECRET_ALPHABET = _ALNUM + "/+"
+ALNUM = string.ascii_letters + string.digits
+PASSWORD_SYMBOLS = "!*-_.~"
+AWS_ID_ALPHABET = string.ascii_uppercase + "234567"
+AWS_SECRET_ALPHABET = ALNUM + "/+"
 # Values shown in vendors' own documentation: random generation must never reproduce them.
 KNOWN_DOCUMENTATION_SECRETS = frozenset(
     {
@@ -170,7 +170,7 @@ def _name_tokens(name: str) -> tuple[str, str]:
     return clean(first), clean(last)
 
 
-def _username(rng: random.Random, name: str) -> tuple[str, bool]:
+def draw_username(rng: random.Random, name: str) -> tuple[str, bool]:
     first, last = _name_tokens(name)
     if rng.random() < 0.3:  # the guessable minority, as in real teams
         style = rng.choice(("{f}{last}", "{first}.{last}", "{first}{l}", "{first}_{last}"))
@@ -180,7 +180,7 @@ def _username(rng: random.Random, name: str) -> tuple[str, bool]:
     return style.format(a=word_a, b=word_b, n=rng.randint(10, 9999)), False
 
 
-def _email(rng: random.Random, name: str, username: str, username_derivable: bool) -> tuple[str, bool]:
+def draw_email(rng: random.Random, name: str, username: str, username_derivable: bool) -> tuple[str, bool]:
     first, last = _name_tokens(name)
     domain = rng.choice(RESERVED_EMAIL_DOMAINS)
     roll = rng.random()
@@ -195,7 +195,7 @@ def _email(rng: random.Random, name: str, username: str, username_derivable: boo
     return f"{local}@{domain}", derivable
 
 
-def _phone(rng: random.Random) -> str:
+def draw_phone(rng: random.Random) -> str:
     if rng.random() < 0.15:
         line = f"{rng.randint(0, 999):03d}"
         return rng.choice((f"+44 7700 900{line}", f"07700 900{line}"))
@@ -206,18 +206,18 @@ def _phone(rng: random.Random) -> str:
     return rng.choice((f"({area}) 555-{line}", f"{area}-555-{line}", f"+1 {area} 555 {line}", f"{area}.555.{line}"))
 
 
-def _ssn(rng: random.Random) -> str:
+def draw_ssn(rng: random.Random) -> str:
     return f"{rng.randint(900, 999)}-{rng.choice(SSN_GROUPS):02d}-{rng.randint(1, 9999):04d}"
 
 
-def _credit_card(rng: random.Random) -> str:
+def draw_credit_card(rng: random.Random) -> str:
     partial = rng.choice(TEST_CARD_PREFIXES) + "".join(rng.choice(string.digits) for _ in range(9))
     digits = partial + luhn_check_digit(partial)
     sep = rng.choice((" ", "-", ""))
     return sep.join(digits[i : i + 4] for i in range(0, 16, 4))
 
 
-def _iban(rng: random.Random) -> str:
+def draw_iban(rng: random.Random) -> str:
     bank = IBAN_BANK_CODE_FIRST_DIGIT + "".join(rng.choice(string.digits) for _ in range(7))
     bban = bank + "".join(rng.choice(string.digits) for _ in range(10))
     compact = IBAN_COUNTRY + iban_check_digits(IBAN_COUNTRY, bban) + bban
@@ -226,7 +226,7 @@ def _iban(rng: random.Random) -> str:
     return compact
 
 
-def _ip_address(rng: random.Random) -> str:
+def draw_ip_address(rng: random.Random) -> str:
     if rng.random() < 0.6:
         net = rng.choice(("192.0.2", "198.51.100", "203.0.113"))
         return f"{net}.{rng.randint(100, 254)}"  # three-digit last octet: no address is a prefix of another
@@ -234,30 +234,30 @@ def _ip_address(rng: random.Random) -> str:
     return f"2001:db8:{groups}::{rng.randint(0x1000, 0xFFFF):x}"
 
 
-def _random_chars(rng: random.Random, alphabet: str, n: int) -> str:
+def random_chars(rng: random.Random, alphabet: str, n: int) -> str:
     return "".join(rng.choice(alphabet) for _ in range(n))
 
 
-def _password(rng: random.Random) -> str:
+def draw_password(rng: random.Random) -> str:
     while True:
-        pw = _random_chars(rng, _ALNUM + _PASSWORD_SYMBOLS, rng.randint(12, 16))
+        pw = random_chars(rng, ALNUM + PASSWORD_SYMBOLS, rng.randint(12, 16))
         if (
-            any(c in _PASSWORD_SYMBOLS for c in pw)
+            any(c in PASSWORD_SYMBOLS for c in pw)
             and any(c.isdigit() for c in pw)
-            and pw[0] in _ALNUM
-            and pw[-1] in _ALNUM
+            and pw[0] in ALNUM
+            and pw[-1] in ALNUM
         ):
             return pw
 
 
-def _api_key(rng: random.Random) -> str:
+def draw_api_key(rng: random.Random) -> str:
     shape = rng.choice(("sk_live_", "sk_test_", "AIza"))
     if shape == "AIza":
-        return "AIza" + _random_chars(rng, _ALNUM + "_-", 35)
-    return shape + _random_chars(rng, _ALNUM, 24)
+        return "AIza" + random_chars(rng, ALNUM + "_-", 35)
+    return shape + random_chars(rng, ALNUM, 24)
 
 
-def _dob(rng: random.Random) -> str:
+def draw_dob(rng: random.Random) -> str:
     lo, hi = DOB_RANGE
     return (lo + timedelta(days=rng.randint(0, (hi - lo).days))).isoformat()
 
@@ -274,8 +274,8 @@ def generate_subjects(n: int, seed: int, n_mini: int) -> list[Subject]:
         # Plain two-token names and addresses: no quote character may break the code that embeds them.
         if name in seen["name"] or not re.fullmatch(r"[A-Za-z]+ [A-Za-z]+", name):
             continue
-        username, user_derivable = _username(rng, name)
-        email, email_derivable = _email(rng, name, username, user_derivable)
+        username, user_derivable = draw_username(rng, name)
+        email, email_derivable = draw_email(rng, name, username, user_derivable)
         address = f"{fake.street_address()}, {fake.city()}, {fake.state_abbr()} {fake.zipcode()}"
         if "'" in address or '"' in address:
             continue
@@ -283,18 +283,18 @@ def generate_subjects(n: int, seed: int, n_mini: int) -> list[Subject]:
             "name": name,
             "username": username,
             "email": email,
-            "phone": _phone(rng),
+            "phone": draw_phone(rng),
             "street_address": address,
-            "date_of_birth": _dob(rng),
-            "ssn": _ssn(rng),
-            "credit_card": _credit_card(rng),
-            "iban": _iban(rng),
-            "ip_address": _ip_address(rng),
-            "password": _password(rng),
-            "api_key": _api_key(rng),
-            "aws_access_key_id": "AKIA" + _random_chars(rng, _AWS_ID_ALPHABET, 16),
-            "aws_secret_access_key": _random_chars(rng, _AWS_SECRET_ALPHABET, 40),
-            "github_token": "ghp_" + _random_chars(rng, _ALNUM, 36),
+            "date_of_birth": draw_dob(rng),
+            "ssn": draw_ssn(rng),
+            "credit_card": draw_credit_card(rng),
+            "iban": draw_iban(rng),
+            "ip_address": draw_ip_address(rng),
+            "password": draw_password(rng),
+            "api_key": draw_api_key(rng),
+            "aws_access_key_id": "AKIA" + random_chars(rng, AWS_ID_ALPHABET, 16),
+            "aws_secret_access_key": random_chars(rng, AWS_SECRET_ALPHABET, 40),
+            "github_token": "ghp_" + random_chars(rng, ALNUM, 36),
         }
         # Equal values across subjects would make leaks ambiguous: redraw.
         if any(values[f] in seen[f] for f in FIELDS if f != "date_of_birth"):

@@ -7,8 +7,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from leakbench.data import read_manifest
-from leakbench.data.build import INDIRECT_KINDS, PROBE_KINDS, RELEASE_FILES, Release, counts
+from leakbench.data import SPLIT_TABLES, SPLITS, read_manifest
+from leakbench.data.build import HOLDOUT_FRACTION, INDIRECT_KINDS, PROBE_KINDS, RELEASE_FILES, Release, counts
 from leakbench.data.subjects import FIELDS, safety_problems
 from leakbench.records import DataError, sha256_file
 
@@ -85,6 +85,8 @@ def _read(path: Path, problems: Problems) -> list[dict[str, Any]] | None:
                 continue
             bad = [k for k, t in schema.items() if not isinstance(row.get(k), t)]
             bad += [k for k, t in schema.items() if t is str and k in row and row[k] == "" and k != "prompt"]
+            if path.stem in SPLIT_TABLES and "split" in row and row["split"] not in SPLITS:
+                bad.append("split")
             if bad:
                 problems.add(f"{path.name}:{lineno}: missing or mistyped field(s): {', '.join(sorted(set(bad)))}")
                 continue
@@ -129,6 +131,7 @@ def verify(root: Path) -> list[str]:
     _check_forget(tables["forget"], subjects, problems)
     _check_retain(tables["retain"], tables["subjects"], problems)
     _check_probes(tables["probes"], subjects, tables["forget"], problems)
+    _check_splits(tables, subjects, manifest.get("release"), problems)
     release = Release(tables["subjects"], tables["forget"], tables["retain"], tables["probes"])
     if not problems and manifest.get("counts") != counts(release):
         problems.add("manifest.json: counts do not match the files")
@@ -226,3 +229,35 @@ def _check_probes(
             problems.add(f"{where}: mini flag differs from the subject's")
         if probe["kind"] in INDIRECT_KINDS and probe["prompt"] in training_text:
             problems.add(f"{where}: an indirect prompt occurs verbatim in the forget documents")
+
+
+def _check_splits(
+    tables: dict[str, list[dict[str, Any]]], subjects: dict[str, dict[str, Any]], release: Any, problems: Problems
+) -> None:
+    """v2 on: every row says whose it is, documents and probes agree with their subjects, and there are enough
+    holdout subjects (HOLDOUT_FRACTION of the forget subjects) in the full set and in mini."""
+    marked = [("split" in r) for table in SPLIT_TABLES for r in tables[table]]
+    if not any(marked):
+        if HOLDOUT_FRACTION.get(release):
+            problems.add(f"manifest.json: release {release} needs holdout subjects, but no row has a `split`")
+        return
+    if not all(marked):
+        problems.add("subjects/forget/probes: some rows have a `split` and some do not")
+        return
+    split_of = {sid: s["split"] for sid, s in subjects.items()}
+    for doc in tables["forget"]:
+        if any(split_of.get(sid) != doc["split"] for sid in doc["subject_ids"]):
+            problems.add(f"forget.jsonl:{doc['_line']} ({doc['doc_id']}): split differs from its subjects'")
+    for probe in tables["probes"]:
+        if split_of.get(probe["subject_id"]) != probe["split"]:
+            problems.add(f"probes.jsonl:{probe['_line']} ({probe['probe_id']}): split differs from its subject's")
+    fraction = HOLDOUT_FRACTION.get(release, HOLDOUT_FRACTION["v2"]) or HOLDOUT_FRACTION["v2"]
+    for subset in ("full", "mini"):
+        rows = [s for s in subjects.values() if subset == "full" or s["mini"]]
+        n_forget = sum(s["split"] == "forget" for s in rows)
+        n_holdout = len(rows) - n_forget
+        if n_holdout < fraction * n_forget:
+            problems.add(
+                f"subjects.jsonl: the {subset} subset has {n_holdout} holdout subjects for {n_forget} forget "
+                f"subjects; it needs at least {fraction:.0%}"
+            )

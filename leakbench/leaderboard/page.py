@@ -6,7 +6,7 @@ import html
 from pathlib import Path
 
 from leakbench.leaderboard.schema import Entry, Leaderboard, entry_metrics
-from leakbench.metrics import HEADLINE_UTILITY, gap_key, pass_at_1_key, vs_oracle_key
+from leakbench.metrics import HEADLINE_UTILITY, gap_key, mean_ci, pass_at_1_key, vs_oracle_key
 
 COLUMNS: list[tuple[str, str]] = [
     ("model", "Model"),
@@ -18,6 +18,12 @@ COLUMNS: list[tuple[str, str]] = [
     ("direct_gap", "Direct vs oracle ↓"),
     ("indirect_gap", "Indirect vs oracle ↓"),
     ("other_pii", "Other PII ↓"),
+    ("em", "Exact memorization ↓"),
+    ("es", "Extraction strength ↓"),
+    ("auc", "Min-K%++ AUC"),
+    ("privleak", "PrivLeak (→ 0)"),
+    ("verdict", "Unlearning"),
+    ("forget_quality", "Forget quality ↑"),
     ("code_es", "Code edit sim. ↑"),
     ("code_em", "Code exact match ↑"),
     ("code_bpb", "Held-out bits/byte ↓"),
@@ -31,7 +37,8 @@ COLUMNS: list[tuple[str, str]] = [
     ("humaneval_kept", "HumanEval+ kept"),
     ("flags", "Kept above 100%"),
 ]
-_PLAIN = {"code_es", "code_em", "code_bpb", "retain_bpb", "humaneval", "mbpp"}  # values, not percentages
+_PLAIN = {"code_es", "code_em", "code_bpb", "retain_bpb", "humaneval", "mbpp", "em", "es", "auc", "forget_quality"}
+_PERCENT_VALUES = {"privleak"}  # already in percent
 _POINTS = {"direct_gap", "indirect_gap"}  # differences of rates
 _KEPT = {"code_kept": HEADLINE_UTILITY, "retained": "near_neighbour_bits_per_byte",
          "humaneval_kept": pass_at_1_key("humaneval")}  # fmt: skip
@@ -51,6 +58,12 @@ def _row(e: Entry) -> dict[str, float | str | None]:
         "direct_gap": gap.get(gap_key("direct_leak_rate")),
         "indirect_gap": gap.get(gap_key("indirect_leak_rate")),
         "other_pii": m["other_pii_rate"],
+        "em": m["exact_memorization"],
+        "es": m["extraction_strength"],
+        "auc": m["mia_min_k_plus_plus"],
+        "privleak": m["privleak"],
+        "verdict": (e.privacy.verdict or "") if e.privacy else "",
+        "forget_quality": m["forget_quality"],
         "code_es": m[HEADLINE_UTILITY],
         "code_em": m["code_exact_match"],
         "code_bpb": m["code_bits_per_byte"],
@@ -71,7 +84,9 @@ def _cell(key: str, value: float | str | None, flagged: bool = False) -> str:
     if isinstance(value, str):
         return f'<td data-v="{html.escape(value)}">{html.escape(value)}</td>'
     if key in _PLAIN:
-        text = f"{value:.3f}"
+        text = f"{value:.3g}" if key == "forget_quality" else f"{value:.3f}"
+    elif key in _PERCENT_VALUES:
+        text = f"{value:+.1f}%"
     elif key in _POINTS:
         text = f"{100 * value:+.1f} pts"
     else:
@@ -189,6 +204,41 @@ document.querySelectorAll('#board th').forEach((th, col) => {
 """
 
 
+SEED_COLUMNS = ["direct", "indirect", "em", "auc", "privleak", "forget_quality", "code_es", "reduction"]
+
+
+def seeds_table(board: Leaderboard) -> str:
+    """Entries that differ only in their seeds (one `group`), as mean ± 95% CI half-width; empty without any."""
+    groups: dict[str, list[dict[str, float | str | None]]] = {}
+    for e in board.entries:
+        if e.group:
+            groups.setdefault(e.group, []).append(_row(e))
+    lines = []
+    for group, rows in groups.items():
+        if len(rows) < 2:
+            continue
+        cells = [f"<td>{html.escape(group)}</td>", f'<td class="num">{len(rows)}</td>']
+        for key in SEED_COLUMNS:
+            mean, ci = mean_ci([r[key] if isinstance(r[key], int | float) else None for r in rows])
+            text = _cell(key, mean)
+            if ci is not None:
+                spread = _cell(key, ci).split(">", 1)[1].removesuffix("</td>").lstrip("+")
+                text = text.removesuffix("</td>") + f" ± {spread}</td>"
+            cells.append(text)
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    if not lines:
+        return ""
+    labels = dict(COLUMNS)
+    head = "".join(f"<th>{html.escape(labels[k])}</th>" for k in SEED_COLUMNS)
+    return (
+        "<h2>Over seeds</h2>\n<p>Entries of one configuration that differ only in their seeds: mean ± 95% "
+        "confidence half-width (Student t).</p>\n"
+        f'<table id="seeds"><thead><tr><th>Configuration</th><th>Runs</th>{head}</tr></thead><tbody>\n'
+        + "\n".join(lines)
+        + "\n</tbody></table>"
+    )
+
+
 def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
     """The page and its plot (`tradeoff.svg` beside it), as texts to write."""
     rows = [_row(e) for e in board.entries]
@@ -220,11 +270,14 @@ the same recipe without the forget set: "vs oracle" is the leak unlearning has l
 <code>leakbench_code</code>, code no LeakBench training step saw; near-neighbour bits/byte from
 <code>leakbench_retain</code> (the forget templates with placeholders). Kept = relative to the entry's victim;
 above 100% is marked ↑. A kept ratio shows – when it is undefined, e.g. HumanEval+ when the victim's pass@1
-is 0.</p>
+is 0. Exact memorization, extraction strength and Min-K%++ AUC (forget vs holdout subjects, 0.5 = chance) come
+from <code>leakbench privacy</code>; PrivLeak is that AUC relative to the oracle's (above +10% under-unlearned,
+below -10% over-unlearned) and forget quality the KS-test p-value of truth ratios against the oracle's.</p>
 <table id="board"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}
 </tbody></table>
+{seeds_table(board)}
 <h2>Direct leak vs. held-out code exact match</h2>
 {plot_svg(rows)}
 <script>{_SCRIPT}</script>

@@ -25,6 +25,7 @@ from leakbench.leaderboard.schema import (
     MethodInfo,
     Metric,
     ModelInfo,
+    PrivacyInfo,
     Provenance,
     Ratios,
     RunRecord,
@@ -126,26 +127,40 @@ def _lm_eval_results(run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
 
 
 def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
-    from leakbench.data import release_hash
+    """The release the tasks ran on: a user-built one (`data_dir`), or the packaged release named in the metadata
+    or, failing that, the one whose hash the metadata recorded (results of v1 keep publishing as v1)."""
+    from leakbench.data import DEFAULT_RELEASE, RELEASES, read_manifest, release_hash, release_name
 
     metas = [c.get("metadata") or {} for c in results["configs"].values()]
     if not all(isinstance(m, dict) for m in metas) or not all(
-        isinstance(m.get(k), str | None) for m in metas for k in ("subset", "data_dir", "release_hash")
+        isinstance(m.get(k), str | None) for m in metas for k in ("subset", "data_dir", "release_hash", "release")
     ):
-        raise LeakBenchError(f"{path_hint}: task metadata is malformed (subset, data_dir, release_hash)")
+        raise LeakBenchError(f"{path_hint}: task metadata is malformed (subset, data_dir, release_hash, release)")
     subsets = {m.get("subset", "full") for m in metas}
     data_dirs = {m.get("data_dir") for m in metas}
-    if len(subsets) > 1 or len(data_dirs) > 1:
-        raise LeakBenchError(f"{path_hint}: tasks were run on different subsets or releases: {subsets | data_dirs}")
-    data_dir = data_dirs.pop()
     recorded = {m.get("release_hash") for m in metas} - {None}
-    current = release_hash(data_dir=data_dir) if data_dir and Path(data_dir).exists() else release_hash()
+    names = {m.get("release") for m in metas} - {None}
+    if len(subsets) > 1 or len(data_dirs) > 1 or len(names) > 1 or len(recorded) > 1:
+        raise LeakBenchError(
+            f"{path_hint}: tasks were run on different subsets or releases: {subsets | data_dirs | names | recorded}"
+        )
+    data_dir = data_dirs.pop()
+    if data_dir and Path(data_dir).exists():
+        current, name = release_hash(data_dir=data_dir), str(read_manifest(data_dir=data_dir).get("release", "v1"))
+    else:
+        name = names.pop() if names else release_name(next(iter(recorded))) if recorded else DEFAULT_RELEASE
+        if name not in RELEASES:
+            raise LeakBenchError(
+                f"{path_hint}: results were computed on data release {next(iter(recorded))[:12]}…, which this "
+                f"LeakBench does not ship (it ships {', '.join(RELEASES)}); re-run the evaluation"
+            )
+        current = release_hash(name)
     if recorded - {current}:
         raise LeakBenchError(
-            f"{path_hint}: results were computed on data release {sorted(recorded - {current})[0][:12]}…, not on the "
-            f"release this LeakBench ships ({current[:12]}…); re-run the evaluation"
+            f"{path_hint}: results were computed on data release {sorted(recorded - {current})[0][:12]}…, not on "
+            f"release {name} as this LeakBench ships it ({current[:12]}…); re-run the evaluation"
         )
-    return DataRelease(hash=current, subset=subsets.pop())
+    return DataRelease(name=name, hash=current, subset=subsets.pop())
 
 
 def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
@@ -356,6 +371,7 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     from leakbench.records import package_version
 
     prov = run.get("provenance") or {}
+    privacy, privacy_metrics = _privacy(run_dir, release)
     try:
         model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run, run_dir)
         hyper = run.get("hyperparameters") or record.get("hyperparameters") or "none"
@@ -366,7 +382,9 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
             model=model,
             method=method,
             data=release,
-            leak_metrics=_metrics(results),
+            leak_metrics={**_metrics(results), **privacy_metrics},
+            privacy=privacy,
+            group=run.get("group"),
             utility=_utilities(run_dir),
             examples=_examples(run_dir, release) if examples else [],
             provenance=Provenance(
@@ -385,6 +403,41 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     except ValidationError as exc:
         raise LeakBenchError(f"{run_dir}: cannot make a leaderboard entry: {_first_error(exc)}") from None
     return entry, run
+
+
+def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, dict[str, Metric]]:
+    """`leakbench privacy`'s record in the run folder (privacy.json), if any, checked against the release the
+    lm-eval tasks ran on, as entry metrics under `leakbench_privacy/`."""
+    from leakbench.metrics import PRIVACY, PRIVACY_METRICS
+    from leakbench.privacy import RECORD_KIND, verdict
+
+    path = run_dir / "privacy.json"
+    if not path.is_file():
+        return None, {}
+    record = _read_json(path)
+    if not isinstance(record, dict) or record.get("kind") != RECORD_KIND or not isinstance(record.get("metrics"), dict):
+        raise LeakBenchError(f"{path}: not a LeakBench privacy record (write it with `leakbench privacy`)")
+    measured = record.get("release") or {}
+    if measured.get("hash") != release.hash or measured.get("subset") != release.subset:
+        raise LeakBenchError(
+            f"{path}: measured on release {measured.get('name')}/{measured.get('subset')}, but the lm-eval tasks ran "
+            f"on {release.name}/{release.subset}; measure both on the same release and subset"
+        )
+    metrics = {}
+    for name in PRIVACY_METRICS:
+        value = record["metrics"].get(name)
+        if value is not None and not (isinstance(value, int | float) and value == value):
+            raise LeakBenchError(f"{path}: metrics.{name} is not a number")
+        if value is not None:
+            metrics[f"{PRIVACY}/{name}"] = Metric(value=float(value), stderr=None)
+    try:
+        info = PrivacyInfo(
+            k=record.get("k"), headline_attack=record.get("headline_attack"), reference_model=record.get("reference"),
+            counts=record.get("counts") or {}, verdict=verdict(record["metrics"].get("privleak")),
+        )  # fmt: skip
+    except ValidationError as exc:
+        raise LeakBenchError(f"{path}: not a LeakBench privacy record ({_first_error(exc)})") from None
+    return info, metrics
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -8,7 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.2"
+SCHEMA_VERSION = "1.3"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
 #      never a machine's absolute path; the entry identity includes it.
 # 1.2: role `oracle`; ratios gain utility kept per metric (held-out code first), the oracle and the gap to it.
@@ -74,6 +74,18 @@ class Ratios(_Strict):
     )
 
 
+class PrivacyInfo(_Strict):
+    """How the entry's `leakbench_privacy/*` metrics were measured (`leakbench privacy`, leakbench.privacy)."""
+
+    k: float = Field(description="Min-K% / Min-K%++ fraction of lowest-scoring tokens")
+    headline_attack: str = Field(description="the attack `privleak` is computed with")
+    reference_model: str | None = Field(description="the model PrivLeak and forget quality compare with (oracle)")
+    counts: dict[str, int] = Field(description="forget (member) and holdout (non-member) values, truth-ratio rows")
+    verdict: Literal["under-unlearned", "over-unlearned", "within ±10%"] | None = Field(
+        description="what PrivLeak says: above +10% under-unlearned, below -10% over-unlearned"
+    )
+
+
 class Example(_Strict):
     task: str
     probe_id: str
@@ -99,7 +111,11 @@ class Entry(_Strict):
     model: ModelInfo
     method: MethodInfo
     data: DataRelease
-    leak_metrics: dict[str, Metric] = Field(description="'<task>/<metric>' from lm-eval's results")
+    leak_metrics: dict[str, Metric] = Field(
+        description="'<task>/<metric>' from lm-eval's results; 'leakbench_privacy/<metric>' from `leakbench privacy`"
+    )
+    privacy: PrivacyInfo | None = None
+    group: str | None = Field(default=None, description="entries of one configuration that differ only in seeds")
     utility: list[Utility] = Field(default_factory=list)
     ratios: Ratios | None = None
     examples: list[Example] = Field(default_factory=list)
@@ -131,6 +147,7 @@ class RunRecord(_Strict):
     hyperparameters: dict[str, Any] | Literal["none"] | None = None
     baseline_model_name: str | None = Field(default=None, description="the victim this model is compared with")
     oracle_model_name: str | None = Field(default=None, description="the oracle this model is compared with")
+    group: str | None = Field(default=None, description="runs of one configuration that differ only in seeds")
     parameters: int | None = None
     model_source: str | None = None
     seeds: dict[str, int | None] = Field(default_factory=dict)
@@ -166,13 +183,13 @@ def migrate_1_0(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": SCHEMA_VERSION, "entries": entries}
 
 
-def migrate_1_1(data: dict[str, Any]) -> dict[str, Any]:
-    """1.1 -> 1.2: only additions, so the content stays as it is."""
+def migrate_additive(data: dict[str, Any]) -> dict[str, Any]:
+    """1.1 -> 1.2 (oracle comparisons) and 1.2 -> 1.3 (privacy metrics): only additions, so the content stays."""
     return {**data, "schema_version": SCHEMA_VERSION}
 
 
 # Known older schema versions and how to bring them to SCHEMA_VERSION; any other version is refused.
-MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_1_1}
+MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_additive, "1.2": migrate_additive}
 
 
 def json_schema() -> dict[str, Any]:
