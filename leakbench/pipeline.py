@@ -228,11 +228,11 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         oracle_dir: Path | None
         if cfg.model:
             victim_dir, oracle_dir = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
-            from leakbench.leaderboard.publish import model_fingerprint
+            from leakbench.privacy import model_label
 
             # folder name plus content: two studies of different victims in folders of the same name stay apart
-            victim_name = f"{victim_dir.resolve().name}@{model_fingerprint(victim_dir)[:12]}"
-            oracle_name = f"{oracle_dir.resolve().name}@{model_fingerprint(oracle_dir)[:12]}" if oracle_dir else None
+            victim_name = model_label(victim_dir)
+            oracle_name = model_label(oracle_dir) if oracle_dir else None
             log(f"[1] victim: {victim_dir}; oracle: {oracle_dir or 'none given (no oracle gaps, no PrivLeak)'}")
         else:
             victim_dir, oracle_dir = models / f"victim{tag}", models / f"oracle{tag}"

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import DataError, LeakBenchError, UsageError, check_number
+from leakbench.records import DataError, UsageError, check_number
 
 ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
 HEADLINE_ATTACK = "min_k_plus_plus"
@@ -380,10 +380,9 @@ def read_record(path: str | Path, where: str) -> dict[str, Any]:
 
 
 def model_label(model_dir: str | Path) -> str:
-    """A portable name for the measured model: its folder name and content fingerprint, never a local path."""
+    """A portable name for the measured model: a local folder's name and content fingerprint (never its path),
+    or a hub id as given."""
     from leakbench.leaderboard.publish import model_fingerprint
 
-    try:
-        return f"{Path(model_dir).resolve().name}@{model_fingerprint(Path(model_dir))[:12]}"
-    except LeakBenchError:
-        return Path(model_dir).name
+    path = Path(model_dir)
+    return f"{path.resolve().name}@{model_fingerprint(path)[:12]}" if path.is_dir() else str(model_dir)

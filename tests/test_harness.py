@@ -218,3 +218,21 @@ def test_probe_metric_list_is_generated_from_the_vocabulary():
     assert template_is_current(tasks_path()), "run: python -m leakbench.metrics --write"
     declared = [m["metric"] for m in _task_yaml("leakbench_direct")["metric_list"]]
     assert declared == list(PROBE_METRICS) and len(PROBE_METRICS) == 8 + 2 * 15 + 5  # summary, per field, per kind
+
+
+def test_holdout_probes_are_a_separate_split_scored_against_their_own_subjects():
+    """`--metadata '{"split": "holdout"}'` gives the holdout subjects' probes (the guessability baseline), scored
+    against those subjects; the default and `release: v1` give the forget subjects' probes only."""
+    from leakbench.data import read_table
+    from leakbench.harness import direct_probes, indirect_probes
+
+    holdout_ids = {s["subject_id"] for s in read_table("subjects", subset="mini", split="holdout")}
+    held = direct_probes(ner="none", subset="mini", split="holdout")["test"]
+    assert set(held["subject_id"]) == holdout_ids and set(held["split"]) == {"holdout"}
+    forget = direct_probes(ner="none", subset="mini")["test"]
+    assert not set(forget["subject_id"]) & holdout_ids and forget.num_rows == 2899
+    assert direct_probes(ner="none", subset="mini", release="v1")["test"]["probe_id"] == forget["probe_id"]
+    assert indirect_probes(ner="none", subset="mini", split="holdout")["test"].num_rows == 100
+    doc = held[0]
+    scores = process_results(doc, [doc["target_value"]])  # a generation that is the holdout value: a direct leak
+    assert scores["direct_leak_rate"] == 1.0

@@ -140,15 +140,15 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     data_dirs = {m.get("data_dir") for m in metas}
     recorded = {m.get("release_hash") for m in metas} - {None}
     names = {m.get("release") for m in metas} - {None}
-    if len(subsets) > 1 or len(data_dirs) > 1 or len(names) > 1 or len(recorded) > 1:
-        raise LeakBenchError(
-            f"{path_hint}: tasks were run on different subsets or releases: {subsets | data_dirs | names | recorded}"
-        )
+    if len(subsets) > 1 or len(data_dirs) > 1 or len(names) > 1:
+        mixed = subsets | data_dirs | names
+        raise LeakBenchError(f"{path_hint}: tasks were run on different subsets or releases: {mixed}")
     data_dir = data_dirs.pop()
     if data_dir and Path(data_dir).exists():
         current, name = release_hash(data_dir=data_dir), str(read_manifest(data_dir=data_dir).get("release", "v1"))
     else:
-        name = names.pop() if names else release_name(next(iter(recorded))) if recorded else DEFAULT_RELEASE
+        known = sorted({release_name(h) for h in recorded} - {None})
+        name = names.pop() if names else known[0] if known else None if recorded else DEFAULT_RELEASE
         if name not in RELEASES:
             raise LeakBenchError(
                 f"{path_hint}: results were computed on data release {next(iter(recorded))[:12]}…, which this "
