@@ -13,7 +13,6 @@ from leakbench.cli import main
 from leakbench.leaderboard import SCHEMA_VERSION, json_schema, load_leaderboard, publish
 from leakbench.leaderboard.page import COLUMNS
 from leakbench.leaderboard.publish import redact
-from leakbench.leaderboard.schema import MIGRATIONS
 from leakbench.records import LeakBenchError
 
 
@@ -271,6 +270,9 @@ def test_v1_results_still_publish_as_v1(lm_eval_run, tmp_path, capsys):
     publish([by_hash, by_name], board, None, examples=False)
     assert [e["data"]["name"] for e in _entries(board)] == ["v1"]  # one entry: the same model, method and release
     assert _entries(board)[0]["data"]["hash"] == release_hash("v1")
+    holdout = _with_metadata(out, tmp_path / "holdout", split="holdout")  # the guessability baseline: its own entry
+    publish([holdout], board, None, examples=False)
+    assert [e["data"].get("split", "forget") for e in _entries(board)] == ["forget", "holdout"]
     unknown = _with_metadata(out, tmp_path / "unknown", release_hash="0" * 64)
     with pytest.raises(LeakBenchError, match="which this LeakBench does not ship"):
         publish([unknown], board, None, examples=False)
@@ -363,7 +365,7 @@ def test_the_committed_leaderboard_loads_and_holds_no_local_path():
 
     board = Path(__file__).resolve().parents[1] / "results" / "leaderboard.json"
     text = board.read_text()
-    assert json.loads(text)["schema_version"] in (*MIGRATIONS, SCHEMA_VERSION)  # TEMP
+    assert json.loads(text)["schema_version"] == SCHEMA_VERSION
     load_leaderboard(board)
     for entry in json.loads(text)["entries"]:
         assert not re.match(r"(/|~|[A-Za-z]:\\\\)", entry["model"]["source"]), entry["model"]

@@ -126,6 +126,9 @@ def _lm_eval_results(run_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     return merged, files
 
 
+METADATA_KEYS = ("subset", "data_dir", "release_hash", "release", "split")  # the task metadata publish reads
+
+
 def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     """The release the tasks ran on: a user-built one (`data_dir`), or the packaged release named in the metadata
     or, failing that, the one whose hash the metadata recorded (results of v1 keep publishing as v1)."""
@@ -133,15 +136,16 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
 
     metas = [c.get("metadata") or {} for c in results["configs"].values()]
     if not all(isinstance(m, dict) for m in metas) or not all(
-        isinstance(m.get(k), str | None) for m in metas for k in ("subset", "data_dir", "release_hash", "release")
+        isinstance(m.get(k), str | None) for m in metas for k in METADATA_KEYS
     ):
-        raise LeakBenchError(f"{path_hint}: task metadata is malformed (subset, data_dir, release_hash, release)")
+        raise LeakBenchError(f"{path_hint}: task metadata is malformed ({', '.join(METADATA_KEYS)})")
     subsets = {m.get("subset", "full") for m in metas}
+    splits = {m.get("split", "forget") for m in metas}
     data_dirs = {m.get("data_dir") for m in metas}
     recorded = {m.get("release_hash") for m in metas} - {None}
     names = {m.get("release") for m in metas} - {None}
-    if len(subsets) > 1 or len(data_dirs) > 1 or len(names) > 1:
-        mixed = subsets | data_dirs | names
+    if len(subsets) > 1 or len(data_dirs) > 1 or len(names) > 1 or len(splits) > 1:
+        mixed = subsets | data_dirs | names | splits
         raise LeakBenchError(f"{path_hint}: tasks were run on different subsets or releases: {mixed}")
     data_dir = data_dirs.pop()
     if data_dir and Path(data_dir).exists():
@@ -160,7 +164,10 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
             f"{path_hint}: results were computed on data release {sorted(recorded - {current})[0][:12]}…, not on "
             f"release {name} as this LeakBench ships it ({current[:12]}…); re-run the evaluation"
         )
-    return DataRelease(name=name, hash=current, subset=subsets.pop())
+    split = splits.pop()
+    if split not in ("forget", "holdout"):
+        raise LeakBenchError(f"{path_hint}: task metadata split is {split!r}; expected forget or holdout")
+    return DataRelease(name=name, hash=current, subset=subsets.pop(), split=split)
 
 
 def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
@@ -347,6 +354,8 @@ def entry_identity(model: ModelInfo, method: str, release: DataRelease, *, named
     configuration key) is identified by name, as in schema 1.0, so a re-run replaces its rows; any other model
     by name and source, so two different models in folders of the same name stay two entries."""
     parts = [model.name, method, release.hash, release.subset]
+    if release.split != "forget":  # (forget entries keep the ids they had before splits existed)
+        parts.append(release.split)
     if not named_by_run:
         parts[1:1] = [model.source]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]

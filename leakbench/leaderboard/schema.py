@@ -43,6 +43,9 @@ class DataRelease(_Strict):
     name: str = "v1"
     hash: str = Field(description="leakbench.data.release_hash of the release the probes came from")
     subset: Literal["full", "mini"]
+    split: Literal["forget", "holdout"] = Field(
+        default="forget", description="whose probes: the forget subjects, or v2's holdout subjects (never trained on)"
+    )
 
 
 class Utility(_Strict):
