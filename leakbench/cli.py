@@ -20,6 +20,7 @@ from leakbench.base import BaseConfig
 from leakbench.data import DEFAULT_RELEASE
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
 from leakbench.pipeline import StudyConfig
+from leakbench.privacy import PrivacyConfig
 from leakbench.records import (
     Interrupted,
     LeakBenchError,
@@ -127,11 +128,11 @@ def data_export(
     """Write a packaged release out as plain files (JSONL + manifest)."""
     import shutil
 
-    from leakbench.data import release_dir
+    from leakbench.data import RELEASES, release_dir
     from leakbench.records import atomic_dir
 
     root = release_dir(release)
-    check_not_aliased("--out", out, {"the packaged release": root})
+    check_not_aliased("--out", out, {f"the packaged release {name}": path for name, path in RELEASES.items()})
     with atomic_dir(out, overwrite=overwrite) as tmp:
         for src in sorted(root.iterdir()):
             if src.suffix in (".jsonl", ".json"):
@@ -299,9 +300,11 @@ def privacy_cmd(
         Path | None,
         typer.Option(help="The oracle's privacy record: adds PrivLeak per attack and forget quality against it."),
     ] = None,
-    subset: Annotated[str, typer.Option(help="mini or full.")] = "mini",
-    k: Annotated[float, typer.Option(help="Min-K% and Min-K%++: the fraction of lowest-scoring tokens.")] = 0.4,
-    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = 16,
+    subset: Annotated[str, typer.Option(help="mini or full.")] = PrivacyConfig.subset,
+    k: Annotated[
+        float, typer.Option(help="Min-K% and Min-K%++: the fraction of lowest-scoring tokens.")
+    ] = PrivacyConfig.k,
+    batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = PrivacyConfig.batch_size,
     release: Annotated[str | None, typer.Option(help="Packaged release name (default: v2).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
@@ -309,7 +312,7 @@ def privacy_cmd(
 ) -> None:
     """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
     zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
-    from leakbench.privacy import PrivacyConfig, measure, read_record, verdict
+    from leakbench.privacy import measure, read_record, verdict
     from leakbench.records import UsageError, check_output, dumps_record, write_text_atomic
 
     cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)

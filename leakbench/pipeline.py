@@ -120,6 +120,13 @@ class StudyConfig:
             choose_ner_model(self.ner)  # an unknown spaCy model fails here, not after the victim is trained
         if self.publish_to is not None:
             check_output(self.publish_to, kind="directory")
+        from leakbench.data import read_table
+
+        if not read_table("subjects", subset=self.subset, data_dir=self.data_dir, split="holdout"):
+            raise LeakBenchError(
+                f"{self.data_dir}: the release has no holdout subjects, which the privacy metrics need; build one "
+                "with `leakbench data build` (v2, the default)"
+            )
 
 
 def parse_batch_size(value: int | str) -> int | str:
@@ -169,12 +176,14 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     """
     import dataclasses
 
+    from leakbench.data import release_hash
     from leakbench.harness import evaluate
     from leakbench.privacy import PrivacyConfig, compare, measure
     from leakbench.unlearn import UnlearnConfig, unlearn
-    from leakbench.victim import VictimConfig, build
+    from leakbench.victim import VictimConfig, build, reusable
 
     started = time.perf_counter()
+    data_hash = release_hash(data_dir=cfg.data_dir)
     out = Path(cfg.out)
     models, runs = out / "models", out / "runs"
     timings: dict[str, float] = {}
@@ -245,8 +254,8 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
                 (f"victim{tag}", victim_dir, vcfg),
                 (f"oracle{tag}", oracle_dir, dataclasses.replace(vcfg, oracle=True)),
             ):
-                # cached by configuration: reused when built with the same one, rebuilt when the options changed
-                stale = (folder / "victim.json").is_file() and model_record(folder).get("config_key") != c.key()
+                # cached by configuration and release: reused when built with the same, rebuilt when either changed
+                stale = (folder / "victim.json").is_file() and not reusable(model_record(folder), c, data_hash)
                 timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s, log=log))
         vrecord = model_record(victim_dir)
         family = family if v else victim_name  # what groups the runs of every seed: the first victim's name

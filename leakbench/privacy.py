@@ -106,8 +106,9 @@ def forget_quality(truth_ratios: Sequence[float], reference_truth_ratios: Sequen
 
 
 def truth_ratio(true_loss: float, decoy_losses: Sequence[float]) -> float:
-    """exp(L(true) - mean L(decoy)): near 0 when the true value is far likelier than its decoys, near 1 when not."""
-    return math.exp(true_loss - sum(decoy_losses) / len(decoy_losses))
+    """exp(L(true) - mean L(decoy)): near 0 when the true value is far likelier than its decoys, near 1 when not
+    (the exponent is capped at 700, where exp still fits a float)."""
+    return math.exp(min(700.0, true_loss - sum(decoy_losses) / len(decoy_losses)))
 
 
 def verdict(leak: float | None) -> str | None:
@@ -269,12 +270,12 @@ def measure(
 ) -> dict[str, Any]:
     """Every privacy metric of one model, as the record `leakbench privacy` writes. With `reference` (the
     oracle's record), also PrivLeak per attack and forget quality."""
-    import torch
     from tqdm import tqdm
 
     from leakbench.data import DEFAULT_RELEASE, read_manifest, read_table, release_dir, release_hash
     from leakbench.harness import reconstruct_rows
-    from leakbench.unlearn import context_length, load_causal_lm
+    from leakbench.records import model_record, provenance
+    from leakbench.unlearn import check_release, context_length, load_causal_lm
 
     started = time.perf_counter()
     root = release_dir(cfg.release or DEFAULT_RELEASE, cfg.data_dir)
@@ -287,11 +288,13 @@ def measure(
             "use release v2 (the default) or a release built with `leakbench data build`"
         )
     rows = reconstruct_rows(root, cfg.subset)
+    data_hash = release_hash(data_dir=root)
     if reference is not None:
-        check_reference(reference, cfg, release_hash(data_dir=root))
+        check_reference(reference, cfg, data_hash)
+    if Path(model_dir).is_dir():  # a LeakBench model trained on another release would be measured on the wrong set
+        check_release(model_record(model_dir), data_hash, model_dir)
+    device = check_device(device)
     model, tokenizer = load_causal_lm(model_dir)
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     model.to(device).eval()
     max_length = context_length(model, 1024)
     requests = _document_requests(forget) + _document_requests(holdout)
@@ -301,6 +304,9 @@ def measure(
         losses = choice_losses(model, tokenizer, rows, max_length=max_length, progress=bar.update)
     member_stats = [s for per_doc in stats[: len(forget)] for s in per_doc if s is not None]
     non_member_stats = [s for per_doc in stats[len(forget) :] for s in per_doc if s is not None]
+    scored = [x for st in member_stats + non_member_stats for x in st.logprobs] + [x for r in losses for x in r]
+    if not all(math.isfinite(x) for x in scored):
+        raise DataError(f"{model_dir}: the model gives non-finite log-probabilities (diverged weights?)")
     members = [membership_scores(s, cfg.k) for s in member_stats]
     non_members = [membership_scores(s, cfg.k) for s in non_member_stats]
     ratios = [
@@ -317,6 +323,7 @@ def measure(
     record: dict[str, Any] = {
         "kind": RECORD_KIND,
         "model": model_label(model_dir),
+        "device": str(device),
         "release": {"name": manifest.get("release", "v1"), "hash": release_hash(data_dir=root), "subset": cfg.subset},
         "k": cfg.k,
         "headline_attack": HEADLINE_ATTACK,
@@ -334,7 +341,24 @@ def measure(
         record["metrics"].update(compare(record, reference))
         record["reference"] = reference.get("model")
     record["wall_time_s"] = round(time.perf_counter() - started, 1)
-    return record
+    return provenance(**record)
+
+
+def check_device(device: str | None) -> str:
+    """The torch device to measure on (cuda when present by default); an unknown or absent one is a usage error."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: no MPS device is available here")
+    return device
 
 
 def _mean(values) -> float | None:
@@ -362,10 +386,14 @@ def check_reference(reference: Any, cfg: PrivacyConfig, data_hash: str, where: s
             f"k={reference.get('k')}); measure the reference with the same options"
         )
     metrics, ratios = reference.get("metrics"), reference.get("truth_ratios")
-    if not isinstance(metrics, dict) or not all(isinstance(metrics.get(f"mia_{a}"), float) for a in ATTACKS) or not (
-        isinstance(ratios, list) and ratios and all(isinstance(x, float) for x in ratios)
+    if not isinstance(metrics, dict) or not all(_positive(metrics.get(f"mia_{a}")) for a in ATTACKS) or not (
+        isinstance(ratios, list) and ratios and all(isinstance(x, float) and math.isfinite(x) for x in ratios)
     ):
-        raise DataError(f"{where}: the record lacks its membership AUCs or truth ratios")
+        raise DataError(f"{where}: the record lacks its membership AUCs (positive numbers) or truth ratios")
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
 
 
 def read_record(path: str | Path, where: str) -> dict[str, Any]:

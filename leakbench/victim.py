@@ -192,6 +192,11 @@ def training_blocks(
     return shuffled(blocks, cfg.seed)
 
 
+def reusable(record: dict[str, Any], cfg: VictimConfig, data_hash: str) -> bool:
+    """Whether a built victim's record says it was built with `cfg` on the release `data_hash`."""
+    return record.get("config_key") == cfg.key() and record.get("data_release_hash") == data_hash
+
+
 def build(
     out: str | Path, cfg: VictimConfig, *, data_dir: str | Path | None = None, overwrite: bool = False, log=print
 ) -> dict[str, Any]:
@@ -204,18 +209,20 @@ def build(
     out = check_output(out, kind="directory")
     check_not_aliased("--out", out, {"--base": cfg.base, "--data-dir": data_dir})
     existing = out / RECORD
+    data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     if existing.is_file():
         try:
             record = json.loads(existing.read_text(encoding="utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError):
             record = {}  # a damaged record: rebuild only with --overwrite, like any other victim
-        if record.get("config_key") == cfg.key() and not overwrite:
+        if reusable(record, cfg, data_hash) and not overwrite:
             log(f"reusing the victim in {out} (built with the same arguments)")
             return record
         if not overwrite:
-            raise LeakBenchError(f"{out} holds a victim built with other arguments; pass --overwrite to replace it")
+            raise LeakBenchError(
+                f"{out} holds a victim built with other arguments or data release; pass --overwrite to replace it"
+            )
 
-    data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     forget_docs, other, fresh = training_documents(cfg, data_dir)
     started = time.perf_counter()
     from leakbench.base import embedded, save_model

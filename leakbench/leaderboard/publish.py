@@ -132,7 +132,7 @@ METADATA_KEYS = ("subset", "data_dir", "release_hash", "release", "split")  # th
 def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     """The release the tasks ran on: a user-built one (`data_dir`), or the packaged release named in the metadata
     or, failing that, the one whose hash the metadata recorded (results of v1 keep publishing as v1)."""
-    from leakbench.data import DEFAULT_RELEASE, RELEASES, read_manifest, release_hash, release_name
+    from leakbench.data import RELEASES, read_manifest, release_hash, release_name
 
     metas = [c.get("metadata") or {} for c in results["configs"].values()]
     if not all(isinstance(m, dict) for m in metas) or not all(
@@ -152,11 +152,12 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
         current, name = release_hash(data_dir=data_dir), str(read_manifest(data_dir=data_dir).get("release", "v1"))
     else:
         known = sorted({release_name(h) for h in recorded} - {None})
-        name = names.pop() if names else known[0] if known else None if recorded else DEFAULT_RELEASE
+        name = names.pop() if names else known[0] if known else None if recorded else _sampled_release(path_hint)
         if name not in RELEASES:
+            what = name if name else f"{next(iter(recorded))[:12]}…"
             raise LeakBenchError(
-                f"{path_hint}: results were computed on data release {next(iter(recorded))[:12]}…, which this "
-                f"LeakBench does not ship (it ships {', '.join(RELEASES)}); re-run the evaluation"
+                f"{path_hint}: results were computed on data release {what}, which this LeakBench does not ship "
+                f"(it ships {', '.join(RELEASES)}); re-run the evaluation"
             )
         current = release_hash(name)
     if recorded - {current}:
@@ -168,6 +169,23 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     if split not in ("forget", "holdout"):
         raise LeakBenchError(f"{path_hint}: task metadata split is {split!r}; expected forget or holdout")
     return DataRelease(name=name, hash=current, subset=subsets.pop(), split=split)
+
+
+def _sampled_release(results_file: Path) -> str:
+    """The packaged release a plain `lm_eval` run (which records no release in its metadata) read its probes from:
+    the folder its logged samples name; the default release when no sample says."""
+    from leakbench.data import DEFAULT_RELEASE, RELEASES
+
+    for samples in sorted(results_file.parent.glob("samples_leakbench_*.jsonl")):
+        try:
+            with samples.open("rb") as fh:
+                doc = json.loads(fh.readline().decode("utf-8")).get("doc") or {}
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, AttributeError):
+            continue
+        folder = Path(str(doc.get("release_dir", ""))).name
+        if folder in RELEASES:
+            return folder
+    return DEFAULT_RELEASE
 
 
 def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
@@ -195,7 +213,7 @@ def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
     sample_files = sorted(run_dir.rglob("samples_leakbench_*.jsonl"))
     if not sample_files:
         return []
-    subjects = {s["subject_id"]: s for s in read_table("subjects")}
+    subjects = {s["subject_id"]: s for s in read_table("subjects", release.name, split=release.split)}
     scorer = LeakScorer(list(subjects.values()), ner_model=None)
     examples: list[Example] = []
     for path in sample_files:
