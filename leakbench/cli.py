@@ -312,7 +312,8 @@ def privacy_cmd(
 ) -> None:
     """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
     zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
-    from leakbench.privacy import measure, read_record, verdict
+    from leakbench.metrics import verdict
+    from leakbench.privacy import measure, read_record
     from leakbench.records import UsageError, check_output, dumps_record, write_text_atomic
 
     cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)

@@ -36,6 +36,7 @@ from leakbench.metrics import (
     pass_at_1_key,
     result,
     utility_kept,
+    verdict,
     vs_oracle_key,
 )
 from leakbench.records import (
@@ -407,8 +408,6 @@ KEPT_MARK = " ↑"  # utility kept above 100%
 def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str]]:
     """The study table: columns, one list of cells per model, and the notes that explain its marks (the
     Markdown file and the console print the same). Rows over several seeds show mean ± 95% CI half-width."""
-    from leakbench.privacy import verdict
-
     datasets = _datasets(rows)
     utility = {**UTILITY_COLUMNS, **{pass_at_1_key(d): (f"{d}+ pass@1", ".3f") for d in datasets}}
     columns = [

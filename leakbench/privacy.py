@@ -30,12 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
 from leakbench.records import DataError, UsageError, check_number
 
-ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")
-HEADLINE_ATTACK = "min_k_plus_plus"
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs
-PRIVLEAK_TOLERANCE = 10.0  # percent: |PrivLeak| within it reads as neither under- nor over-unlearned
 RECORD_KIND = "leakbench-privacy"
 
 
@@ -109,15 +107,6 @@ def truth_ratio(true_loss: float, decoy_losses: Sequence[float]) -> float:
     """exp(L(true) - mean L(decoy)): near 0 when the true value is far likelier than its decoys, near 1 when not
     (the exponent is capped at 700, where exp still fits a float)."""
     return math.exp(min(700.0, true_loss - sum(decoy_losses) / len(decoy_losses)))
-
-
-def verdict(leak: float | None) -> str | None:
-    """How a PrivLeak figure reads: under-unlearned above +10%, over-unlearned below -10%."""
-    if leak is None:
-        return None
-    if leak > PRIVLEAK_TOLERANCE:
-        return "under-unlearned"
-    return "over-unlearned" if leak < -PRIVLEAK_TOLERANCE else "within ±10%"
 
 
 # --- token statistics from a model -----------------------------------------------------------------------------

@@ -9,8 +9,8 @@ import zlib
 import pytest
 
 from leakbench.cli import main
+from leakbench.metrics import ATTACKS, verdict
 from leakbench.privacy import (
-    ATTACKS,
     PrivacyConfig,
     ValueStats,
     auc,
@@ -23,7 +23,6 @@ from leakbench.privacy import (
     privleak,
     truth_ratio,
     value_stats,
-    verdict,
 )
 
 # --- the formulas ---------------------------------------------------------------------------------------------

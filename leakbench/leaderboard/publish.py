@@ -435,8 +435,8 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
 def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, dict[str, Metric]]:
     """`leakbench privacy`'s record in the run folder (privacy.json), if any, checked against the release the
     lm-eval tasks ran on, as entry metrics under `leakbench_privacy/`."""
-    from leakbench.metrics import PRIVACY, PRIVACY_METRICS
-    from leakbench.privacy import RECORD_KIND, verdict
+    from leakbench.metrics import PRIVACY, PRIVACY_METRICS, verdict
+    from leakbench.privacy import RECORD_KIND
 
     path = run_dir / "privacy.json"
     if not path.is_file():
