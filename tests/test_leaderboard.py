@@ -223,7 +223,7 @@ def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
         "role": "unlearned",  # from the model's own unlearn.json
     }
     assert entry["method"]["name"] == "ga" and entry["method"]["hyperparameters"]["steps"] == 1
-    assert entry["data"] == {"name": "v2", "hash": release_hash(), "subset": "mini"}
+    assert entry["data"] == {"name": "v2", "hash": release_hash(), "subset": "mini", "split": "forget"}
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     expected = {
         f"{task}/{key.split(',')[0]}": value
