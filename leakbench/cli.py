@@ -84,10 +84,8 @@ def data_build(
 ) -> None:
     """Generate a release (subjects, forget/retain documents, probes, manifest) deterministically; the defaults
     rebuild the packaged release byte for byte."""
-    from leakbench.data import release_dir
     from leakbench.data.build import check_parameters, generate, write_release
 
-    release_dir(release)  # an unknown name fails here
     check_parameters(seed, subjects)
     with console.status(f"generating {subjects} subjects (seed {seed}, release {release})..."):
         rows = generate(seed, subjects, release)

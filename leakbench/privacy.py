@@ -261,7 +261,7 @@ def measure(
     oracle's record), also PrivLeak per attack and forget quality."""
     from tqdm import tqdm
 
-    from leakbench.data import DEFAULT_RELEASE, read_manifest, read_table, release_dir, release_hash
+    from leakbench.data import DEFAULT_RELEASE, in_split, read_manifest, read_table, release_dir, release_hash
     from leakbench.harness import reconstruct_rows
     from leakbench.records import model_record, provenance
     from leakbench.unlearn import check_release, context_length, load_causal_lm
@@ -269,8 +269,9 @@ def measure(
     started = time.perf_counter()
     root = release_dir(cfg.release or DEFAULT_RELEASE, cfg.data_dir)
 
-    forget = read_table("forget", subset=cfg.subset, data_dir=root)
-    holdout = read_table("forget", subset=cfg.subset, data_dir=root, split="holdout")
+    documents = read_table("forget", subset=cfg.subset, data_dir=root, split=None)
+    forget = [d for d in documents if in_split(d, "forget")]
+    holdout = [d for d in documents if in_split(d, "holdout")]
     if not holdout:
         raise DataError(
             f"{root}: the release has no holdout subjects, the non-members membership inference needs; "
@@ -313,7 +314,7 @@ def measure(
         "kind": RECORD_KIND,
         "model": model_label(model_dir),
         "device": str(device),
-        "release": {"name": manifest.get("release", "v1"), "hash": release_hash(data_dir=root), "subset": cfg.subset},
+        "release": {"name": manifest.get("release", "v1"), "hash": data_hash, "subset": cfg.subset},
         "k": cfg.k,
         "headline_attack": HEADLINE_ATTACK,
         "context": "each value occurrence given its document before it (at most the model's context length)",

@@ -251,7 +251,7 @@ def _check_splits(
     for probe in tables["probes"]:
         if split_of.get(probe["subject_id"]) != probe["split"]:
             problems.add(f"probes.jsonl:{probe['_line']} ({probe['probe_id']}): split differs from its subject's")
-    fraction = HOLDOUT_FRACTION.get(release, HOLDOUT_FRACTION["v2"]) or HOLDOUT_FRACTION["v2"]
+    fraction = HOLDOUT_FRACTION["v2"]  # marked rows are the v2 format
     for subset in ("full", "mini"):
         rows = [s for s in subjects.values() if subset == "full" or s["mini"]]
         n_forget = sum(s["split"] == "forget" for s in rows)

@@ -78,19 +78,23 @@ def _row(e: Entry) -> dict[str, float | str | None]:
     }
 
 
-def _cell(key: str, value: float | str | None, flagged: bool = False) -> str:
+def _text(key: str, value: float) -> str:
+    """A number as its column shows it."""
+    if key in _PLAIN:
+        return f"{value:.3g}" if key == "forget_quality" else f"{value:.3f}"
+    if key in _PERCENT_VALUES:
+        return f"{value:+.1f}%"
+    if key in _POINTS:
+        return f"{100 * value:+.1f} pts"
+    return f"{100 * value:.1f}%"
+
+
+def _cell(key: str, value: float | str | None, flagged: bool = False, spread: float | None = None) -> str:
     if value is None:
         return '<td data-v="">–</td>'
     if isinstance(value, str):
         return f'<td data-v="{html.escape(value)}">{html.escape(value)}</td>'
-    if key in _PLAIN:
-        text = f"{value:.3g}" if key == "forget_quality" else f"{value:.3f}"
-    elif key in _PERCENT_VALUES:
-        text = f"{value:+.1f}%"
-    elif key in _POINTS:
-        text = f"{100 * value:+.1f} pts"
-    else:
-        text = f"{100 * value:.1f}%"
+    text = _text(key, value) + (f" ± {_text(key, spread).lstrip('+')}" if spread is not None else "")
     if flagged:
         title = "kept above 100%: the model beats the victim here; check it does not fit the evaluation"
         return f'<td data-v="{value:.6f}" class="num flag" title="{title}">{text} ↑</td>'
@@ -220,11 +224,7 @@ def seeds_table(board: Leaderboard) -> str:
         cells = [f"<td>{html.escape(group)}</td>", f'<td class="num">{len(rows)}</td>']
         for key in SEED_COLUMNS:
             mean, ci = mean_ci([r[key] if isinstance(r[key], int | float) else None for r in rows])
-            text = _cell(key, mean)
-            if ci is not None:
-                spread = _cell(key, ci).split(">", 1)[1].removesuffix("</td>").lstrip("+")
-                text = text.removesuffix("</td>") + f" ± {spread}</td>"
-            cells.append(text)
+            cells.append(_cell(key, mean, spread=ci))
         lines.append("<tr>" + "".join(cells) + "</tr>")
     if not lines:
         return ""
