@@ -140,11 +140,6 @@ def init_model(
     return LlamaForCausalLM(config)
 
 
-def save_model(model, tokenizer, out: Path) -> None:
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
-
-
 def blocks(tokenizer, texts: list[str], block: int) -> list[list[int]]:
     """The corpus as one token stream (each file followed by EOS), cut into full blocks."""
     ids: list[int] = []
@@ -166,7 +161,7 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
     import torch
     from transformers import Trainer
 
-    from leakbench.corpus import quiet_progress, training_arguments
+    from leakbench.training import save_model, train, training_arguments
 
     out = check_output(out, kind="directory")
     if (out / RECORD).is_file() and not overwrite:
@@ -207,7 +202,6 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
     )  # fmt: skip
     torch.manual_seed(cfg.seed)
     trainer = Trainer(model=model, args=args, train_dataset=data, data_collator=_collate)
-    quiet_progress(trainer)
     checkpoints = sorted((work / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     if checkpoints:
         log(f"resuming from {checkpoints[-1].name}")
@@ -215,7 +209,7 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
     earlier = float(wall_file.read_text()) if wall_file.is_file() else 0.0
     started = time.perf_counter()
     try:
-        trainer.train(resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
+        train(trainer, resume_from_checkpoint=str(checkpoints[-1]) if checkpoints else None)
     finally:  # the time spent counts even when the build is interrupted and resumed later
         write_text_atomic(wall_file, f"{earlier + time.perf_counter() - started:.1f}")
     wall = float(wall_file.read_text())

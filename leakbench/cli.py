@@ -29,7 +29,7 @@ from leakbench.records import (
     input_file,
     os_error_message,
 )
-from leakbench.unlearn import UnlearnConfig
+from leakbench.unlearn import METHODS, UnlearnConfig
 from leakbench.utility import GENERATION_BATCH_SIZE, GT_TIME_LIMIT_FACTOR, MAX_NEW_TOKENS, MIN_TIME_LIMIT
 from leakbench.victim import VictimConfig
 
@@ -254,24 +254,35 @@ def victim_build(
 @app.command("unlearn")
 def unlearn_cmd(
     model: Annotated[str, typer.Option("--model", help="Victim model directory (or hub id).")],
-    method: Annotated[str, typer.Option(help="ga, ga_gd, ga_kl or npo.")],
+    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the unlearned model and unlearn.json.")],
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the method's).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
-    retain_weight: Annotated[float | None, typer.Option(help="Weight of the retain term (GD / KL / NPO+RT).")] = None,
-    beta: Annotated[float | None, typer.Option(help="NPO inverse temperature (default: the method's).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Forget/retain pairs per step.")] = UnlearnConfig.batch_size,
+    retain_weight: Annotated[
+        float | None, typer.Option(help="Weight of the retain term (NLL, KL or RMU's activation match).")
+    ] = None,
+    beta: Annotated[float | None, typer.Option(help="Inverse temperature of NPO, SimNPO, span, DPO, PLUM.")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(help="A method's other hyper-parameter as NAME=VALUE (repeatable), e.g. margin=0.5 "
+                          "(SimNPO), layer=2 / steering=20 (RMU), forget_loss=ga (span), rounds=3 (PLUM)."),
+    ] = None,
+    batch_size: Annotated[
+        int, typer.Option(help="Forget/retain pairs per step, over all processes (the global batch).")
+    ] = UnlearnConfig.batch_size,
     values_only: Annotated[
         bool, typer.Option(help="Restrict the forget loss to the tokens of the sensitive values.")
     ] = False,
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saved).")] = False,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (alpha = 2 x rank).")] = UnlearnConfig.lora_rank,
     seed: Annotated[int, typer.Option(help="Training seed.")] = UnlearnConfig.seed,
     subset: Annotated[str | None, typer.Option(help="Forget set (default: the one the victim memorized).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
 ) -> None:
-    """Make a model forget the forget set: GA, GA+GD, GA+KL (Gu et al.) or NPO, on the HF Trainer."""
-    from leakbench.unlearn import unlearn
+    """Make a model forget the forget set on the HF Trainer (`accelerate launch -m leakbench unlearn` for
+    several processes or GPUs): GA, GA+GD, GA+KL (Gu et al.), NPO, SimNPO, RMU, span-aware, redaction DPO, PLUM."""
+    from leakbench.unlearn import parse_params, unlearn
 
     cfg = UnlearnConfig(
         method=method,
@@ -279,13 +290,37 @@ def unlearn_cmd(
         lr=lr,
         retain_weight=retain_weight,
         beta=beta,
+        params=parse_params(param or []),
         batch_size=batch_size,
         values_only=values_only,
         lora=lora,
+        lora_rank=lora_rank,
         seed=seed,
         subset=subset,
     )
     unlearn(model, out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
+
+
+@app.command("sweep")
+def sweep_cmd(
+    model: Annotated[str, typer.Option("--model", help="The sweep's victim: built with another seed than the "
+                                                       "reported one (e.g. `leakbench victim build --seed 1`).")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the sweep's models, runs and sweep.json.")],
+    methods: Annotated[str, typer.Option(help="Comma-separated methods, or 'all'.")] = "all",
+    subset: Annotated[str, typer.Option(help="mini or full.")] = "mini",
+    seed: Annotated[int, typer.Option(help="Unlearning seed of every point.")] = 0,
+) -> None:
+    """Choose the methods' defaults: each grid point unlearned and scored on direct leaks and held-out code; the
+    lowest direct leak that keeps >= 99% of the victim's code utility wins. Resumes an interrupted sweep."""
+    from leakbench.data import check_subset
+    from leakbench.sweep import run_sweep
+    from leakbench.unlearn import expand_methods
+
+    check_subset(subset)
+    chosen = expand_methods(tuple(m.strip() for m in methods.split(",") if m.strip()))
+    summary = run_sweep(model, out, chosen, subset=subset, seed=seed, log=console.print)
+    for method, row in summary["methods"].items():
+        console.print(f"{method}: {row['chosen']}" + ("" if row["meets_utility_bar"] else " (utility bar not met)"))
 
 
 @app.command("privacy")
@@ -421,7 +456,9 @@ def run_cmd(
         "runs/study"
     ),
     subset: Annotated[str, typer.Option(help="mini (50 subjects, CPU) or full.")] = StudyConfig.subset,
-    methods: Annotated[str, typer.Option(help="Comma-separated unlearning methods.")] = ",".join(StudyConfig.methods),
+    methods: Annotated[
+        str, typer.Option(help=f"Comma-separated unlearning methods, or 'all' ({', '.join(METHODS)}).")
+    ] = ",".join(StudyConfig.methods),
     model: Annotated[
         str | None, typer.Option(help="Use this victim model directory instead of building the embedded one.")
     ] = None,
@@ -457,7 +494,7 @@ def run_cmd(
     ] = 1,
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
 ) -> None:
-    """The whole study: victim and oracle -> leak, utility and privacy measurements -> GA, GA+GD, GA+KL, NPO
+    """The whole study: victim and oracle -> leak, utility and privacy measurements -> the unlearning methods
     (over --seeds) -> the same again -> leaderboard, with a table at the end."""
     from leakbench.pipeline import run_study, table
 

@@ -1,6 +1,6 @@
 """Release documents as token sequences for training: tokenized with value masks, packed into blocks.
 
-Shared by victim building (memorize) and unlearning (forget / retain batches).
+Shared by victim building (memorize) and unlearning (forget / retain batches); training itself is `leakbench.training`.
 """
 
 from __future__ import annotations
@@ -85,60 +85,3 @@ def shuffled(items: Sequence[Any], seed: int) -> list[Any]:
     out = list(items)
     random.Random(seed).shuffle(out)
     return out
-
-
-PRECISIONS = ("fp32", "bf16")
-
-
-def check_precision(precision: str) -> None:
-    """fp32 everywhere (the default: results do not depend on the device), or bf16 autocast on a GPU that has it."""
-    from leakbench.records import UsageError
-
-    if precision not in PRECISIONS:
-        raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
-    if precision == "bf16":
-        import torch
-
-        if not (torch.cuda.is_available() and torch.cuda.is_bf16_supported()):
-            raise UsageError("bf16 needs a CUDA GPU that supports it; use fp32 here")
-
-
-def training_arguments(
-    output_dir: str, *, steps: int, batch_size: int, lr: float, seed: int, precision: str = "fp32", **overrides: Any
-):
-    """`TrainingArguments` shared by victim building and unlearning: a fixed step budget, no checkpoints or
-    reporting, our own batch keys kept, seeded, and the CPU when there is no GPU. `accelerate launch`
-    still distributes it."""
-    import torch
-    from transformers import TrainingArguments
-
-    settings: dict[str, Any] = {
-        "max_steps": steps,
-        "per_device_train_batch_size": batch_size,
-        "learning_rate": lr,
-        "weight_decay": 0.0,
-        "max_grad_norm": 1.0,
-        "logging_steps": max(1, steps // 10),
-        "save_strategy": "no",
-        "report_to": [],
-        "seed": seed,
-        "data_seed": seed,
-        "remove_unused_columns": False,
-        "use_cpu": not torch.cuda.is_available(),
-        "dataloader_num_workers": 0,
-        "bf16": precision == "bf16",
-    }
-    return TrainingArguments(output_dir=output_dir, **{**settings, **overrides})
-
-
-def quiet_progress(trainer) -> None:
-    """Keep the Trainer's progress bar but not the `{'loss': ...}` line it prints at every logging step: the
-    losses stay in `trainer.state.log_history` (and the records), the console stays readable."""
-    from transformers.trainer_callback import ProgressCallback
-
-    class BarOnly(ProgressCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            return None
-
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(BarOnly)

@@ -51,7 +51,8 @@ from leakbench.records import (
 )
 
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
-DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
+# The paper's three, NPO, and the two strongest new methods of the sweep (README, "Unlearning methods").
+DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo", "span", "dpo")
 
 
 @dataclass
@@ -80,12 +81,12 @@ class StudyConfig:
     def __post_init__(self) -> None:
         """Every option is checked here, before a model is built or a task runs."""
         from leakbench.data import check_subset
-        from leakbench.unlearn import UnlearnConfig, check_methods
+        from leakbench.unlearn import UnlearnConfig, expand_methods
         from leakbench.utility import parse_datasets
         from leakbench.victim import VictimConfig
 
         check_subset(self.subset)
-        check_methods(self.methods)
+        self.methods = expand_methods(self.methods)  # `all`: every registered method
         parse_datasets(self.utility)
         self.batch_size = parse_batch_size(self.batch_size)
         from leakbench.harness import check_backend

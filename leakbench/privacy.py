@@ -263,8 +263,8 @@ def measure(
 
     from leakbench.data import DEFAULT_RELEASE, in_split, read_manifest, read_table, release_dir, release_hash
     from leakbench.harness import reconstruct_rows
-    from leakbench.records import model_record, provenance
-    from leakbench.unlearn import check_release, context_length, load_causal_lm
+    from leakbench.records import check_release, model_record, provenance
+    from leakbench.training import context_length, load_causal_lm
 
     started = time.perf_counter()
     root = release_dir(cfg.release or DEFAULT_RELEASE, cfg.data_dir)

@@ -111,6 +111,16 @@ def model_record(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return {}
 
 
+def check_release(record: dict[str, Any], release_hash: str, model_dir: str | os.PathLike[str]) -> None:
+    """A model trained on one data release is only unlearned or measured against that release's forget set."""
+    recorded = record.get("data_release_hash")
+    if recorded and recorded != release_hash:
+        raise LeakBenchError(
+            f"{model_dir} was trained on data release {recorded[:12]}…, but the forget set given has hash "
+            f"{release_hash[:12]}…: pass the matching --data-dir"
+        )
+
+
 def _blocking_ancestor(path: Path) -> Path | None:
     """The first existing ancestor of `path` that is not a directory (so nothing can be created below it)."""
     for parent in reversed(path.absolute().parents):

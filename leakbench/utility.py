@@ -141,7 +141,7 @@ def generate_samples(
     import torch
     from evalplus.sanitize import sanitize
 
-    from leakbench.unlearn import context_length, load_causal_lm
+    from leakbench.training import context_length, load_causal_lm
 
     model, tokenizer = load_causal_lm(model_dir)
     device = "cuda" if torch.cuda.is_available() else "cpu"

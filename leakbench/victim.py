@@ -34,6 +34,7 @@ from leakbench.records import (
     dumps_record,
     provenance,
 )
+from leakbench.training import LORA_RANK
 
 RECORD = "victim.json"
 
@@ -45,6 +46,7 @@ class VictimConfig:
     epochs: int = 50  # exposures of each forget document
     oracle: bool = False  # the oracle: the same recipe and token budget without the forget documents
     lora: bool = False
+    lora_rank: int = LORA_RANK
     seed: int = 0
     replay_chars: int = 200_000  # pretraining code replayed (held-out modules never among it)
     other_epochs: int = 2  # passes over the replay and retain documents during the whole run
@@ -65,14 +67,15 @@ class VictimConfig:
         check_subset(self.subset)
         if self.lora and not self.base:
             raise UsageError("--lora needs --base (the embedded base is fine-tuned in full)")
-        for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--block", self.block)):
+        for option, value in (("--epochs", self.epochs), ("--batch-size", self.batch_size), ("--block", self.block),
+                              ("--lora-rank", self.lora_rank)):  # fmt: skip
             check_number(option, value, integer=True)
         check_number("--seed", self.seed, integer=True, allow_zero=True)
         check_number("--replay-chars", self.replay_chars, integer=True, allow_zero=True)
         check_number("--lr", self.lr)
         check_number("--value-weight", self.value_weight)
         if self.precision != "fp32":
-            from leakbench.corpus import check_precision
+            from leakbench.training import check_precision
 
             check_precision(self.precision)
 
@@ -81,6 +84,8 @@ class VictimConfig:
         fields = asdict(self)
         if fields["precision"] == "fp32":  # the default leaves the key (and the published name) as before
             del fields["precision"]
+        if not self.lora:  # likewise the rank, which only a LoRA fine-tune uses
+            del fields["lora_rank"]
         if self.oracle:  # what replaces the forget documents (fresh pretraining code since 0.2)
             fields["oracle_substitutes"] = "fresh-pretraining-code"
         if self.base is None:
@@ -203,7 +208,7 @@ def build(
     """Build (or reuse) a victim in `out`; returns its record."""
     import torch
 
-    from leakbench.corpus import collate, quiet_progress, training_arguments
+    from leakbench.corpus import collate
     from leakbench.data import release_hash
 
     out = check_output(out, kind="directory")
@@ -225,17 +230,13 @@ def build(
 
     forget_docs, other, fresh = training_documents(cfg, data_dir)
     started = time.perf_counter()
-    from leakbench.base import embedded, save_model
-    from leakbench.unlearn import context_length, load_causal_lm
+    from leakbench.base import embedded
+    from leakbench.training import context_length, load_causal_lm, save_model, train, training_arguments, with_lora
 
     model, tokenizer = load_causal_lm(str(embedded()) if cfg.base is None else cfg.base)
     block = min(cfg.block, context_length(model, cfg.block))
     if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, target_modules="all-linear", lora_dropout=0.0)
-        )
+        model = with_lora(model, cfg.lora_rank)
     blocks = training_blocks(tokenizer, cfg, forget_docs, other, block, fresh)
     steps = max(1, len(blocks) // cfg.batch_size)
     log(
@@ -263,14 +264,8 @@ def build(
             train_dataset=blocks,
             data_collator=lambda batch: collate(batch, tokenizer.pad_token_id),
         )
-        quiet_progress(trainer)
-        trainer.train()
-        if cfg.lora:
-            model = model.merge_and_unload()
-        import shutil
-
-        shutil.rmtree(tmp / "_trainer", ignore_errors=True)
-        save_model(model, tokenizer, tmp)
+        train(trainer)
+        model = save_model(model, tokenizer, tmp, scratch=tmp / "_trainer")
         wall = time.perf_counter() - started
         record = provenance(
             kind="victim",

@@ -24,8 +24,9 @@ def run_leakbench(*args: str, cwd: Path | None = None, timeout: float = 600, **k
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A randomly initialised tiny Llama-style model with its own tokenizer (no victim record)."""
-    from leakbench.base import init_model, save_model, train_tokenizer
+    from leakbench.base import init_model, train_tokenizer
     from leakbench.data import read_table
+    from leakbench.training import save_model
 
     out = tmp_path_factory.mktemp("tiny-model") / "tiny"
     tokenizer = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)

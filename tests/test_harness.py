@@ -141,8 +141,9 @@ def test_breakdowns_average_only_over_their_own_probes():
 
 
 def _tiny_model(tmp_path_factory):
-    from leakbench.base import init_model, save_model, train_tokenizer
+    from leakbench.base import init_model, train_tokenizer
     from leakbench.data import read_table
+    from leakbench.training import save_model
 
     out = tmp_path_factory.mktemp("tiny")
     texts = [d["text"] for d in read_table("retain", subset="mini")]

@@ -19,9 +19,10 @@ from leakbench.records import LeakBenchError
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     """Two run directories from real lm-eval runs of a tiny model: a 'victim' and an 'unlearned' one."""
-    from leakbench.base import init_model, save_model, train_tokenizer
+    from leakbench.base import init_model, train_tokenizer
     from leakbench.data import read_table
     from leakbench.harness import evaluate
+    from leakbench.training import save_model
 
     root = tmp_path_factory.mktemp("runs")
     tok = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)

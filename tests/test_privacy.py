@@ -147,7 +147,7 @@ def test_shared_prefix_choice_losses_equal_whole_sequence_scoring(toy_victims):
     from leakbench.data import release_dir
     from leakbench.harness import reconstruct_rows
     from leakbench.privacy import choice_losses
-    from leakbench.unlearn import load_causal_lm
+    from leakbench.training import load_causal_lm
 
     model, tokenizer = load_causal_lm(toy_victims["victim"])
     rows = reconstruct_rows(release_dir(), "mini")[:6]

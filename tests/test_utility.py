@@ -98,8 +98,9 @@ def test_missing_data_says_how_to_provide_it(tmp_path, capsys, monkeypatch):
 
 @needs_data
 def test_generation_with_a_tiny_model_writes_a_complete_record(tmp_path):
-    from leakbench.base import init_model, save_model, train_tokenizer
+    from leakbench.base import init_model, train_tokenizer
     from leakbench.data import read_table
+    from leakbench.training import save_model
     from leakbench.utility import run_utility
 
     tok = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)

@@ -144,8 +144,9 @@ def test_an_interrupted_run_leaves_nothing_that_looks_complete(victim, tmp_path,
 def test_base_model_fine_tuning_with_lora_on_a_local_directory(tmp_path, tiny_cfg):
     from transformers import AutoModelForCausalLM
 
-    from leakbench.base import init_model, save_model, train_tokenizer
+    from leakbench.base import init_model, train_tokenizer
     from leakbench.data import read_table
+    from leakbench.training import save_model
 
     tok = train_tokenizer([d["text"] for d in read_table("retain", subset="mini")], vocab_size=400)
     save_model(init_model(tok, hidden=32, layers=1, heads=2, max_positions=256), tok, tmp_path / "base")

@@ -1,48 +1,139 @@
-"""Unlearning baselines on one shared HF Trainer: GA, GA+GD, GA+KL (the study's) and NPO.
+"""Unlearning methods on one shared HF Trainer: the paper's GA, GA+GD, GA+KL; NPO, SimNPO, RMU; span-aware
+unlearning (CodeEraser's manner); redaction DPO; and PLUM's scorer-verified on-policy preference learning.
 
-`unlearn()` loads a victim, runs one method on its forget set with retain documents as the counterweight,
-and writes the model plus `unlearn.json` atomically.
+`METHODS` is the registry, readable without torch: each method's trainer class (one file each in this package),
+its hyper-parameters with their defaults, and the grid the defaults were chosen from (`leakbench sweep`, on a
+victim built with another seed than the reported one). `unlearn()` loads a model, runs one method on its forget
+set with retain documents as the counterweight, and writes the model plus `unlearn.json` atomically.
 """
 
 from __future__ import annotations
 
 import copy
 import importlib
-import time
+import os
+import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from leakbench.records import (
-    LeakBenchError,
     UsageError,
     atomic_dir,
     check_not_aliased,
     check_number,
+    check_release,
     dumps_record,
     model_record,
     provenance,
 )
 
-# The registry: method name -> its trainer class in leakbench/unlearn/<name>.py. Reading it imports no torch.
-METHODS: dict[str, str] = {"ga": "GATrainer", "ga_gd": "GAGDTrainer", "ga_kl": "GAKLTrainer", "npo": "NPOTrainer"}
 RECORD = "unlearn.json"
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A hyper-parameter's type and range: checked up front, before any model is loaded."""
+
+    kind: type = float
+    allow_zero: bool = False
+    choices: tuple[str, ...] = ()
+    help: str = ""
+    named: tuple[str, ...] = ()  # words a numeric parameter also accepts (RMU's layer: "middle")
+
+    def parse(self, name: str, value: Any) -> Any:
+        if value in self.named:
+            return value
+        if self.choices:
+            if value not in self.choices:
+                raise UsageError(f"--param {name}={value}: choose one of {', '.join(self.choices)}")
+            return value
+        if isinstance(value, str):
+            try:
+                value = self.kind(value) if self.kind is float else int(value)
+            except ValueError:
+                expected = "an integer" if self.kind is int else "a number"
+                raise UsageError(f"--param {name}={value}: expected {expected}") from None
+        check_number(f"--param {name}", value, integer=self.kind is int, allow_zero=self.allow_zero)
+        return value
+
+
+PARAMS: dict[str, Param] = {
+    "steps": Param(int, help="optimizer steps"),
+    "lr": Param(help="learning rate"),
+    "retain_weight": Param(allow_zero=True, help="weight of the retain term (NLL, KL, or RMU's activation match)"),
+    "beta": Param(help="inverse temperature (NPO, SimNPO, DPO)"),
+    "margin": Param(allow_zero=True, help="SimNPO's reward margin gamma"),
+    "layer": Param(int, allow_zero=True, named=("middle",),
+                   help="RMU: the decoder layer whose output is steered (middle: number of layers // 2)"),
+    "steering": Param(help="RMU: the norm of the random target activation"),
+    "context_weight": Param(allow_zero=True, help="span: weight of language modelling on the non-sensitive context"),
+    "forget_loss": Param(str, choices=("npo", "ga"), help="span: the unlearning loss on the value tokens"),
+    "rounds": Param(int, help="PLUM: sample -> label -> train rounds"),
+    "prompts": Param(int, help="PLUM: forget prefixes sampled per round"),
+    "samples": Param(int, help="PLUM: completions sampled per prefix"),
+}
+SHARED = ("steps", "lr", "retain_weight")
+
+
+@dataclass(frozen=True)
+class Method:
+    trainer: str  # class name in leakbench/unlearn/<name>.py
+    title: str
+    defaults: dict[str, Any]  # every hyper-parameter the method reads, with its default
+    grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # what `leakbench sweep` tries
+
+
+# Defaults: chosen by `leakbench sweep` on the seed-1 victim (results/sweep.json), never on the reported seed-0
+# victim; the grid is what was tried. A retain weight of 1 and beta 0.1 are the papers' and OpenUnlearning's.
+METHODS: dict[str, Method] = {
+    "ga": Method("GATrainer", "GA", {"steps": 40, "lr": 3e-5, "retain_weight": 0.0},
+                 {"lr": (3e-5, 3e-4, 1e-3)}),
+    "ga_gd": Method("GAGDTrainer", "GA+GD", {"steps": 40, "lr": 8e-5, "retain_weight": 1.0},
+                    {"lr": (8e-5, 3e-4, 1e-3)}),
+    "ga_kl": Method("GAKLTrainer", "GA+KL", {"steps": 40, "lr": 5e-5, "retain_weight": 1.0},
+                    {"lr": (5e-5, 3e-4, 1e-3)}),
+    "npo": Method("NPOTrainer", "NPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1},
+                  {"lr": (2e-4, 5e-4, 1e-3)}),
+    "simnpo": Method("SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 4.5,
+                                                  "margin": 0.0}, {"lr": (5e-4, 1e-3, 2e-3)}),
+    "rmu": Method("RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 100.0, "layer": "middle",
+                                        "steering": 20.0}, {"steering": (5.0, 20.0, 80.0)}),
+    "span": Method("SpanTrainer", "span-aware (CodeEraser-style)", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0,
+                                                                     "beta": 0.1, "context_weight": 1.0,
+                                                                     "forget_loss": "npo"},
+                   {"lr": (5e-4, 1e-3, 2e-3)}),
+    "dpo": Method("DPOTrainer", "redaction DPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1},
+                  {"lr": (5e-4, 1e-3, 2e-3)}),
+    "plum": Method("PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
+                   {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
+                    "samples": 4}, {"lr": (5e-4, 1e-3, 2e-3)}),
+}  # fmt: skip
+DEFAULTS_CHOSEN_BY = "leakbench sweep on the seed-1 victim (results/sweep.json)"
+
+
+def expand_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Method names as given, with `all` standing for every registered method; checked."""
+    out = tuple(dict.fromkeys(m for name in names for m in (METHODS if name == ALL else (name,))))
+    check_methods(out)
+    return out
 
 
 def check_methods(names: tuple[str, ...] | list[str]) -> None:
     unknown = [m for m in names if m not in METHODS]
     if unknown:
         names_ = ", ".join(map(repr, unknown))
-        raise UsageError(f"unknown unlearning method(s) {names_}; choose from: {', '.join(METHODS)}")
+        raise UsageError(f"unknown unlearning method(s) {names_}; choose from: {', '.join(METHODS)} (or {ALL})")
     if not names:
-        raise UsageError(f"no unlearning method given; choose from: {', '.join(METHODS)}")
+        raise UsageError(f"no unlearning method given; choose from: {', '.join(METHODS)} (or {ALL})")
 
 
-def method(name: str) -> tuple[type, dict[str, Any]]:
-    """A method's trainer class and its default hyper-parameters (imports torch)."""
+def trainer_class(name: str) -> type:
+    """A method's trainer class (imports torch)."""
     check_methods([name])
-    module = importlib.import_module(f"leakbench.unlearn.{name}")
-    return getattr(module, METHODS[name]), module.DEFAULTS
+    return getattr(importlib.import_module(f"leakbench.unlearn.{name}"), METHODS[name].trainer)
 
 
 @dataclass
@@ -51,8 +142,9 @@ class UnlearnConfig:
     steps: int | None = None  # None: the method's default
     lr: float | None = None
     retain_weight: float | None = None
-    beta: float | None = None  # NPO's inverse temperature; None: the method's default
-    batch_size: int = 8
+    beta: float | None = None  # NPO/SimNPO/DPO inverse temperature; None: the method's default
+    params: dict[str, Any] = field(default_factory=dict)  # the method's other hyper-parameters (--param K=V)
+    batch_size: int = 8  # the global batch: split over the processes of `accelerate launch`
     values_only: bool = False  # restrict the forget loss to the tokens of the sensitive values
     lora: bool = False
     lora_rank: int = 8
@@ -60,17 +152,13 @@ class UnlearnConfig:
     seed: int = 0
     subset: str | None = None  # None: the subset the victim memorized
     precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        """Every option is checked here, before a model is loaded."""
+        """Every option is checked here, before a model is loaded (no torch needed)."""
         from leakbench.data import check_subset
 
         check_methods([self.method])
-        check_number("--steps", self.steps, integer=True)
-        check_number("--lr", self.lr)
-        check_number("--retain-weight", self.retain_weight, allow_zero=True)
-        check_number("--beta", self.beta)
+        self.hyper()  # unknown or out-of-range hyper-parameters
         check_number("--batch-size", self.batch_size, integer=True)
         check_number("--lora-rank", self.lora_rank, integer=True)
         check_number("--max-length", self.max_length, integer=True)
@@ -78,53 +166,55 @@ class UnlearnConfig:
         if self.subset is not None:
             check_subset(self.subset)
         if self.precision != "fp32":
-            from leakbench.corpus import check_precision
+            from leakbench.training import check_precision
 
             check_precision(self.precision)
 
+    def hyper(self) -> dict[str, Any]:
+        """The method's hyper-parameters: its defaults, overridden by the options given, each checked."""
+        spec = METHODS[self.method].defaults
+        given = {**self.params, **{k: v for k in ("steps", "lr", "retain_weight", "beta")
+                                   if (v := getattr(self, k)) is not None}}  # fmt: skip
+        unknown = [k for k in given if k not in spec]
+        if unknown:
+            raise UsageError(f"method {self.method} has no hyper-parameter {', '.join(map(repr, unknown))}; "
+                             f"its hyper-parameters: {', '.join(spec)}")  # fmt: skip
+        return {k: PARAMS[k].parse(k, given.get(k, default)) for k, default in spec.items()}
+
     def resolved(self) -> UnlearnConfig:
-        defaults = method(self.method)[1]
+        """A copy with every hyper-parameter filled in (the record's `hyperparameters`)."""
+        hyper = self.hyper()
         out = copy.copy(self)
-        out.steps = self.steps if self.steps is not None else defaults["steps"]
-        out.lr = self.lr if self.lr is not None else defaults["lr"]
-        out.retain_weight = self.retain_weight if self.retain_weight is not None else defaults["retain_weight"]
-        out.beta = self.beta if self.beta is not None else defaults.get("beta")
+        out.steps, out.lr, out.retain_weight = hyper["steps"], hyper["lr"], hyper["retain_weight"]
+        out.beta = hyper.get("beta")
+        out.params = {k: v for k, v in hyper.items() if k not in (*SHARED, "beta")}
         return out
 
 
-def load_causal_lm(model_dir: str | Path):
-    """Model and tokenizer from a local directory (or a hub id where the network allows), with clear errors."""
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        config = AutoConfig.from_pretrained(model_dir)
-    except (OSError, ValueError) as exc:
-        raise LeakBenchError(f"{model_dir}: not a Hugging Face model directory ({exc.__class__.__name__})") from None
-    archs = config.architectures or []
-    if archs and not any(a.endswith("ForCausalLM") or a.endswith("LMHeadModel") for a in archs):
-        raise LeakBenchError(f"{model_dir}: not a causal language model (architectures: {', '.join(archs)})")
-    try:
-        model = AutoModelForCausalLM.from_pretrained(model_dir)
-        tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    except (OSError, ValueError) as exc:
-        raise LeakBenchError(f"{model_dir}: cannot load as a causal language model ({exc})") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return model, tokenizer
+def parse_params(pairs: list[str]) -> dict[str, str]:
+    """`--param NAME=VALUE` options as a dict (values parsed later, against the method's hyper-parameters)."""
+    out = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.strip():
+            raise UsageError(f"--param {pair!r}: expected NAME=VALUE (e.g. --param margin=0.5)")
+        out[name.strip().replace("-", "_")] = value.strip()
+    return out
 
 
-def context_length(model, default: int) -> int:
-    """How many positions the model can attend to (GPT-2 calls it n_positions; both answer to this name)."""
-    return int(getattr(model.config, "max_position_embeddings", None) or default)
+def world_size() -> int:
+    """Processes in this run (`accelerate launch` / torchrun set WORLD_SIZE), known before any trainer exists."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def check_release(record: dict[str, Any], release_hash: str, model_dir: str | Path) -> None:
-    recorded = record.get("data_release_hash")
-    if recorded and recorded != release_hash:
-        raise LeakBenchError(
-            f"{model_dir} was trained on data release {recorded[:12]}…, but the forget set given has hash "
-            f"{release_hash[:12]}…: pass the matching --data-dir"
-        )
+def is_main_process() -> bool:
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+@contextmanager
+def _scratch():
+    with tempfile.TemporaryDirectory(prefix="leakbench-unlearn-") as tmp:
+        yield Path(tmp)
 
 
 def unlearn(
@@ -136,83 +226,74 @@ def unlearn(
     overwrite: bool = False,
     log=print,
 ) -> dict[str, Any]:
-    """Run one unlearning method; returns the record written to OUT/unlearn.json."""
-    from leakbench.corpus import encode_documents, quiet_progress, retain_training_documents, training_arguments
+    """Run one unlearning method; returns the record written to OUT/unlearn.json.
+
+    Under `accelerate launch` every process trains (the batch split between them) and the main process alone
+    writes OUT."""
+    from leakbench.corpus import encode_documents, retain_training_documents
     from leakbench.data import read_table, release_hash
-    from leakbench.unlearn.trainer import PairCollator, PairedDataset
+    from leakbench.training import context_length, load_causal_lm, save_model, train, with_lora, world
+    from leakbench.unlearn.trainer import UnlearningCollator
 
     cfg = config.resolved()
+    hyper = cfg.hyper()
+    processes = world_size()
+    if cfg.batch_size % processes:
+        raise UsageError(f"--batch-size {cfg.batch_size} (the global batch) must be a multiple of the {processes} "
+                         "processes")  # fmt: skip
     check_not_aliased("--out", out, {"--model": model_dir, "--data-dir": data_dir})
     record = model_record(model_dir)
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     check_release(record, data_hash, model_dir)
     subset = cfg.subset or record.get("subset", "mini")
-    model, tokenizer = load_causal_lm(model_dir)
-    forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
-    retain_docs = retain_training_documents(subset, data_dir)
-    max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
-    forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
-    retain = encode_documents(tokenizer, retain_docs, max_length=max_length)
-
-    trainer_cls = method(cfg.method)[0]
-    ref_model = None
-    if cfg.lora:
-        from peft import LoraConfig, get_peft_model
-
-        model = get_peft_model(
-            model,
-            LoraConfig(
-                task_type="CAUSAL_LM",
-                r=cfg.lora_rank,
-                lora_alpha=2 * cfg.lora_rank,
-                target_modules="all-linear",
-                lora_dropout=0.0,
-            ),
-        )
-    elif trainer_cls.needs_reference:
-        ref_model = copy.deepcopy(model).eval()
-        for p in ref_model.parameters():
-            p.requires_grad_(False)
-
-    collator = PairCollator(tokenizer.pad_token_id, cfg.values_only)
-    before = forget_retain_loss(model, forget, retain, collator)
-    with atomic_dir(out, overwrite=overwrite) as tmp:
-        args = training_arguments(
-            str(tmp / "_trainer"),
-            steps=cfg.steps,
-            batch_size=cfg.batch_size,
-            lr=cfg.lr,
-            seed=cfg.seed,
-            precision=cfg.precision,
-            lr_scheduler_type="constant",
-            warmup_steps=0,
-        )
-        dataset = PairedDataset(forget, retain, cfg.steps * cfg.batch_size, cfg.seed)
-        trainer = trainer_cls(
-            model=model,
-            args=args,
-            train_dataset=dataset,
-            data_collator=collator,
-            ref_model=ref_model,
-            retain_weight=cfg.retain_weight,
-            beta=cfg.beta,
-        )
-        started = time.perf_counter()
-        quiet_progress(trainer)
-        trainer.train()
-        wall = time.perf_counter() - started
+    trainer_cls = trainer_class(cfg.method)
+    main = is_main_process()
+    with atomic_dir(out, overwrite=overwrite) if main else _scratch() as tmp:  # OUT is checked before training
+        model, tokenizer = load_causal_lm(model_dir)
+        forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
+        max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
+        forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
+        retain = encode_documents(tokenizer, retain_training_documents(subset, data_dir), max_length=max_length)
+        ref_model = None
         if cfg.lora:
-            model = model.merge_and_unload()
-        after = forget_retain_loss(model, forget, retain, collator)
-        import shutil
+            model = with_lora(model, cfg.lora_rank)  # the reference is the model with its adapters off
+        elif trainer_cls.needs_reference:
+            ref_model = copy.deepcopy(model)
+        if hasattr(trainer_cls, "prepare"):
+            trainer_cls.prepare(model, hyper)
+        collator = UnlearningCollator(tokenizer.pad_token_id, cfg.values_only)
+        before = forget_retain_loss(model, forget, retain, collator)
+        rounds = hyper.get("rounds", 1)
+        wall, pair_counts, trainer = 0.0, [], None
+        for r in range(rounds):
+            items: list[Any] = forget
+            if trainer_cls.forget_items == "pairs":
+                from leakbench.unlearn.pairs import redaction_pairs
 
-        shutil.rmtree(tmp / "_trainer", ignore_errors=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+                items = redaction_pairs(tokenizer, forget_docs)
+            elif trainer_cls.forget_items == "on_policy_pairs":
+                from leakbench.unlearn.pairs import on_policy_pairs
+
+                items, counts = on_policy_pairs(model, tokenizer, forget_docs, read_table("subjects", subset=subset,
+                                                data_dir=data_dir), prompts=hyper["prompts"],
+                                                samples=hyper["samples"], seed=cfg.seed + r)  # fmt: skip
+                pair_counts.append(counts)
+                log(f"{cfg.method} round {r + 1}/{rounds}: {counts['leaking']}/{counts['samples']} samples leak, "
+                    f"{counts['pairs']} pairs ({counts['redaction_chosen']} with the redaction chosen)")  # fmt: skip
+                if not items:
+                    log(f"{cfg.method}: no sample leaks any more; stopping after {r} round(s)")
+                    break
+            steps = cfg.steps // rounds + (r < cfg.steps % rounds)
+            trainer = _trainer(trainer_cls, model, ref_model, tokenizer, items, retain, collator, cfg, hyper, steps,
+                               cfg.seed + r, tmp / "_trainer")  # fmt: skip
+            wall += train(trainer)
+        after = forget_retain_loss(model, forget, retain, collator)
         result = provenance(
             kind="unlearn",
             method=cfg.method,
-            hyperparameters={k: v for k, v in asdict(cfg).items() if k not in ("method", "extra")},
+            hyperparameters={**{k: v for k, v in asdict(cfg).items() if k not in ("method", "params", "beta")},
+                             **hyper},
+            defaults_chosen_by=DEFAULTS_CHOSEN_BY,
             steps=cfg.steps,
             wall_time_s=round(wall, 2),
             seed=cfg.seed,
@@ -220,16 +301,35 @@ def unlearn(
             data_release_hash=data_hash,
             source_model=str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
             victim=record.get("victim", record),
+            distributed=world(trainer) if trainer is not None else None,
             early_stopping=None,  # none: every run takes its full step budget
             loss_before={"forget": before[0], "retain": before[1]},
             loss_after={"forget": after[0], "retain": after[1]},
+            **({"on_policy_rounds": pair_counts} if pair_counts else {}),
         )
-        (tmp / RECORD).write_text(dumps_record(result))
+        if main:
+            save_model(model, tokenizer, tmp, scratch=tmp / "_trainer")
+            (tmp / RECORD).write_text(dumps_record(result))
+    if trainer is not None:
+        trainer.accelerator.wait_for_everyone()
     log(
         f"{cfg.method}: forget loss {before[0]:.3f} -> {after[0]:.3f}, retain loss {before[1]:.3f} -> {after[1]:.3f}"
         f" ({wall:.1f}s)"
     )
     return result
+
+
+def _trainer(trainer_cls, model, ref_model, tokenizer, items, retain, collator, cfg, hyper, steps, seed, scratch):
+    """One trainer over `items` (documents or pairs) for `steps` steps of the global batch."""
+    from leakbench.training import training_arguments
+    from leakbench.unlearn.trainer import PairedDataset
+
+    args = training_arguments(str(scratch), steps=steps, batch_size=cfg.batch_size // world_size(), lr=cfg.lr,
+                              seed=seed, precision=cfg.precision, lr_scheduler_type="constant",
+                              warmup_steps=0)  # fmt: skip
+    dataset = PairedDataset(items, retain, steps * cfg.batch_size, seed)
+    return trainer_cls(model=model, args=args, train_dataset=dataset, data_collator=collator, ref_model=ref_model,
+                       hyper=hyper)  # fmt: skip
 
 
 def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) -> tuple[float, float]:
@@ -244,13 +344,12 @@ def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) ->
     model.eval()
     totals = []
     with torch.no_grad():
-        for prefix, items in (("forget", forget), ("retain", retain)):
+        for side, items in (("forget", forget), ("retain", retain)):
             nll_sum, count = 0.0, 0
             for i in range(0, len(items), batch_size):
                 chunk = items[i : i + batch_size]
-                batch = collator(list(zip(chunk, chunk, strict=True)))
-                args = [batch[f"{prefix}_{k}"].to(device) for k in ("input_ids", "attention_mask", "labels")]
-                picked, mask, _ = token_logprobs(model, *args)
+                batch = collator(list(zip(chunk, chunk, strict=True)))[side]
+                picked, mask, _ = token_logprobs(model, {k: v.to(device) for k, v in batch.items()})
                 nll_sum += float(-picked.sum())
                 count += int(mask.sum())
             totals.append(nll_sum / max(count, 1))

@@ -1,12 +1,10 @@
-"""GA: gradient ascent on the forget documents' negative log-likelihood."""
+"""GA: gradient ascent on the forget documents' negative log-likelihood (Jang et al. 2023; Gu et al. 2025)."""
 
 from leakbench.unlearn.trainer import UnlearningTrainer, nll
-
-DEFAULTS = {"steps": 40, "lr": 3e-5, "retain_weight": 0.0}
 
 
 class GATrainer(UnlearningTrainer):
     method = "ga"
 
     def unlearning_loss(self, model, inputs):
-        return -nll(model, inputs, "forget")
+        return -nll(model, inputs["forget"])

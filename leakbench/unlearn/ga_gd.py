@@ -2,11 +2,9 @@
 
 from leakbench.unlearn.trainer import UnlearningTrainer, nll
 
-DEFAULTS = {"steps": 40, "lr": 8e-5, "retain_weight": 1.0}
-
 
 class GAGDTrainer(UnlearningTrainer):
     method = "ga_gd"
 
     def unlearning_loss(self, model, inputs):
-        return -nll(model, inputs, "forget") + self.retain_weight * nll(model, inputs, "retain")
+        return -nll(model, inputs["forget"]) + self.retain_nll(model, inputs)

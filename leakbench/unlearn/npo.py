@@ -1,12 +1,10 @@
 """NPO (Zhang et al. 2024, "Negative Preference Optimization"): a bounded alternative to gradient ascent.
 
-loss = -(2/beta) * mean log sigmoid(-beta * (log p_cur(forget) - log p_ref(forget)))  [+ retain NLL]
-With the default retain weight this is NPO+RT; --retain-weight 0 gives plain NPO.
+loss = -(2/beta) * mean log sigmoid(-beta * (log p_cur(forget) - log p_ref(forget)))  [+ w * retain NLL]
+With a retain weight this is NPO+RT; `--retain-weight 0` gives plain NPO.
 """
 
-from leakbench.unlearn.trainer import UnlearningTrainer, nll, token_logprobs
-
-DEFAULTS = {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1}
+from leakbench.unlearn.trainer import UnlearningTrainer, npo_loss, sequence_logprob
 
 
 class NPOTrainer(UnlearningTrainer):
@@ -14,13 +12,7 @@ class NPOTrainer(UnlearningTrainer):
     needs_reference = True
 
     def unlearning_loss(self, model, inputs):
-        import torch.nn.functional as F
-
-        args = (inputs["forget_input_ids"], inputs["forget_attention_mask"], inputs["forget_labels"])
-        picked, _, _ = token_logprobs(model, *args)
-        ref_picked, _, _ = self.reference(lambda m: token_logprobs(m, *args))
-        log_ratio = picked.sum(-1) - ref_picked.sum(-1)
-        loss = -(2.0 / self.beta) * F.logsigmoid(-self.beta * log_ratio).mean()
-        if self.retain_weight:
-            loss = loss + self.retain_weight * nll(model, inputs, "retain")
-        return loss
+        forget = inputs["forget"]
+        logp, _ = sequence_logprob(model, forget)
+        ref_logp, _ = self.reference(lambda m: sequence_logprob(m, forget))
+        return npo_loss(logp - ref_logp, self.hyper["beta"]) + self.retain_nll(model, inputs)

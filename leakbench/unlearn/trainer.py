@@ -1,13 +1,17 @@
-"""The shared unlearning trainer: one Hugging Face `Trainer` subclass; each method overrides `compute_loss`.
+"""The shared unlearning trainer: one Hugging Face `Trainer` subclass; each method overrides `unlearning_loss`.
 
-Batches pair forget documents with retain documents (`forget_*` and `retain_*` tensors). Because this is a
-plain `Trainer`, `accelerate launch` gives multi-GPU, FSDP or DeepSpeed without any code here.
+Batches are nested, as in OpenUnlearning: `inputs["forget"]` and `inputs["retain"]`, each a dict of tensors
+(`input_ids`, `attention_mask`, `labels`, `value_mask`); preference methods' forget side holds
+`inputs["forget"]["chosen"]` and `["rejected"]`. The reference model, when a method needs one, is moved to the
+trained model's device and prepared by the trainer's `Accelerator` in evaluation mode. Because this is a plain
+`Trainer`, `accelerate launch` gives multi-process, multi-GPU, FSDP or DeepSpeed runs without code here.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -17,80 +21,151 @@ from transformers import Trainer
 from leakbench.corpus import IGNORE, Example, collate
 
 
-class PairedDataset(torch.utils.data.Dataset):
-    """Item i: forget example i (cycling), with a retain example drawn by a seeded generator."""
+@dataclass
+class Pair:
+    """A preference pair: one prompt (token ids) continued by a chosen and a rejected completion."""
 
-    def __init__(self, forget: Sequence[Example], retain: Sequence[Example], length: int, seed: int) -> None:
+    prompt: list[int]
+    chosen: list[int]
+    rejected: list[int]
+
+
+class PairedDataset(torch.utils.data.Dataset):
+    """Item i: a forget item (each epoch a fresh seeded permutation) with a retain example drawn by a seeded
+    generator. The order lives here, not in a sampler, so one process and N processes see the same global
+    batches (the trainer reads the dataset in order)."""
+
+    def __init__(self, forget: Sequence[Any], retain: Sequence[Example], length: int, seed: int) -> None:
         if not forget or not retain:
-            raise ValueError("unlearning needs forget and retain documents")
+            raise ValueError("unlearning needs forget and retain items")
         self.forget, self.retain, self.length = forget, retain, length
         rng = random.Random(seed)
+        order: list[int] = []
+        while len(order) < length:
+            epoch = list(range(len(forget)))
+            rng.shuffle(epoch)
+            order.extend(epoch)
+        self.forget_order = order[:length]
         self.retain_order = [rng.randrange(len(retain)) for _ in range(length)]
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitem__(self, i: int) -> tuple[Example, Example]:
-        return self.forget[i % len(self.forget)], self.retain[self.retain_order[i]]
+    def __getitem__(self, i: int) -> tuple[Any, Example]:
+        return self.forget[self.forget_order[i]], self.retain[self.retain_order[i]]
 
 
-class PairCollator:
-    def __init__(self, pad_id: int, values_only: bool) -> None:
+def collate_pairs(pairs: Sequence[Pair], pad_id: int) -> dict[str, dict[str, torch.Tensor]]:
+    """Prompt + chosen and prompt + rejected sequences, labels on the completion tokens only."""
+    out = {}
+    for side in ("chosen", "rejected"):
+        examples = [Example(p.prompt + getattr(p, side), [False] * len(p.prompt) + [True] * len(getattr(p, side)))
+                    for p in pairs]  # fmt: skip
+        out[side] = collate(examples, pad_id, values_only=True)  # the completion is the "value" to score
+    return out
+
+
+class UnlearningCollator:
+    """Nested batches: {"forget": documents or preference pairs, "retain": documents}."""
+
+    def __init__(self, pad_id: int, values_only: bool = False) -> None:
         self.pad_id, self.values_only = pad_id, values_only
 
-    def __call__(self, pairs: Sequence[tuple[Example, Example]]) -> dict[str, torch.Tensor]:
-        forget = collate([f for f, _ in pairs], self.pad_id, values_only=self.values_only)
-        retain = collate([r for _, r in pairs], self.pad_id)
-        batch = {f"forget_{k}": v for k, v in forget.items() if k != "value_mask"}
-        batch.update({f"retain_{k}": v for k, v in retain.items() if k != "value_mask"})
-        return batch
+    def __call__(self, items: Sequence[tuple[Any, Example]]) -> dict[str, Any]:
+        forget = [f for f, _ in items]
+        retain = collate([r for _, r in items], self.pad_id)
+        if isinstance(forget[0], Pair):
+            return {"forget": collate_pairs(forget, self.pad_id), "retain": retain}
+        return {"forget": collate(forget, self.pad_id, values_only=self.values_only), "retain": retain}
 
 
-def token_logprobs(
-    model, ids: torch.Tensor, attention: torch.Tensor, labels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-token log-probabilities of the labels, their mask, and the full next-token log-distributions."""
-    logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
-    target = labels[:, 1:]
+def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-token log-probabilities of the labels (0 where ignored), their mask, and the full next-token
+    log-distributions."""
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].float()
+    target = batch["labels"][:, 1:]
     mask = target != IGNORE
     logp = F.log_softmax(logits, dim=-1)
     picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
     return picked * mask, mask, logp
 
 
-def nll(model, batch: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
-    """Mean token negative log-likelihood of the `prefix` (forget/retain) documents."""
-    picked, mask, _ = token_logprobs(
-        model, batch[f"{prefix}_input_ids"], batch[f"{prefix}_attention_mask"], batch[f"{prefix}_labels"]
-    )
+def nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Mean token negative log-likelihood over the batch's labelled tokens."""
+    picked, mask, _ = token_logprobs(model, batch)
     return -picked.sum() / mask.sum().clamp(min=1)
 
 
+def sequence_logprob(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each sequence's summed log-probability of its labelled tokens, and how many there are."""
+    picked, mask, _ = token_logprobs(model, batch)
+    return picked.sum(-1), mask.sum(-1)
+
+
+def kl_to(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """KL(p_ref || p_current) per position, averaged over the labelled positions."""
+    kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+    return (kl * mask).sum() / mask.sum().clamp(min=1)
+
+
+def npo_loss(log_ratio: torch.Tensor, beta: float) -> torch.Tensor:
+    """NPO's bounded forget loss on sequence log-ratios log p_current - log p_reference."""
+    return -(2.0 / beta) * F.logsigmoid(-beta * log_ratio).mean()
+
+
+def dpo_loss(chosen_ratio: torch.Tensor, rejected_ratio: torch.Tensor, beta: float) -> torch.Tensor:
+    """DPO (Rafailov et al. 2023) on the chosen and rejected sequence log-ratios against the reference."""
+    return -F.logsigmoid(beta * (chosen_ratio - rejected_ratio)).mean()
+
+
 class UnlearningTrainer(Trainer):
-    """Base class: holds the method's hyper-parameters and the frozen reference model (when needed)."""
+    """Base class: the method's hyper-parameters and the frozen reference model (when the method needs one)."""
 
     method: ClassVar[str] = ""
     needs_reference: ClassVar[bool] = False
+    forget_items: ClassVar[str] = "documents"  # or "pairs" (preference methods)
 
-    def __init__(
-        self, *args: Any, ref_model=None, retain_weight: float = 1.0, beta: float | None = None, **kwargs: Any
-    ):
+    def __init__(self, *args: Any, ref_model=None, hyper: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.ref_model = ref_model
-        self.retain_weight = retain_weight
-        self.beta = beta
+        self.hyper = dict(hyper or {})
+        self.ref_model = self._prepare_reference(ref_model) if ref_model is not None else None
 
-    def reference(self, fn):
-        """Run `fn(reference_model)` without gradients: a frozen copy, or the base model under LoRA."""
+    def _prepare_reference(self, ref_model):
+        """OpenUnlearning's order: frozen copy -> the trained model's device -> the accelerator, evaluation mode
+        (no optimizer, no gradient sync), so it sits beside the trained model on any device or process."""
+        ref_model = ref_model.to(self.args.device).eval()
+        for p in ref_model.parameters():
+            p.requires_grad_(False)
+        return self.accelerator.prepare_model(ref_model, evaluation_mode=True)
+
+    def _get_train_sampler(self, train_dataset=None):
+        # The dataset is already in its seeded order; reading it in order makes N processes match one.
+        return torch.utils.data.SequentialSampler(train_dataset if train_dataset is not None else self.train_dataset)
+
+    def reference(self, fn: Callable[[Any], Any]) -> Any:
+        """Run `fn(reference_model)` without gradients: the frozen copy, or the base model under LoRA."""
         with torch.no_grad():
             if self.ref_model is not None:
                 return fn(self.ref_model)
-            with self.model.disable_adapter():  # peft: the adapters off is the original model
-                return fn(self.model)
+            model = self.accelerator.unwrap_model(self.model)
+            with model.disable_adapter():  # peft: the adapters off is the original model
+                return fn(model)
+
+    def retain_nll(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        weight = self.hyper.get("retain_weight", 0.0)
+        return weight * nll(model, inputs["retain"]) if weight else torch.zeros((), device=self.args.device)
+
+    def retain_kl(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        weight = self.hyper.get("retain_weight", 0.0)
+        if not weight:
+            return torch.zeros((), device=self.args.device)
+        _, mask, logp = token_logprobs(model, inputs["retain"])
+        _, _, ref_logp = self.reference(lambda m: token_logprobs(m, inputs["retain"]))
+        return weight * kl_to(logp, ref_logp, mask)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = self.unlearning_loss(model, inputs)
         return (loss, None) if return_outputs else loss
 
-    def unlearning_loss(self, model, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+    def unlearning_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError

@@ -1,0 +1,102 @@
+"""`leakbench sweep`: how each unlearning method's defaults are chosen, on a victim that is not the reported one.
+
+For every method, each hyper-parameter in its grid (`leakbench.unlearn.METHODS[m].grid`) is varied in turn, the
+others at their defaults; every point is unlearned from the sweep's victim and scored on the direct probes and
+the held-out code (`leakbench_direct`, `leakbench_code`). A point qualifies when it keeps at least 99% of the
+victim's code edit similarity and bits/byte (the methods issue's utility bar); the chosen point is the
+qualifying one with the lowest direct leak rate, or, when none qualifies, the one that keeps the most utility
+(reported as such). The study's victim is built with another seed, so no default is tuned on reported numbers.
+Each point's figures are kept as it finishes: an interrupted sweep resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from leakbench.metrics import CODE, DIRECT, kept
+from leakbench.records import check_output, dumps_record, model_record, provenance, write_text_atomic
+
+TASKS = [DIRECT, CODE]
+TARGET_KEPT = 0.99
+UTILITY = {"code_edit_similarity": False, "code_bits_per_byte": True}  # name -> lower is better
+
+
+def grid_points(method: str) -> list[dict[str, Any]]:
+    """One-at-a-time grid: each grid value of each hyper-parameter, the others at the method's defaults (the
+    defaults themselves first)."""
+    from leakbench.unlearn import METHODS
+
+    spec = METHODS[method]
+    points: list[dict[str, Any]] = [{}]
+    for name, values in spec.grid.items():
+        points.extend({name: v} for v in values if v != spec.defaults[name])
+    return points
+
+
+def _label(method: str, point: dict[str, Any]) -> str:
+    return method + "".join(f"-{k}={v}" for k, v in point.items()) if point else f"{method}-defaults"
+
+
+def _score(model_dir: Path, run_dir: Path, subset: str, victim: dict[str, Any] | None) -> dict[str, Any]:
+    from leakbench.harness import evaluate
+    from leakbench.pipeline import study_metrics
+
+    done = run_dir / "sweep_point.json"
+    if done.is_file():
+        return json.loads(done.read_text(encoding="utf-8"))
+    metrics = study_metrics(evaluate(model_dir, run_dir, TASKS, subset=subset))
+    figures = {"direct_leak_rate": metrics["direct_leak_rate"], **{k: metrics[k] for k in UTILITY}}
+    write_text_atomic(done, json.dumps(figures) + "\n")
+    return figures
+
+
+def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
+    """The chosen point (see the module doc) and whether it met the utility bar."""
+    def utility(p: dict[str, Any]) -> float:
+        return min(kept(victim[k], p["figures"][k], lower_is_better=low) or 0.0 for k, low in UTILITY.items())
+
+    qualifying = [p for p in points if utility(p) >= TARGET_KEPT]
+    if qualifying:
+        return min(qualifying, key=lambda p: p["figures"]["direct_leak_rate"]), True
+    return max(points, key=utility), False
+
+
+def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str = "mini",
+              seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
+    """Sweep `methods` on the victim `model` into `out`; returns (and writes) OUT/sweep.json."""
+    from leakbench.privacy import model_label
+    from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
+
+    out = check_output(out, kind="directory")
+    record = model_record(model)
+    log(f"sweep victim {model}: leak and code utility")
+    victim = _score(Path(model), out / "runs" / "victim", subset, None)
+    results: dict[str, Any] = {}
+    for method in methods:
+        rows = []
+        for point in grid_points(method):
+            label = _label(method, point)
+            run_dir, model_dir = out / "runs" / label, out / "models" / label
+            if not (run_dir / "sweep_point.json").is_file():
+                log(f"sweep {label}")
+                shared = {k: v for k, v in point.items() if k in ("steps", "lr", "retain_weight", "beta")}
+                params = {k: v for k, v in point.items() if k not in shared}
+                unlearn(model, model_dir, UnlearnConfig(method=method, subset=subset, seed=seed, params=params,
+                                                        **shared), overwrite=True, log=log)  # fmt: skip
+            figures = _score(model_dir, run_dir, subset, victim)
+            rows.append({"point": point, "hyperparameters": {**METHODS[method].defaults, **point}, "figures": figures})
+        chosen, met = choose(victim, rows)
+        results[method] = {"points": rows, "chosen": chosen["hyperparameters"], "meets_utility_bar": met}
+        log(f"sweep {method}: chose {chosen['point'] or 'the defaults'} (direct leak "
+            f"{chosen['figures']['direct_leak_rate']:.3f}; utility bar {'met' if met else 'not met'})")  # fmt: skip
+    summary = provenance(
+        kind="sweep", subset=subset, seed=seed, tasks=TASKS, target_kept=TARGET_KEPT,
+        victim={"model": model_label(Path(model)), "seed": record.get("seed"), "config_key": record.get("config_key"),
+                "figures": victim},
+        methods=results,
+    )  # fmt: skip
+    write_text_atomic(out / "sweep.json", dumps_record(summary))
+    return summary
