@@ -311,7 +311,8 @@ def sweep_cmd(
     seed: Annotated[int, typer.Option(help="Unlearning seed of every point.")] = 0,
 ) -> None:
     """Choose the methods' defaults: each grid point unlearned and scored on direct leaks and held-out code; the
-    lowest direct leak that keeps >= 99% of the victim's code utility wins. Resumes an interrupted sweep."""
+    lowest direct leak among points keeping >= 99% of the victim's code utility and halving its leaks (else
+    keeping >= 91%) wins. Resumes an interrupted sweep."""
     from leakbench.data import check_subset
     from leakbench.sweep import run_sweep
     from leakbench.unlearn import expand_methods
@@ -320,7 +321,7 @@ def sweep_cmd(
     chosen = expand_methods(tuple(m.strip() for m in methods.split(",") if m.strip()))
     summary = run_sweep(model, out, chosen, subset=subset, seed=seed, log=console.print)
     for method, row in summary["methods"].items():
-        console.print(f"{method}: {row['chosen']}" + ("" if row["meets_utility_bar"] else " (utility bar not met)"))
+        console.print(f"{method}: {row['chosen']} ({row['rule']})")
 
 
 @app.command("privacy")

@@ -2,10 +2,13 @@
 
 For every method, each hyper-parameter in its grid (`leakbench.unlearn.METHODS[m].grid`) is varied in turn, the
 others at their defaults; every point is unlearned from the sweep's victim and scored on the direct probes and
-the held-out code (`leakbench_direct`, `leakbench_code`). A point qualifies when it keeps at least 99% of the
-victim's code edit similarity and bits/byte (the methods issue's utility bar); the chosen point is the
-qualifying one with the lowest direct leak rate, or, when none qualifies, the one that keeps the most utility
-(reported as such). The study's victim is built with another seed, so no default is tuned on reported numbers.
+the held-out code (`leakbench_direct`, `leakbench_code`). Utility kept is the smaller of the code edit
+similarity and bits/byte relative to the victim's. The chosen point is, in this order of preference:
+1. among points keeping >= 99% (CodeEraser's bar) that cut the direct leak rate by >= 50% (Gu et al.'s), the
+   lowest direct leak rate;
+2. otherwise, among points keeping >= 91% (Gu et al.'s utility bar), the lowest direct leak rate;
+3. otherwise, the point that keeps the most utility.
+The study's victim is built with another seed, so no default is tuned on reported numbers.
 Each point's figures are kept as it finishes: an interrupted sweep resumes where it stopped.
 """
 
@@ -20,7 +23,10 @@ from leakbench.metrics import CODE, DIRECT, kept
 from leakbench.records import check_output, dumps_record, model_record, provenance, write_text_atomic
 
 TASKS = [DIRECT, CODE]
-TARGET_KEPT = 0.99
+TARGET_KEPT = 0.99  # CodeEraser / the methods issue: utility kept
+HALF = 0.5  # Gu et al.: the direct leak rate more than halved ...
+PAPER_KEPT = 0.91  # ... with at least 91% of code ability kept
+RULES = ("99% kept, >= 50% cut", "91% kept", "most utility kept")
 UTILITY = {"code_edit_similarity": False, "code_bits_per_byte": True}  # name -> lower is better
 
 
@@ -53,15 +59,24 @@ def _score(model_dir: Path, run_dir: Path, subset: str, victim: dict[str, Any] |
     return figures
 
 
-def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[str, Any], bool]:
-    """The chosen point (see the module doc) and whether it met the utility bar."""
+def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[str, Any], str]:
+    """The chosen point and the rule that chose it (see the module doc): "99% kept, >= 50% cut", "91% kept"
+    or "most utility kept"."""
+
     def utility(p: dict[str, Any]) -> float:
         return min(kept(victim[k], p["figures"][k], lower_is_better=low) or 0.0 for k, low in UTILITY.items())
 
-    qualifying = [p for p in points if utility(p) >= TARGET_KEPT]
-    if qualifying:
-        return min(qualifying, key=lambda p: p["figures"]["direct_leak_rate"]), True
-    return max(points, key=utility), False
+    def cut(p: dict[str, Any]) -> float:
+        return 1 - p["figures"]["direct_leak_rate"] / victim["direct_leak_rate"] if victim["direct_leak_rate"] else 0
+
+    def lowest_leak(ps: list[dict[str, Any]]) -> dict[str, Any]:
+        return min(ps, key=lambda p: p["figures"]["direct_leak_rate"])
+
+    if best := [p for p in points if utility(p) >= TARGET_KEPT and cut(p) >= HALF]:
+        return lowest_leak(best), RULES[0]
+    if good := [p for p in points if utility(p) >= PAPER_KEPT]:
+        return lowest_leak(good), RULES[1]
+    return max(points, key=utility), RULES[2]
 
 
 def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str = "mini",
@@ -88,12 +103,12 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
                                                         **shared), overwrite=True, log=log)  # fmt: skip
             figures = _score(model_dir, run_dir, subset, victim)
             rows.append({"point": point, "hyperparameters": {**METHODS[method].defaults, **point}, "figures": figures})
-        chosen, met = choose(victim, rows)
-        results[method] = {"points": rows, "chosen": chosen["hyperparameters"], "meets_utility_bar": met}
+        chosen, rule = choose(victim, rows)
+        results[method] = {"points": rows, "chosen": chosen["hyperparameters"], "rule": rule}
         log(f"sweep {method}: chose {chosen['point'] or 'the defaults'} (direct leak "
-            f"{chosen['figures']['direct_leak_rate']:.3f}; utility bar {'met' if met else 'not met'})")  # fmt: skip
+            f"{chosen['figures']['direct_leak_rate']:.3f}; {rule})")  # fmt: skip
     summary = provenance(
-        kind="sweep", subset=subset, seed=seed, tasks=TASKS, target_kept=TARGET_KEPT,
+        kind="sweep", subset=subset, seed=seed, tasks=TASKS, rules=list(RULES),
         victim={"model": model_label(Path(model)), "seed": record.get("seed"), "config_key": record.get("config_key"),
                 "figures": victim},
         methods=results,

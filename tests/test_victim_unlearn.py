@@ -55,10 +55,27 @@ def test_pretraining_corpus_is_scrubbed_of_personal_lines():
     assert "Copyright" not in corpus and "author" not in corpus.lower()
 
 
+# The toy victim barely memorized (forget loss ~4.7 nats/token): at SimNPO's default beta 4.5 its sigmoid is
+# saturated there (no gradient), so the toy runs use beta 0.5.
+TOY = {"simnpo": {"beta": 0.5}}
+
+
+def _leaky_complete(model, tokenizer, prompts, samples, seed):
+    """PLUM's sampler for a model that leaks: the greedy completion is the memorized value (as the reference
+    victim's mostly is; the toy victim's never is), the other samples a placeholder."""
+    value = [site.head + site.doc["text"][site.occurrence["start"] : site.occurrence["end"]] for site in prompts]
+    return [[v + "\n", *["changeme\n"] * (samples - 1)] for v in value]
+
+
 @pytest.fixture(scope="module")
 def unlearned(victim, tmp_path_factory):
+    from leakbench.unlearn import pairs
+
     root = tmp_path_factory.mktemp("unlearned")
-    return {m: unlearn(victim, root / m, UnlearnConfig(method=m, **STEPS), log=lambda msg: None) for m in METHODS}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(pairs, "complete", _leaky_complete)
+        return {m: unlearn(victim, root / m, UnlearnConfig(method=m, **STEPS, params=TOY.get(m, {})),
+                           log=lambda msg: None) for m in METHODS}  # fmt: skip
 
 
 def test_every_method_writes_a_model_and_its_record(unlearned):
@@ -67,6 +84,9 @@ def test_every_method_writes_a_model_and_its_record(unlearned):
         assert record["data_release_hash"] and record["wall_time_s"] > 0
         assert record["early_stopping"] is None
         assert record["hyperparameters"]["lr"] == 3e-3
+        assert record["defaults_chosen_by"].startswith("leakbench sweep")
+        assert record["distributed"] == {"world_size": 1, "per_device_batch": 4, "global_batch": 4,
+                                         "precision": "fp32", "device": "cpu", "distributed": "no"}  # fmt: skip
 
 
 def test_ga_raises_the_forget_loss(unlearned):
@@ -74,17 +94,29 @@ def test_ga_raises_the_forget_loss(unlearned):
     assert r["loss_after"]["forget"] > r["loss_before"]["forget"] + 0.2
 
 
-def test_regularized_methods_forget_while_keeping_retain_loss_nearer_the_start(unlearned):
+@pytest.mark.parametrize("method", [m for m in METHODS if m != "ga"])
+def test_every_other_method_forgets_while_keeping_retain_loss_nearer_the_start_than_ga(unlearned, method):
     ga_drift = abs(unlearned["ga"]["loss_after"]["retain"] - unlearned["ga"]["loss_before"]["retain"])
-    for method in ("ga_gd", "ga_kl"):
+    r = unlearned[method]
+    # the whole documents' loss (GA family, NPO, RMU) or the sensitive values' (span, DPO, PLUM) goes up
+    assert any(r["loss_after"][k] > r["loss_before"][k] for k in ("forget", "values")), method
+    assert abs(r["loss_after"]["retain"] - r["loss_before"]["retain"]) < ga_drift, method
+
+
+def test_preference_methods_make_the_values_less_likely(unlearned):
+    for method in ("span", "dpo", "plum"):
         r = unlearned[method]
-        assert r["loss_after"]["forget"] > r["loss_before"]["forget"], method
-        assert abs(r["loss_after"]["retain"] - r["loss_before"]["retain"]) < ga_drift, method
+        assert r["loss_after"]["values"] > r["loss_before"]["values"] + 0.05, method
 
 
-def test_npo_raises_the_forget_loss(unlearned):
-    r = unlearned["npo"]
-    assert r["loss_after"]["forget"] > r["loss_before"]["forget"]
+def test_plum_records_its_on_policy_rounds(unlearned):
+    rounds = unlearned["plum"]["on_policy_rounds"]
+    prompts = unlearned["plum"]["hyperparameters"]["prompts"]
+    assert len(rounds) == 2 and all(r["prompts"] == prompts and r["samples"] == prompts * 4 for r in rounds)
+    # the greedy completions leak (but where the prompt already holds the value: a repeat is no leak) and each
+    # leaking prompt gives one pair; the placeholder is chosen where it parses, the redaction elsewhere
+    for r in rounds:
+        assert 0.9 * prompts <= r["leaking"] == r["pairs"] and 0 < r["redaction_chosen"] < r["pairs"]
 
 
 def test_values_only_and_lora_options(victim, tmp_path):

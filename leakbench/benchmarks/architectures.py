@@ -5,8 +5,8 @@
 `tiny_tokenizer` / `tiny_model` build a randomly initialised model of each family with a tokenizer trained here
 in that family's conventions (used by `tests/test_architectures.py` on CPU). The GPU check builds each family on
 CUDA in bf16 (`precision="bf16"`: autocast) and times, per optimizer step, victim fine-tuning in full and with
-LoRA and one unlearning method (NPO, which needs the reference model); it prints seconds per step and peak GPU
-memory.
+LoRA and the unlearning methods of `GPU_METHODS` (GA+KL, NPO, RMU and PLUM: a reference model on the GPU, frozen
+layers, on-policy sampling), each in full and under LoRA; it prints seconds per step and peak GPU memory.
 It needs a CUDA device and refuses to run without one.
 """
 
@@ -22,6 +22,7 @@ from leakbench.data import read_table
 from leakbench.records import LeakBenchError, provenance, write_text_atomic
 
 FAMILIES = ("llama", "gpt2", "gpt_bigcode", "qwen2", "mistral")
+GPU_METHODS = ("ga_kl", "npo", "rmu", "plum")  # the methods issue's GPU list: reference model, RMU, preference
 POSITIONS = {"gpt2": 128}  # GPT-2's short position limit (the real one is 1024): prompts must be cut to fit
 
 
@@ -122,10 +123,11 @@ def gpu_check(steps: int, hidden: int, layers: int, heads: int) -> dict:
                 row[f"victim_{kind}"] = _per_step(
                     lambda c=victim_cfg, k=kind, r=root: build(r / f"victim-{k}", c, **quiet)
                 )
-                npo = UnlearnConfig(method="npo", steps=steps, batch_size=8, lora=lora, precision="bf16")
-                row[f"npo_{kind}"] = _per_step(
-                    lambda c=npo, k=kind, r=root: unlearn(r / f"victim-{k}", r / f"npo-{k}", c, **quiet)
-                )
+                for method in GPU_METHODS:
+                    ucfg = UnlearnConfig(method=method, steps=steps, batch_size=8, lora=lora, precision="bf16")
+                    row[f"{method}_{kind}"] = _per_step(
+                        lambda c=ucfg, k=kind, r=root, m=method: unlearn(r / f"victim-{k}", r / f"{m}-{k}", c, **quiet)
+                    )
             figures["families"][family] = row
             print(family, json.dumps(row), flush=True)
     return figures

@@ -44,19 +44,20 @@ class Param:
     named: tuple[str, ...] = ()  # words a numeric parameter also accepts (RMU's layer: "middle")
 
     def parse(self, name: str, value: Any) -> Any:
+        option = f"--{name.replace('_', '-')}" if name in OPTIONS else f"--param {name}"
         if value in self.named:
             return value
         if self.choices:
             if value not in self.choices:
-                raise UsageError(f"--param {name}={value}: choose one of {', '.join(self.choices)}")
+                raise UsageError(f"{option}: {value!r} is not one of {', '.join(self.choices)}")
             return value
         if isinstance(value, str):
             try:
-                value = self.kind(value) if self.kind is float else int(value)
+                value = float(value) if self.kind is float else int(value)
             except ValueError:
                 expected = "an integer" if self.kind is int else "a number"
-                raise UsageError(f"--param {name}={value}: expected {expected}") from None
-        check_number(f"--param {name}", value, integer=self.kind is int, allow_zero=self.allow_zero)
+                raise UsageError(f"{option} must be {expected}, got {value!r}") from None
+        check_number(option, value, integer=self.kind is int, allow_zero=self.allow_zero)
         return value
 
 
@@ -76,6 +77,7 @@ PARAMS: dict[str, Param] = {
     "samples": Param(int, help="PLUM: completions sampled per prefix"),
 }
 SHARED = ("steps", "lr", "retain_weight")
+OPTIONS = (*SHARED, "beta")  # hyper-parameters with their own command-line option (the rest: --param NAME=VALUE)
 
 
 @dataclass(frozen=True)
@@ -90,26 +92,26 @@ class Method:
 # victim; the grid is what was tried. A retain weight of 1 and beta 0.1 are the papers' and OpenUnlearning's.
 METHODS: dict[str, Method] = {
     "ga": Method("GATrainer", "GA", {"steps": 40, "lr": 3e-5, "retain_weight": 0.0},
-                 {"lr": (3e-5, 3e-4, 1e-3)}),
+                 {"lr": (3e-5, 1e-4, 3e-4)}),
     "ga_gd": Method("GAGDTrainer", "GA+GD", {"steps": 40, "lr": 8e-5, "retain_weight": 1.0},
-                    {"lr": (8e-5, 3e-4, 1e-3)}),
+                    {"lr": (8e-5, 3e-4)}),
     "ga_kl": Method("GAKLTrainer", "GA+KL", {"steps": 40, "lr": 5e-5, "retain_weight": 1.0},
-                    {"lr": (5e-5, 3e-4, 1e-3)}),
+                    {"lr": (5e-5, 3e-4)}),
     "npo": Method("NPOTrainer", "NPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1},
-                  {"lr": (2e-4, 5e-4, 1e-3)}),
+                  {"lr": (5e-4, 1e-3)}),
     "simnpo": Method("SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 4.5,
-                                                  "margin": 0.0}, {"lr": (5e-4, 1e-3, 2e-3)}),
-    "rmu": Method("RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 100.0, "layer": "middle",
-                                        "steering": 20.0}, {"steering": (5.0, 20.0, 80.0)}),
+                                                  "margin": 0.0}, {"lr": (5e-4, 1e-3)}),
+    "rmu": Method("RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 10.0, "layer": "middle",
+                                        "steering": 50.0}, {"steering": (50.0, 200.0)}),
     "span": Method("SpanTrainer", "span-aware (CodeEraser-style)", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0,
                                                                      "beta": 0.1, "context_weight": 1.0,
                                                                      "forget_loss": "npo"},
                    {"lr": (5e-4, 1e-3, 2e-3)}),
     "dpo": Method("DPOTrainer", "redaction DPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1},
-                  {"lr": (5e-4, 1e-3, 2e-3)}),
+                  {"lr": (1e-3, 3e-3)}),
     "plum": Method("PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
                    {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
-                    "samples": 4}, {"lr": (5e-4, 1e-3, 2e-3)}),
+                    "samples": 4}, {"lr": (1e-3, 3e-3)}),
 }  # fmt: skip
 DEFAULTS_CHOSEN_BY = "leakbench sweep on the seed-1 victim (results/sweep.json)"
 
@@ -303,8 +305,8 @@ def unlearn(
             victim=record.get("victim", record),
             distributed=world(trainer) if trainer is not None else None,
             early_stopping=None,  # none: every run takes its full step budget
-            loss_before={"forget": before[0], "retain": before[1]},
-            loss_after={"forget": after[0], "retain": after[1]},
+            loss_before=before,
+            loss_after=after,
             **({"on_policy_rounds": pair_counts} if pair_counts else {}),
         )
         if main:
@@ -312,10 +314,9 @@ def unlearn(
             (tmp / RECORD).write_text(dumps_record(result))
     if trainer is not None:
         trainer.accelerator.wait_for_everyone()
-    log(
-        f"{cfg.method}: forget loss {before[0]:.3f} -> {after[0]:.3f}, retain loss {before[1]:.3f} -> {after[1]:.3f}"
-        f" ({wall:.1f}s)"
-    )
+    log(f"{cfg.method}: forget loss {before['forget']:.3f} -> {after['forget']:.3f}, values "
+        f"{before['values']:.3f} -> {after['values']:.3f}, retain {before['retain']:.3f} -> {after['retain']:.3f} "
+        f"({wall:.1f}s)")  # fmt: skip
     return result
 
 
@@ -332,26 +333,30 @@ def _trainer(trainer_cls, model, ref_model, tokenizer, items, retain, collator, 
                        hyper=hyper)  # fmt: skip
 
 
-def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) -> tuple[float, float]:
-    """Mean token NLL over all forget and all retain examples (the forget loss counts only the tokens the
-    method trains on: all tokens, or the sensitive values with values_only)."""
+def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) -> dict[str, float]:
+    """Mean token NLL of the forget documents (the tokens the method trains on: all, or the sensitive values with
+    values_only), of the sensitive-value tokens alone (what leaks), and of the retain documents."""
     import torch
 
+    from leakbench.corpus import IGNORE
     from leakbench.unlearn.trainer import token_logprobs
 
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    totals = []
+    sums = {"forget": [0.0, 0], "values": [0.0, 0], "retain": [0.0, 0]}
     with torch.no_grad():
         for side, items in (("forget", forget), ("retain", retain)):
-            nll_sum, count = 0.0, 0
             for i in range(0, len(items), batch_size):
                 chunk = items[i : i + batch_size]
-                batch = collator(list(zip(chunk, chunk, strict=True)))[side]
-                picked, mask, _ = token_logprobs(model, {k: v.to(device) for k, v in batch.items()})
-                nll_sum += float(-picked.sum())
-                count += int(mask.sum())
-            totals.append(nll_sum / max(count, 1))
+                batch = {k: v.to(device) for k, v in collator(list(zip(chunk, chunk, strict=True)))[side].items()}
+                views = [(side, batch)]
+                if side == "forget":
+                    views.append(("values", {**batch, "labels": batch["labels"].masked_fill(~batch["value_mask"],
+                                                                                            IGNORE)}))  # fmt: skip
+                for name, view in views:
+                    picked, mask, _ = token_logprobs(model, view)
+                    sums[name][0] += float(-picked.sum())
+                    sums[name][1] += int(mask.sum())
     model.train(was_training)
-    return totals[0], totals[1]
+    return {name: total / max(count, 1) for name, (total, count) in sums.items()}

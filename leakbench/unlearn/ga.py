@@ -1,10 +1,10 @@
 """GA: gradient ascent on the forget documents' negative log-likelihood (Jang et al. 2023; Gu et al. 2025)."""
 
-from leakbench.unlearn.trainer import UnlearningTrainer, nll
+from leakbench.unlearn.trainer import UnlearningTrainer
 
 
 class GATrainer(UnlearningTrainer):
     method = "ga"
 
     def unlearning_loss(self, model, inputs):
-        return -nll(model, inputs["forget"])
+        return -self.nll(model, inputs["forget"])

@@ -1,6 +1,6 @@
 """GA+KL: gradient ascent on the forget documents plus KL(original || current) on retain documents."""
 
-from leakbench.unlearn.trainer import UnlearningTrainer, nll
+from leakbench.unlearn.trainer import UnlearningTrainer
 
 
 class GAKLTrainer(UnlearningTrainer):
@@ -8,4 +8,4 @@ class GAKLTrainer(UnlearningTrainer):
     needs_reference = True
 
     def unlearning_loss(self, model, inputs):
-        return -nll(model, inputs["forget"]) + self.retain_kl(model, inputs)
+        return -self.nll(model, inputs["forget"]) + self.retain_kl(model, inputs)

@@ -97,6 +97,39 @@ def first_line(text: str) -> str:
     return text.split("\n", 1)[0]
 
 
+def complete(
+    model, tokenizer, prompts: Sequence[Site], samples: int, seed: int, batch_size: int = 32
+) -> list[list[str]]:
+    """`samples` completions of each site's prompt from the current model: the greedy one (what the direct probes
+    decode) and samples-1 draws at temperature 1."""
+    import torch
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    pad = tokenizer.pad_token_id
+    generations: list[list[str]] = []
+    torch.manual_seed(seed)
+    with torch.no_grad():
+        for i in range(0, len(prompts), batch_size):
+            chunk = prompts[i : i + batch_size]
+            width = max(len(s.prompt) for s in chunk)  # left padding: generation continues each prompt
+            ids = torch.tensor([[pad] * (width - len(s.prompt)) + s.prompt for s in chunk], device=device)
+            attention = torch.tensor([[0] * (width - len(s.prompt)) + [1] * len(s.prompt) for s in chunk],
+                                     device=device)  # fmt: skip
+            common = {"input_ids": ids, "attention_mask": attention, "pad_token_id": pad,
+                      "max_new_tokens": max(len(s.value) for s in chunk) + 8}  # fmt: skip
+            drawn = [model.generate(**common, do_sample=False)]
+            if samples > 1:
+                drawn.append(model.generate(**common, do_sample=True, top_k=0, top_p=1.0, temperature=1.0,
+                                            num_return_sequences=samples - 1))  # fmt: skip
+            texts = [tokenizer.batch_decode(out[:, width:], skip_special_tokens=True) for out in drawn]
+            k = samples - 1
+            generations.extend([texts[0][j], *(texts[1][j * k : (j + 1) * k] if k else [])] for j in range(len(chunk)))
+    model.train(was_training)
+    return generations
+
+
 def on_policy_pairs(
     model,
     tokenizer,
@@ -106,41 +139,18 @@ def on_policy_pairs(
     prompts: int,
     samples: int,
     seed: int,
-    batch_size: int = 32,
 ) -> tuple[list[Pair], dict[str, int]]:
-    """PLUM's step on leakage: sample `samples` completions of `prompts` forget prefixes from the current model,
-    label each with the scorer (any direct or indirect leak of the subject) and the parser, and pair a clean,
-    valid sample (else the redaction) against a leaking one. Prefixes where no sample leaks give no pair.
-    Returns the pairs and the counts behind them."""
-    import torch
-
+    """PLUM's step on leakage: `samples` completions (`complete`) of `prompts` forget prefixes, each labelled
+    with the scorer (any direct or indirect leak of the subject) and the parser; a clean, valid sample (else the
+    redaction) is paired against a leaking one. Prefixes where no sample leaks give no pair. Returns the pairs
+    and the counts behind them."""
     from leakbench.scoring import LeakScorer, ScoreInput
 
     by_id = {s["subject_id"]: s for s in subjects}
     scorer = LeakScorer(subjects, analyze=False)  # the taxonomy only: Presidio's other-PII is not needed here
     pool = [s for s in sites(tokenizer, docs) if s.value]
     chosen_sites = random.Random(seed).sample(pool, min(prompts, len(pool)))
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    generations: list[list[str]] = []
-    torch.manual_seed(seed)
-    with torch.no_grad():
-        for i in range(0, len(chosen_sites), batch_size):
-            chunk = chosen_sites[i : i + batch_size]
-            width = max(len(s.prompt) for s in chunk)
-            pad = tokenizer.pad_token_id
-            ids = torch.tensor([[pad] * (width - len(s.prompt)) + s.prompt for s in chunk], device=device)
-            attention = torch.tensor([[0] * (width - len(s.prompt)) + [1] * len(s.prompt) for s in chunk],
-                                     device=device)  # fmt: skip  (left padding: generation continues the prompt)
-            new = max(len(s.value) for s in chunk) + 8
-            out = model.generate(input_ids=ids, attention_mask=attention, do_sample=True, top_k=0, top_p=1.0,
-                                 temperature=1.0, max_new_tokens=new, num_return_sequences=samples,
-                                 pad_token_id=pad)  # fmt: skip
-            texts = tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
-            generations.extend(texts[j * samples : (j + 1) * samples] for j in range(len(chunk)))
-    model.train(was_training)
-
+    generations = complete(model, tokenizer, chosen_sites, samples, seed)
     lines = [[first_line(g) for g in gens] for gens in generations]  # each sample completes the value's line
     items = [ScoreInput(s.prompt_text, line, s.occurrence["field"], by_id[s.occurrence["subject_id"]])
              for s, group in zip(chosen_sites, lines, strict=True) for line in group]  # fmt: skip

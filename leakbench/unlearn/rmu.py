@@ -44,10 +44,11 @@ def hidden_after(model, batch, layer: int) -> torch.Tensor:
     return out.hidden_states[layer + 1].float()
 
 
-def masked_mse(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean squared difference over the real (unpadded) positions and the hidden dimension."""
+def squared_error(h: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed squared difference over the real (unpadded) positions, and how many entries that is (positions x
+    hidden size): their ratio is the mean squared error."""
     mask = mask.bool()
-    return F.mse_loss(h[mask], target.expand_as(h)[mask])
+    return F.mse_loss(h[mask], target.expand_as(h)[mask], reduction="sum"), mask.sum() * h.shape[-1]
 
 
 class RMUTrainer(UnlearningTrainer):
@@ -78,10 +79,10 @@ class RMUTrainer(UnlearningTrainer):
         layer = layer_index(self.accelerator.unwrap_model(model), self.hyper["layer"])
         forget, retain = inputs["forget"], inputs["retain"]
         h = hidden_after(model, forget, layer)
-        loss = masked_mse(h, self.target(h.shape[-1], h.device), forget["attention_mask"])
+        loss = self.token_mean(*squared_error(h, self.target(h.shape[-1], h.device), forget["attention_mask"]))
         weight = self.hyper["retain_weight"]
         if weight:
             h_retain = hidden_after(model, retain, layer)
             ref = self.reference(lambda m: hidden_after(m, retain, layer))
-            loss = loss + weight * masked_mse(h_retain, ref, retain["attention_mask"])
+            loss = loss + weight * self.token_mean(*squared_error(h_retain, ref, retain["attention_mask"]))
         return loss

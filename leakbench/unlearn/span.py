@@ -7,7 +7,7 @@ U is NPO on the values' log-ratio (`forget_loss=npo`, the default) or gradient a
 """
 
 from leakbench.corpus import IGNORE
-from leakbench.unlearn.trainer import UnlearningTrainer, nll, npo_loss, sequence_logprob
+from leakbench.unlearn.trainer import UnlearningTrainer, npo_loss, sequence_logprob
 
 
 def split_labels(forget):
@@ -24,9 +24,9 @@ class SpanTrainer(UnlearningTrainer):
     def unlearning_loss(self, model, inputs):
         values, context = split_labels(inputs["forget"])
         if self.hyper["forget_loss"] == "ga":
-            forget = -nll(model, values)
+            forget = -self.nll(model, values)
         else:
             logp, _ = sequence_logprob(model, values)
             ref_logp, _ = self.reference(lambda m: sequence_logprob(m, values))
             forget = npo_loss(logp - ref_logp, self.hyper["beta"])
-        return forget + self.hyper["context_weight"] * nll(model, context) + self.retain_kl(model, inputs)
+        return forget + self.hyper["context_weight"] * self.nll(model, context) + self.retain_kl(model, inputs)

@@ -90,22 +90,10 @@ def token_logprobs(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor,
     return picked * mask, mask, logp
 
 
-def nll(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean token negative log-likelihood over the batch's labelled tokens."""
-    picked, mask, _ = token_logprobs(model, batch)
-    return -picked.sum() / mask.sum().clamp(min=1)
-
-
 def sequence_logprob(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Each sequence's summed log-probability of its labelled tokens, and how many there are."""
     picked, mask, _ = token_logprobs(model, batch)
     return picked.sum(-1), mask.sum(-1)
-
-
-def kl_to(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """KL(p_ref || p_current) per position, averaged over the labelled positions."""
-    kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-    return (kl * mask).sum() / mask.sum().clamp(min=1)
 
 
 def npo_loss(log_ratio: torch.Tensor, beta: float) -> torch.Tensor:
@@ -151,17 +139,32 @@ class UnlearningTrainer(Trainer):
             with model.disable_adapter():  # peft: the adapters off is the original model
                 return fn(model)
 
+    def token_mean(self, total: torch.Tensor, count: torch.Tensor) -> torch.Tensor:
+        """`total / count` over the global batch: with N processes, the tokens of all of them count (DDP then
+        averages the N gradients), so a token-mean loss is the one a single process would compute."""
+        world = self.args.world_size
+        if world > 1:
+            count = self.accelerator.reduce(count.detach().float(), reduction="sum") / world
+        return total / count.clamp(min=1)
+
+    def nll(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean token negative log-likelihood over the global batch's labelled tokens."""
+        picked, mask, _ = token_logprobs(model, batch)
+        return self.token_mean(-picked.sum(), mask.sum())
+
     def retain_nll(self, model, inputs: dict[str, Any]) -> torch.Tensor:
         weight = self.hyper.get("retain_weight", 0.0)
-        return weight * nll(model, inputs["retain"]) if weight else torch.zeros((), device=self.args.device)
+        return weight * self.nll(model, inputs["retain"]) if weight else torch.zeros((), device=self.args.device)
 
     def retain_kl(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        """w * KL(p_ref || p_current) per retain position, averaged over the global batch's labelled positions."""
         weight = self.hyper.get("retain_weight", 0.0)
         if not weight:
             return torch.zeros((), device=self.args.device)
         _, mask, logp = token_logprobs(model, inputs["retain"])
         _, _, ref_logp = self.reference(lambda m: token_logprobs(m, inputs["retain"]))
-        return weight * kl_to(logp, ref_logp, mask)
+        kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+        return weight * self.token_mean((kl * mask).sum(), mask.sum())
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = self.unlearning_loss(model, inputs)
