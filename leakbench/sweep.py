@@ -43,7 +43,12 @@ def grid_points(method: str) -> list[dict[str, Any]]:
 
 
 def _label(method: str, point: dict[str, Any]) -> str:
-    return method + "".join(f"-{k}={v}" for k, v in point.items()) if point else f"{method}-defaults"
+    """The point's folder name: the method and the values of its grid's hyper-parameters (stable when the
+    defaults later move to a chosen point)."""
+    from leakbench.unlearn import METHODS
+
+    values = {k: point.get(k, METHODS[method].defaults[k]) for k in METHODS[method].grid}
+    return method + "".join(f"-{k}={v}" for k, v in values.items())
 
 
 def _score(model_dir: Path, run_dir: Path, subset: str, victim: dict[str, Any] | None) -> dict[str, Any]:
@@ -91,7 +96,7 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
     victim = _score(Path(model), out / "runs" / "victim", subset, None)
     results: dict[str, Any] = {}
     for method in methods:
-        rows = []
+        rows, spec = [], METHODS[method]
         for point in grid_points(method):
             label = _label(method, point)
             run_dir, model_dir = out / "runs" / label, out / "models" / label
@@ -102,10 +107,12 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
                 unlearn(model, model_dir, UnlearnConfig(method=method, subset=subset, seed=seed, params=params,
                                                         **shared), overwrite=True, log=log)  # fmt: skip
             figures = _score(model_dir, run_dir, subset, victim)
-            rows.append({"point": point, "hyperparameters": {**METHODS[method].defaults, **point}, "figures": figures})
+            ran = model_record(model_dir)  # what the point ran with, whatever the defaults are now
+            rows.append({"point": label, "hyperparameters": {k: ran["hyperparameters"][k] for k in spec.defaults},
+                         "wall_time_s": ran["wall_time_s"], "figures": figures})  # fmt: skip
         chosen, rule = choose(victim, rows)
         results[method] = {"points": rows, "chosen": chosen["hyperparameters"], "rule": rule}
-        log(f"sweep {method}: chose {chosen['point'] or 'the defaults'} (direct leak "
+        log(f"sweep {method}: chose {chosen['point']} (direct leak "
             f"{chosen['figures']['direct_leak_rate']:.3f}; {rule})")  # fmt: skip
     summary = provenance(
         kind="sweep", subset=subset, seed=seed, tasks=TASKS, rules=list(RULES),

@@ -15,7 +15,7 @@ def point(name: str, leak: float, edit: float, bpb: float) -> dict:
 
 def test_grid_is_the_defaults_then_each_other_value_one_at_a_time():
     points = grid_points("span")
-    assert points[0] == {}
+    assert points[0] == {}  # the defaults
     values = [v for v in METHODS["span"].grid["lr"] if v != METHODS["span"].defaults["lr"]]
     assert points[1:] == [{"lr": v} for v in values]
 

@@ -102,7 +102,7 @@ METHODS: dict[str, Method] = {
     "simnpo": Method("SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 4.5,
                                                   "margin": 0.0}, {"lr": (5e-4, 1e-3)}),
     "rmu": Method("RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 10.0, "layer": "middle",
-                                        "steering": 50.0}, {"steering": (50.0, 200.0)}),
+                                        "steering": 50.0}, {"steering": (50.0, 100.0, 200.0)}),
     "span": Method("SpanTrainer", "span-aware (CodeEraser-style)", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0,
                                                                      "beta": 0.1, "context_weight": 1.0,
                                                                      "forget_loss": "npo"},
