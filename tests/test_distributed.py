@@ -18,6 +18,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.distributed
+
 LAUNCHER = shutil.which("torchrun")
 
 

@@ -88,30 +88,31 @@ class Method:
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # what `leakbench sweep` tries
 
 
-# Defaults: chosen by `leakbench sweep` on the seed-1 victim (results/sweep.json), never on the reported seed-0
-# victim; the grid is what was tried. A retain weight of 1 and beta 0.1 are the papers' and OpenUnlearning's.
+# Defaults: the points `leakbench sweep` chose on the seed-1 victim (results/sweep.json; the study reports the
+# seed-0 victim); the grid is what was tried. Retain weight 1 and beta 0.1 are the papers' and OpenUnlearning's;
+# SimNPO's beta 4.5 and margin 0 are OpenUnlearning's; RMU's layer (the middle) and its retain weight are ours.
 METHODS: dict[str, Method] = {
     "ga": Method("GATrainer", "GA", {"steps": 40, "lr": 3e-5, "retain_weight": 0.0},
                  {"lr": (3e-5, 1e-4, 3e-4)}),
-    "ga_gd": Method("GAGDTrainer", "GA+GD", {"steps": 40, "lr": 8e-5, "retain_weight": 1.0},
+    "ga_gd": Method("GAGDTrainer", "GA+GD", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
                     {"lr": (8e-5, 3e-4)}),
-    "ga_kl": Method("GAKLTrainer", "GA+KL", {"steps": 40, "lr": 5e-5, "retain_weight": 1.0},
+    "ga_kl": Method("GAKLTrainer", "GA+KL", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
                     {"lr": (5e-5, 3e-4)}),
     "npo": Method("NPOTrainer", "NPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1},
                   {"lr": (5e-4, 1e-3)}),
-    "simnpo": Method("SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 4.5,
+    "simnpo": Method("SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 4.5,
                                                   "margin": 0.0}, {"lr": (5e-4, 1e-3)}),
     "rmu": Method("RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 10.0, "layer": "middle",
-                                        "steering": 50.0}, {"steering": (50.0, 100.0, 200.0)}),
+                                        "steering": 100.0}, {"steering": (50.0, 100.0, 200.0)}),
     "span": Method("SpanTrainer", "span-aware (CodeEraser-style)", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0,
                                                                      "beta": 0.1, "context_weight": 1.0,
                                                                      "forget_loss": "npo"},
                    {"lr": (5e-4, 1e-3, 2e-3)}),
-    "dpo": Method("DPOTrainer", "redaction DPO", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1},
-                  {"lr": (1e-3, 3e-3)}),
+    "dpo": Method("DPOTrainer", "redaction DPO", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1},
+                  {"lr": (3e-4, 1e-3, 3e-3)}),
     "plum": Method("PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
-                   {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
-                    "samples": 4}, {"lr": (1e-3, 3e-3)}),
+                   {"steps": 40, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
+                    "samples": 4}, {"lr": (3e-4, 1e-3)}),
 }  # fmt: skip
 DEFAULTS_CHOSEN_BY = "leakbench sweep on the seed-1 victim (results/sweep.json)"
 
@@ -235,6 +236,7 @@ def unlearn(
     from leakbench.corpus import encode_documents, retain_training_documents
     from leakbench.data import read_table, release_hash
     from leakbench.training import context_length, load_causal_lm, save_model, train, with_lora, world
+    from leakbench.unlearn.pairs import PROMPT_TOKENS
     from leakbench.unlearn.trainer import UnlearningCollator
 
     cfg = config.resolved()
@@ -254,6 +256,7 @@ def unlearn(
         model, tokenizer = load_causal_lm(model_dir)
         forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
         max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
+        max_prompt = min(PROMPT_TOKENS, max_length // 2)  # preference prompts leave room for their completions
         forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
         retain = encode_documents(tokenizer, retain_training_documents(subset, data_dir), max_length=max_length)
         ref_model = None
@@ -272,13 +275,14 @@ def unlearn(
             if trainer_cls.forget_items == "pairs":
                 from leakbench.unlearn.pairs import redaction_pairs
 
-                items = redaction_pairs(tokenizer, forget_docs)
+                items = redaction_pairs(tokenizer, forget_docs, max_prompt)
             elif trainer_cls.forget_items == "on_policy_pairs":
                 from leakbench.unlearn.pairs import on_policy_pairs
 
                 items, counts = on_policy_pairs(model, tokenizer, forget_docs, read_table("subjects", subset=subset,
                                                 data_dir=data_dir), prompts=hyper["prompts"],
-                                                samples=hyper["samples"], seed=cfg.seed + r)  # fmt: skip
+                                                samples=hyper["samples"], seed=cfg.seed + r,
+                                                max_prompt=max_prompt)  # fmt: skip
                 pair_counts.append(counts)
                 log(f"{cfg.method} round {r + 1}/{rounds}: {counts['leaking']}/{counts['samples']} samples leak, "
                     f"{counts['pairs']} pairs ({counts['redaction_chosen']} with the redaction chosen)")  # fmt: skip

@@ -41,8 +41,9 @@ class Site:
         return self.doc["text"][: self.occurrence["start"] - len(self.head)]
 
 
-def sites(tokenizer, docs: Sequence[dict[str, Any]]) -> list[Site]:
-    """Every value occurrence of `docs`, split where the document's tokenization crosses the value's start."""
+def sites(tokenizer, docs: Sequence[dict[str, Any]], max_prompt: int = PROMPT_TOKENS) -> list[Site]:
+    """Every value occurrence of `docs`, split where the document's tokenization crosses the value's start; the
+    prompt keeps its last `max_prompt` tokens."""
     out = []
     for doc in docs:
         for occ in doc.get("occurrences", ()):
@@ -52,7 +53,7 @@ def sites(tokenizer, docs: Sequence[dict[str, Any]]) -> list[Site]:
             cut = next((i for i, (_, end) in enumerate(offsets) if end > occ["start"]), len(offsets))
             head = doc["text"][offsets[cut][0] : occ["start"]] if cut < len(offsets) else ""
             ids = enc["input_ids"]
-            out.append(Site(doc, occ, ids[max(0, cut - PROMPT_TOKENS) : cut], head, ids[cut:]))
+            out.append(Site(doc, occ, ids[max(0, cut - max_prompt) : cut], head, ids[cut:]))
     return out
 
 
@@ -60,10 +61,10 @@ def encode(tokenizer, text: str) -> list[int]:
     return tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
 
 
-def redaction_pairs(tokenizer, docs: Sequence[dict[str, Any]]) -> list[Pair]:
+def redaction_pairs(tokenizer, docs: Sequence[dict[str, Any]], max_prompt: int = PROMPT_TOKENS) -> list[Pair]:
     """One pair per value occurrence: chosen = the redacted form, rejected = the memorized value."""
     return [Pair(s.prompt, encode(tokenizer, s.head + redaction(s.occurrence["field"])), s.value)
-            for s in sites(tokenizer, docs) if s.value]  # fmt: skip
+            for s in sites(tokenizer, docs, max_prompt) if s.value]  # fmt: skip
 
 
 def parses(language: str, text: str) -> bool:
@@ -139,6 +140,7 @@ def on_policy_pairs(
     prompts: int,
     samples: int,
     seed: int,
+    max_prompt: int = PROMPT_TOKENS,
 ) -> tuple[list[Pair], dict[str, int]]:
     """PLUM's step on leakage: `samples` completions (`complete`) of `prompts` forget prefixes, each labelled
     with the scorer (any direct or indirect leak of the subject) and the parser; a clean, valid sample (else the
@@ -148,7 +150,7 @@ def on_policy_pairs(
 
     by_id = {s["subject_id"]: s for s in subjects}
     scorer = LeakScorer(subjects, analyze=False)  # the taxonomy only: Presidio's other-PII is not needed here
-    pool = [s for s in sites(tokenizer, docs) if s.value]
+    pool = [s for s in sites(tokenizer, docs, max_prompt) if s.value]
     chosen_sites = random.Random(seed).sample(pool, min(prompts, len(pool)))
     generations = complete(model, tokenizer, chosen_sites, samples, seed)
     lines = [[first_line(g) for g in gens] for gens in generations]  # each sample completes the value's line
