@@ -290,8 +290,8 @@ def unlearn(
                     log(f"{cfg.method}: no sample leaks any more; stopping after {r} round(s)")
                     break
             steps = cfg.steps // rounds + (r < cfg.steps % rounds)
-            trainer = _trainer(trainer_cls, model, ref_model, tokenizer, items, retain, collator, cfg, hyper, steps,
-                               cfg.seed + r, tmp / "_trainer")  # fmt: skip
+            trainer = _trainer(trainer_cls, model, ref_model, items, retain, collator, cfg, hyper, steps, cfg.seed + r,
+                               tmp / "_trainer")  # fmt: skip
             wall += train(trainer)
         after = forget_retain_loss(model, forget, retain, collator)
         result = provenance(
@@ -324,7 +324,7 @@ def unlearn(
     return result
 
 
-def _trainer(trainer_cls, model, ref_model, tokenizer, items, retain, collator, cfg, hyper, steps, seed, scratch):
+def _trainer(trainer_cls, model, ref_model, items, retain, collator, cfg, hyper, steps, seed, scratch):
     """One trainer over `items` (documents or pairs) for `steps` steps of the global batch."""
     from leakbench.training import training_arguments
     from leakbench.unlearn.trainer import PairedDataset
