@@ -234,6 +234,7 @@ def victim_build(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Exposures of each forget document.")] = None,
     lora: Annotated[bool, typer.Option(help="Fine-tune --base with LoRA adapters (merged when saved).")] = False,
+    lora_rank: Annotated[int, typer.Option(help="LoRA rank (alpha = 2 x rank).")] = VictimConfig.lora_rank,
     oracle: Annotated[
         bool, typer.Option(help="Build the oracle: the same recipe and token budget without the forget documents.")
     ] = False,
@@ -247,7 +248,7 @@ def victim_build(
     from leakbench.victim import build
 
     changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
-    cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, seed=seed, **changes)
+    cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, lora_rank=lora_rank, seed=seed, **changes)
     build(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
 
 

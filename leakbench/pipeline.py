@@ -473,3 +473,27 @@ def summary_table(rows: dict[str, dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     lines += ["| " + " | ".join(row) + " |" for row in cells]
     return "\n".join([*lines, "", *notes]) + "\n"
+
+
+def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
+    """One summary (OUT/summary.json and summary.md) from studies of the same victim and oracle run side by side
+    with different `--methods` (e.g. two `leakbench run`s at once, one thread each): the first study's victim
+    and oracle rows, every study's method rows, each study's timings under its own name."""
+    studies = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    first = studies[0]
+    for path, study in zip(paths, studies, strict=True):
+        if (study["subset"], study["seeds"], study["victim_seeds"]) != (first["subset"], first["seeds"],
+                                                                         first["victim_seeds"]):  # fmt: skip
+            raise LeakBenchError(f"{path}: another subset or number of seeds than {paths[0]}; not one study")
+        for row in ("victim", "oracle"):
+            if row in study["rows"] and study["rows"][row]["metrics"] != first["rows"][row]["metrics"]:
+                raise LeakBenchError(f"{path}: its {row} measured differently from {paths[0]}'s; not one study")
+    rows = dict(first["rows"])
+    for study in studies[1:]:
+        rows.update({k: v for k, v in study["rows"].items() if k not in ("victim", "oracle")})
+    parts = [{"methods": s["methods"], "wall_time_s": s["wall_time_s"], "timings_s": s["timings_s"]} for s in studies]
+    merged = {**first, "methods": [m for s in studies for m in s["methods"]], "rows": rows, "merged_from": parts,
+              "timings_s": {}, "wall_time_s": max(s["wall_time_s"] for s in studies)}  # fmt: skip
+    write_text_atomic(Path(out) / "summary.json", json.dumps(merged, indent=2, default=str) + "\n")
+    write_text_atomic(Path(out) / "summary.md", summary_table(rows))
+    return merged

@@ -135,3 +135,32 @@ def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_the
                      for o_text in (d["text"][o["start"]:o["end"]] for o in d["occurrences"])}  # fmt: skip
     # (a document longer than a block is cut, so a value can straddle two blocks: nearly all, not all)
     assert sum(v in streams["victim"] for v in forget_values) >= 0.9 * len(forget_values)
+
+
+def test_studies_run_side_by_side_merge_into_one_summary(tmp_path):
+    from leakbench.pipeline import merge_summaries
+    from leakbench.records import LeakBenchError
+
+    victim, oracle = _metrics(), _metrics(direct_leak_rate=0.0)
+
+    def study(name: str, methods: dict[str, float]) -> str:
+        rows = {"victim": {"metrics": victim}, "oracle": {"metrics": oracle}}
+        rows.update({m: {"metrics": _metrics(direct_leak_rate=rate)} for m, rate in methods.items()})
+        for row in rows.values():
+            row["comparisons"] = comparisons(victim, row["metrics"], oracle)
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"kind": "study", "subset": "mini", "seeds": 3, "victim_seeds": 1,
+                                    "methods": list(methods), "rows": rows, "timings_s": {"x": 1.0},
+                                    "wall_time_s": 10.0 if name == "a" else 12.0}))  # fmt: skip
+        return str(path)
+
+    merged = merge_summaries([study("a", {"ga": 0.5, "rmu": 0.1}), study("b", {"dpo": 0.2})], tmp_path / "out")
+    assert list(merged["rows"]) == ["victim", "oracle", "ga", "rmu", "dpo"]
+    assert merged["methods"] == ["ga", "rmu", "dpo"]
+    assert merged["wall_time_s"] == 12.0 and [p["methods"] for p in merged["merged_from"]] == [["ga", "rmu"], ["dpo"]]
+    table_md = (tmp_path / "out" / "summary.md").read_text()
+    assert table_md.count("\n| ") == 1 + 5 and "| dpo |" in table_md  # the separator, then a line a row
+    other = (tmp_path / "b.json").read_text().replace('"direct_leak_rate": 0.9', '"direct_leak_rate": 0.8', 1)
+    (tmp_path / "c.json").write_text(other)
+    with pytest.raises(LeakBenchError, match="victim measured differently"):
+        merge_summaries([str(tmp_path / "a.json"), str(tmp_path / "c.json")], tmp_path / "out2")
