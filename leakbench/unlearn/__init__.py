@@ -342,7 +342,6 @@ def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) ->
     values_only), of the sensitive-value tokens alone (what leaks), and of the retain documents."""
     import torch
 
-    from leakbench.corpus import IGNORE
     from leakbench.unlearn.trainer import token_logprobs
 
     device = next(model.parameters()).device
@@ -354,13 +353,12 @@ def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) ->
             for i in range(0, len(items), batch_size):
                 chunk = items[i : i + batch_size]
                 batch = {k: v.to(device) for k, v in collator(list(zip(chunk, chunk, strict=True)))[side].items()}
-                views = [(side, batch)]
-                if side == "forget":
-                    views.append(("values", {**batch, "labels": batch["labels"].masked_fill(~batch["value_mask"],
-                                                                                            IGNORE)}))  # fmt: skip
-                for name, view in views:
-                    picked, mask, _ = token_logprobs(model, view)
-                    sums[name][0] += float(-picked.sum())
-                    sums[name][1] += int(mask.sum())
+                picked, mask, _ = token_logprobs(model, batch)
+                sums[side][0] += float(-picked.sum())
+                sums[side][1] += int(mask.sum())
+                if side == "forget":  # the same pass, counted again on the value tokens alone
+                    values = mask & batch["value_mask"][:, 1:]
+                    sums["values"][0] += float(-(picked * values).sum())
+                    sums["values"][1] += int(values.sum())
     model.train(was_training)
     return {name: total / max(count, 1) for name, (total, count) in sums.items()}

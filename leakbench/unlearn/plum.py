@@ -8,14 +8,9 @@ sample is clean, the redaction) against a leaking one, and trains DPO on those p
 model (`leakbench.unlearn.pairs`). The loss is redaction DPO's; only the pairs differ.
 """
 
-from leakbench.unlearn.dpo import preference_loss
-from leakbench.unlearn.trainer import UnlearningTrainer
+from leakbench.unlearn.dpo import DPOTrainer
 
 
-class PLUMTrainer(UnlearningTrainer):
+class PLUMTrainer(DPOTrainer):
     method = "plum"
-    needs_reference = True
     forget_items = "on_policy_pairs"
-
-    def unlearning_loss(self, model, inputs):
-        return preference_loss(self, model, inputs)
