@@ -29,6 +29,7 @@ from leakbench.records import (
     input_file,
     os_error_message,
 )
+from leakbench.robustness import AXES, RobustnessConfig
 from leakbench.unlearn import METHODS, UnlearnConfig
 from leakbench.utility import GENERATION_BATCH_SIZE, GT_TIME_LIMIT_FACTOR, MAX_NEW_TOKENS, MIN_TIME_LIMIT
 from leakbench.victim import VictimConfig
@@ -494,6 +495,14 @@ def run_cmd(
     victim_seeds: Annotated[
         int, typer.Option(help="Victim/oracle pairs to build (seeds 0..M-1), each unlearned --seeds times.")
     ] = 1,
+    robustness: Annotated[
+        bool,
+        typer.Option(help="Also attack each method's first run: relearning, 8/4-bit quantization, sequential "
+                     "deletion requests, forget-set scaling (about 4 minutes per method on mini, 2 CPU cores)."),
+    ] = False,
+    robustness_axes: Annotated[
+        str, typer.Option(help=f"With --robustness: the axes, comma-separated ({', '.join(AXES)}).")
+    ] = ",".join(AXES),
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
 ) -> None:
     """The whole study: victim and oracle -> leak, utility and privacy measurements -> the unlearning methods
@@ -518,6 +527,8 @@ def run_cmd(
         evalplus_dir=evalplus_dir,
         seeds=seeds,
         victim_seeds=victim_seeds,
+        robustness=robustness,
+        robustness_options={"axes": _items(robustness_axes)},
         publish=not no_publish,
         publish_to=publish_to,
     )
@@ -531,9 +542,69 @@ def run_cmd(
     width = Console(width=1000).measure(printed).maximum  # the whole table, never wrapped at 80 columns
     Console(width=max(console.width, width)).print(printed)
     console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
+    if summary.get("robustness"):
+        _print_robustness(summary["robustness"])
     if cfg.publish:
         board = cfg.publish_to or cfg.out
         console.print(f"leaderboard: {board / 'leaderboard.json'}; page: {board / 'index.html'}")
+
+
+def _items(text: str) -> tuple[str, ...]:
+    return tuple(x.strip() for x in text.split(",") if x.strip())
+
+
+def _print_robustness(records: dict) -> None:
+    from leakbench.robustness import robustness_table
+
+    console.print("\nRobustness (Markdown, also in summary.md):")
+    console.print(robustness_table(records), markup=False, highlight=False)
+
+
+@app.command("robustness")
+def robustness_cmd(
+    study: Annotated[Path, typer.Argument(help="The --out folder of a finished `leakbench run`.")],
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated methods of the study (default: all of them).")
+    ] = None,
+    axes: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(AXES)}.")] = ",".join(AXES),
+    relearn_fraction: Annotated[
+        float, typer.Option(help="Relearning: share of the forget subjects whose documents the attack trains on.")
+    ] = RobustnessConfig.relearn_fraction,
+    relearn_steps: Annotated[int, typer.Option(help="Relearning: fine-tuning steps.")] = RobustnessConfig.relearn_steps,
+    relearn_lr: Annotated[float, typer.Option(help="Relearning: learning rate.")] = RobustnessConfig.relearn_lr,
+    bits: Annotated[str, typer.Option(help="Quantization: weight bits, comma-separated (8, 4).")] = "8,4",
+    requests: Annotated[int, typer.Option(help="Sequential: deletion requests.")] = RobustnessConfig.requests,
+    sizes: Annotated[
+        str, typer.Option(help="Scaling: forget-set sizes, fractions of the subjects, comma-separated.")
+    ] = ",".join(map(str, RobustnessConfig.sizes)),
+    probes: Annotated[int, typer.Option(help="Full direct probes measured per subject.")] = RobustnessConfig.probes,
+    seed: Annotated[int, typer.Option(help="Seed of the subject splits and the relearning.")] = RobustnessConfig.seed,
+    model: Annotated[
+        Path | None, typer.Option(help="The victim, for a study run with --model (it is not in the study folder).")
+    ] = None,
+    oracle: Annotated[Path | None, typer.Option(help="Its oracle, likewise.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="The release the study used, if not the packaged one.")] = None,
+    ner: Annotated[str, typer.Option(help="Presidio NER model for the leak scorer, or 'none'.")] = "none",
+) -> None:
+    """Is it really forgotten? Attack a finished study's unlearned models (each method's first run): a relearning
+    attack on a slice of the forget subjects and its benign variant, 8/4-bit quantization, K sequential deletion
+    requests and nested forget-set sizes. Adds the table to the study's summary and robustness.json to each run
+    folder; `leakbench publish` then puts it on the leaderboard."""
+    from leakbench.pipeline import add_robustness
+
+    def numbers(option: str, text: str, kind: type) -> tuple:
+        try:
+            return tuple(kind(x) for x in _items(text))
+        except ValueError:
+            raise typer.BadParameter(f"expected comma-separated numbers, got {text!r}", param_hint=option) from None
+
+    cfg = RobustnessConfig(axes=_items(axes), relearn_fraction=relearn_fraction, relearn_steps=relearn_steps,
+                           relearn_lr=relearn_lr, bits=numbers("--bits", bits, int), requests=requests,
+                           sizes=numbers("--sizes", sizes, float), probes=probes, seed=seed)  # fmt: skip
+    summary = add_robustness(study, cfg, methods=_items(methods) if methods else None, model=model, oracle=oracle,
+                             data_dir=data_dir, ner=ner, log=console.print)  # fmt: skip
+    _print_robustness(summary["robustness"])
+    console.print(f"wrote {study / 'summary.json'}, {study / 'summary.md'} and robustness.json in each run folder")
 
 
 @app.command("tasks-path")

@@ -76,13 +76,24 @@ def evaluate(
     `pretrained=<model_dir>`, e.g. `dtype=bfloat16,tensor_parallel_size=2` for vLLM on two GPUs."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
-    from lm_eval.tasks import TaskManager
 
     check_backend(backend, model_args)
     if device is None and backend == "hf":
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
+    with quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
+        results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
+                            backend=backend, model_args=model_args, device=device, batch_size=batch_size,
+                            limit=limit)  # fmt: skip
+    return results
+
+
+def task_manager(*, subset: str = "mini", data_dir: str | Path | None = None, ner: str | None = None):
+    """lm-eval's `TaskManager` for LeakBench's tasks on one release and subset."""
+    from lm_eval.tasks import TaskManager
+
     from leakbench.data import release_hash
 
     # recorded in the results' configs, so that `leakbench publish` can tell which release was probed
@@ -91,12 +102,7 @@ def evaluate(
         metadata["data_dir"] = str(data_dir)
     if ner is not None:
         metadata["ner"] = ner
-    manager = TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
-    with _quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
-        results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
-                            backend=backend, model_args=model_args, device=device, batch_size=batch_size,
-                            limit=limit)  # fmt: skip
-    return results
+    return TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
 
 
 class _KnownNotices(logging.Filter):
@@ -111,7 +117,7 @@ class _KnownNotices(logging.Filter):
 
 
 @contextlib.contextmanager
-def _quiet_known_notices() -> Iterator[None]:
+def quiet_known_notices() -> Iterator[None]:
     """Drop those notices for the duration of an evaluation only (the filters are removed afterwards)."""
     notice = _KnownNotices()
     loggers = [logging.getLogger(name) for name in ("lm_eval.api.task", "lm_eval.models.huggingface")]

@@ -76,6 +76,8 @@ class StudyConfig:
     max_new_tokens: int = 128  # EvalPlus completions: tiny models ramble
     seeds: int = 1  # unlearning runs per method, seeds unlearn.seed, +1, ...
     victim_seeds: int = 1  # victim/oracle pairs, seeds victim.seed, +1, ... (each unlearned `seeds` times)
+    robustness: bool = False  # relearning, quantization, sequential requests, scaling (leakbench.robustness)
+    robustness_options: dict[str, Any] = field(default_factory=dict)  # RobustnessConfig overrides
     publish: bool = True
     publish_to: Path | None = None  # the leaderboard folder; None: the study's own --out folder
 
@@ -100,6 +102,10 @@ class StudyConfig:
         if self.model is not None and self.victim_seeds > 1:
             raise UsageError("--victim-seeds needs the embedded victim: a --model is one trained model")
         VictimConfig(subset=self.subset, **self.victim)
+        if self.robustness:
+            from leakbench.robustness import RobustnessConfig
+
+            RobustnessConfig(**self.robustness_options)
         for method in self.methods:
             UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
         if self.oracle is not None and self.model is None:
@@ -231,6 +237,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         write_text_atomic(run_dir / "run.json", dumps_record(record.model_dump(mode="json", exclude_none=True)))
         return metrics, privacy
 
+    robustness: dict[str, dict[str, Any]] = {}
     runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
     labels: list[str] = []
     family = ""
@@ -294,6 +301,15 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
                 unlearn_info = {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before",
                                                        "loss_after")}  # fmt: skip
                 found.append((method, label, metrics, unlearn_info))
+        if cfg.robustness and v == 0:  # on the first victim, each method's first seed
+            from leakbench.robustness import RobustnessConfig, study_stage
+
+            log(f"[{len(cfg.methods) + 3}] robustness: relearning and quantization attacks, sequential deletion "
+                "requests, forget-set scaling")  # fmt: skip
+            first = {m: f"{m}{tag}" + ("-s0" if cfg.seeds > 1 else "") for m in cfg.methods}
+            robustness = timed("robustness", lambda vd=victim_dir, od=oracle_dir, labels=first: study_stage(
+                out, vd, od, labels, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
+                data_dir=cfg.data_dir, ner=cfg.ner, log=log))  # fmt: skip
         for row, label, metrics, unlearn_info in found:
             labels.append(label)
             runs_of.setdefault(row, []).append({
@@ -307,7 +323,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     if cfg.publish:
         from leakbench.leaderboard import publish
 
-        log(f"[{len(cfg.methods) + 3}] publishing into {board}")
+        log(f"[{len(cfg.methods) + 3 + bool(robustness)}] publishing into {board}")
         published = publish([runs / label for label in labels], board / "leaderboard.json", board / "index.html")
     summary = provenance(
         kind="study",
@@ -318,13 +334,20 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
         rows=rows,
         published=published,
+        **({"robustness": robustness} if robustness else {}),
         timings_s=timings,
         wall_time_s=round(time.perf_counter() - started, 1),
     )
     for folder in dict.fromkeys([out, board] if cfg.publish else [out]):  # the study's folder and the board's
         write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-        write_text_atomic(folder / "summary.md", summary_table(rows))
+        write_text_atomic(folder / "summary.md", summary_table(rows) + _robustness_section(robustness))
     return summary
+
+
+def _robustness_section(records: dict[str, dict[str, Any]]) -> str:
+    from leakbench.robustness import robustness_table
+
+    return "\n## Robustness\n\n" + robustness_table(records) if records else ""
 
 
 def _built_run(name: str, role: str, record: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -492,8 +515,65 @@ def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     for study in studies[1:]:
         rows.update({k: v for k, v in study["rows"].items() if k not in ("victim", "oracle")})
     parts = [{"methods": s["methods"], "wall_time_s": s["wall_time_s"], "timings_s": s["timings_s"]} for s in studies]
+    robustness = {k: v for s in studies for k, v in (s.get("robustness") or {}).items()}
     merged = {**first, "methods": [m for s in studies for m in s["methods"]], "rows": rows, "merged_from": parts,
+              **({"robustness": robustness} if robustness else {}),
               "timings_s": {}, "wall_time_s": max(s["wall_time_s"] for s in studies)}  # fmt: skip
     write_text_atomic(Path(out) / "summary.json", json.dumps(merged, indent=2, default=str) + "\n")
-    write_text_atomic(Path(out) / "summary.md", summary_table(rows))
+    write_text_atomic(Path(out) / "summary.md", summary_table(rows) + _robustness_section(robustness))
     return merged
+
+
+def add_robustness(
+    study: str | Path,
+    cfg: Any,
+    *,
+    methods: tuple[str, ...] | None = None,
+    model: str | Path | None = None,
+    oracle: str | Path | None = None,
+    data_dir: str | Path | None = None,
+    ner: str | None = "none",
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """The robustness stage (a `leakbench.robustness.RobustnessConfig`) on a finished study: each method's first
+    run, against the study's first victim and oracle (or `model` / `oracle`, for a study of an existing
+    victim); the records join OUT/summary.json and summary.md and the run folders (publish them again)."""
+    from leakbench.robustness import study_stage
+    from leakbench.unlearn import check_methods
+
+    study = Path(study)
+    path = study / "summary.json"
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+        rows = summary["rows"]
+    except FileNotFoundError:
+        raise LeakBenchError(f"{path}: no such file; give the --out folder of a finished `leakbench run`") from None
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise LeakBenchError(f"{path}: not a LeakBench study summary (rows missing or unreadable)") from None
+    chosen = list(methods or [m for m in summary.get("methods", []) if m in rows])
+    check_methods(chosen)
+    missing = [m for m in chosen if m not in rows]
+    if missing:
+        raise UsageError(f"the study in {study} has no runs of {', '.join(missing)}; it has: "
+                         f"{', '.join(m for m in rows if m not in ('victim', 'oracle'))}")  # fmt: skip
+
+    def first_model(row: str) -> Path | None:
+        if row not in rows:
+            return None
+        folder = study / "models" / rows[row]["runs"][0]["label"]
+        return folder if folder.is_dir() else None
+
+    victim_dir = Path(model) if model else first_model("victim")
+    oracle_dir = Path(oracle) if oracle else first_model("oracle")
+    if victim_dir is None or not victim_dir.is_dir():
+        raise UsageError(f"{study}: the victim is not in the study folder (a study of --model); give --model")
+    labels = {m: rows[m]["runs"][0]["label"] for m in chosen}
+    for label in labels.values():
+        if not (study / "models" / label).is_dir():
+            raise LeakBenchError(f"{study / 'models' / label}: no such model directory (the study's unlearned model)")
+    records = study_stage(study, victim_dir, oracle_dir, labels, cfg, subset=summary["subset"], data_dir=data_dir,
+                          ner=ner, log=log)  # fmt: skip
+    summary["robustness"] = {**(summary.get("robustness") or {}), **records}
+    write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(study / "summary.md", summary_table(rows) + _robustness_section(summary["robustness"]))
+    return summary

@@ -245,7 +245,7 @@ class PrivacyConfig:
         check_number("--batch-size", self.batch_size, integer=True)
 
 
-def _document_requests(docs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[int, int]]]]:
+def document_requests(docs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[int, int]]]]:
     return [(d["text"], [(o["start"], o["end"]) for o in d["occurrences"]]) for d in docs]
 
 
@@ -287,7 +287,7 @@ def measure(
     model, tokenizer = load_causal_lm(model_dir)
     model.to(device).eval()
     max_length = context_length(model, 1024)
-    requests = _document_requests(forget) + _document_requests(holdout)
+    requests = document_requests(forget) + document_requests(holdout)
     with tqdm(total=len(requests) + len(rows), desc="privacy", unit="text", disable=log is None) as bar:
         stats = value_stats(model, tokenizer, requests, max_length=max_length, batch_size=cfg.batch_size,
                             progress=bar.update)  # fmt: skip

@@ -96,7 +96,7 @@ class VictimConfig:
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-class _WeightedLMTrainer:  # built lazily: transformers is imported only when training
+class WeightedLMTrainer:  # built lazily: transformers is imported only when training
     @staticmethod
     def make(value_weight: float):
         import torch.nn.functional as F
@@ -258,7 +258,7 @@ def build(
             adam_beta2=0.98,
             logging_steps=max(1, steps // 20),
         )
-        trainer = _WeightedLMTrainer.make(cfg.value_weight)(
+        trainer = WeightedLMTrainer.make(cfg.value_weight)(
             model=model,
             args=args,
             train_dataset=blocks,

@@ -154,6 +154,9 @@ class UnlearnConfig:
     max_length: int = 512
     seed: int = 0
     subset: str | None = None  # None: the subset the victim memorized
+    # None: every forget subject; else only the documents that mention one of these (a deletion request, a
+    # smaller forget set: leakbench.robustness)
+    subjects: tuple[str, ...] | None = None
     precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
 
     def __post_init__(self) -> None:
@@ -168,6 +171,10 @@ class UnlearnConfig:
         check_number("--seed", self.seed, integer=True, allow_zero=True)
         if self.subset is not None:
             check_subset(self.subset)
+        if self.subjects is not None:
+            self.subjects = tuple(self.subjects)
+            if not self.subjects:
+                raise UsageError("an empty list of subjects to forget; give at least one (or none: all of them)")
         if self.precision != "fp32":
             from leakbench.training import check_precision
 
@@ -254,7 +261,7 @@ def unlearn(
     main = is_main_process()
     with atomic_dir(out, overwrite=overwrite) if main else _scratch() as tmp:  # OUT is checked before training
         model, tokenizer = load_causal_lm(model_dir)
-        forget_docs = read_table("forget", subset=subset, data_dir=data_dir)
+        forget_docs = requested_documents(read_table("forget", subset=subset, data_dir=data_dir), cfg.subjects)
         max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
         max_prompt = min(PROMPT_TOKENS, max_length // 2)  # preference prompts leave room for their completions
         forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
@@ -322,6 +329,18 @@ def unlearn(
         f"{before['values']:.3f} -> {after['values']:.3f}, retain {before['retain']:.3f} -> {after['retain']:.3f} "
         f"({wall:.1f}s)")  # fmt: skip
     return result
+
+
+def requested_documents(docs: list[dict[str, Any]], subjects: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    """The forget documents of the requested subjects (every one for None): those that mention any of them."""
+    if subjects is None:
+        return docs
+    known = {s for d in docs for s in d["subject_ids"]}
+    unknown = sorted(set(subjects) - known)
+    if unknown:
+        raise UsageError(f"subjects {', '.join(unknown[:5])} are not forget subjects of this subset")
+    wanted = set(subjects)
+    return [d for d in docs if wanted.intersection(d["subject_ids"])]
 
 
 def _trainer(trainer_cls, model, ref_model, items, retain, collator, cfg, hyper, steps, seed, scratch):

@@ -1,0 +1,635 @@
+"""Is it really forgotten? Four robustness axes for an unlearned model (`leakbench robustness`, `leakbench run
+--robustness`).
+
+- relearn: fine-tune the unlearned model for a few dozen steps on the documents of a slice of the forget
+  subjects (10% by default), then measure the *other* forget subjects (Hu et al. 2024, "Jogging the memory of
+  unlearned LLMs"); a benign variant fine-tunes on retain documents only. The oracle under the same attack is
+  the reference: it can only learn the slice.
+- quantize: the unlearned model loaded with 8-bit and 4-bit weights (bitsandbytes LLM.int8() and NF4, on the CPU
+  or a GPU; Zhang et al. 2024, "Does your LLM truly unlearn?").
+- sequential: the forget subjects split into K deletion requests, served one after another, each from the
+  previous result (MUSE's sustainability); after each, leak on the subjects served and on those still pending
+  (which must stay high), and utility.
+- scaling: the method on nested forget sets of growing size (MUSE's scalability).
+
+Subjects who share a forget document are never split across a slice, request or subset (a document is one
+person's data only when it mentions only them): the split is over groups of subjects linked by documents, in a
+seeded order. Each unlearning run on part of the forget set takes the method's steps in proportion to the part's
+documents, so every document is seen as often as in the full run.
+
+Every model is measured the same cheap way (`Measurement`): the direct leak rate of the first `probes` full
+direct probes of each forget subject (distinct fields first) through lm-eval's `leakbench_direct`, exact
+memorization and the Min-K%++ membership AUC (vs the holdout subjects) of `leakbench.privacy`, and held-out
+code bits/byte (`leakbench_code_files`, lower is better) for utility.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import tempfile
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
+from leakbench.records import LeakBenchError, UsageError, check_number
+
+AXES = ("relearn", "quantize", "sequential", "scaling")
+BITS = (8, 4)
+RECORD = "robustness.json"
+RECORD_KIND = "leakbench-robustness"
+SCHEMES = {
+    8: "bitsandbytes LLM.int8() (8-bit weights, outlier threshold 6.0; lm_head kept in full precision)",
+    4: "bitsandbytes NF4 (4-bit weights, block size 64, fp32 compute; lm_head kept in full precision)",
+}
+
+
+@dataclass
+class RobustnessConfig:
+    axes: tuple[str, ...] = AXES
+    relearn_fraction: float = 0.1  # of the forget subjects (whole document groups, at least one)
+    relearn_steps: int = 24  # batches of `batch_size` documents: "a few dozen" steps
+    # low enough that benign fine-tuning keeps the victim's leak (mini, seed-0 victim: 76.7% -> 76.7% at 1e-4,
+    # 66.7% at 3e-4, 26.7% at 1e-3): the attack adds knowledge rather than damage
+    relearn_lr: float = 1e-4
+    bits: tuple[int, ...] = BITS
+    requests: int = 3
+    sizes: tuple[float, ...] = (0.1, 0.25, 0.5, 1.0)
+    probes: int = 4  # full direct probes per forget subject
+    batch_size: int = 8  # relearning batch (documents)
+    eval_batch_size: int = 32  # lm-eval's batch
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        """Every option checked before a model is loaded."""
+        self.axes = tuple(dict.fromkeys(self.axes))
+        unknown = [a for a in self.axes if a not in AXES]
+        if unknown or not self.axes:
+            raise UsageError(f"unknown robustness axis {', '.join(map(repr, unknown)) or '(none given)'}; "
+                             f"choose from: {', '.join(AXES)}")  # fmt: skip
+        check_number("--relearn-fraction", self.relearn_fraction)
+        if not 0 < self.relearn_fraction < 1:
+            raise UsageError(f"--relearn-fraction must be in (0, 1), got {self.relearn_fraction}")
+        for option, value in (("--relearn-steps", self.relearn_steps), ("--requests", self.requests),
+                              ("--probes", self.probes), ("--batch-size", self.batch_size),
+                              ("--eval-batch-size", self.eval_batch_size)):  # fmt: skip
+            check_number(option, value, integer=True)
+        check_number("--seed", self.seed, integer=True, allow_zero=True)
+        check_number("--relearn-lr", self.relearn_lr)
+        self.bits = tuple(sorted(set(self.bits), reverse=True))
+        if not self.bits or any(b not in BITS for b in self.bits):
+            raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {self.bits}")
+        self.sizes = tuple(sorted(set(self.sizes)))
+        if not self.sizes or any(not (isinstance(s, int | float) and 0 < s <= 1) for s in self.sizes):
+            raise UsageError(f"--sizes must be fractions in (0, 1], got {self.sizes}")
+        if self.requests < 2:
+            raise UsageError(f"--requests must be at least 2 (one request is plain unlearning), got {self.requests}")
+
+
+# --- splitting the forget subjects ------------------------------------------------------------------------------
+
+
+def subject_groups(docs: Sequence[dict[str, Any]], seed: int) -> list[list[str]]:
+    """The forget subjects in groups linked by shared documents (union-find), in a seeded order; each group's
+    subjects sorted."""
+    import random
+
+    parent: dict[str, str] = {}
+
+    def root(s: str) -> str:
+        while parent.setdefault(s, s) != s:
+            parent[s] = parent[parent[s]]
+            s = parent[s]
+        return s
+
+    for doc in docs:
+        first, *rest = doc["subject_ids"]
+        for other in rest:
+            parent[root(other)] = root(first)
+    groups: dict[str, list[str]] = defaultdict(list)
+    for s in sorted({s for d in docs for s in d["subject_ids"]}):
+        groups[root(s)].append(s)
+    ordered = sorted(groups.values())
+    random.Random(f"leakbench-robustness-{seed}").shuffle(ordered)
+    return ordered
+
+
+def _prefix(groups: list[list[str]], wanted: int) -> list[str]:
+    """The subjects of the first groups, until at least `wanted` of them."""
+    taken: list[str] = []
+    for group in groups:
+        if len(taken) >= wanted:
+            break
+        taken.extend(group)
+    return taken
+
+
+def relearn_split(groups: list[list[str]], fraction: float) -> tuple[list[str], list[str]]:
+    """(slice, evaluated): the subjects whose documents the attack trains on (at least `fraction` of them, one
+    group at least) and every other forget subject, which the attack is measured on."""
+    total = sum(len(g) for g in groups)
+    if len(groups) < 2:
+        raise LeakBenchError("the relearning attack needs two groups of forget subjects at least")
+    taken = _prefix(groups, max(1, math.ceil(fraction * total)))
+    if len(taken) == total:  # a fraction so large that nothing is left: keep the last group out
+        taken = [s for g in groups[:-1] for s in g]
+    rest = [s for g in groups for s in g if s not in set(taken)]
+    return sorted(taken), sorted(rest)
+
+
+def request_split(groups: list[list[str]], k: int) -> list[list[str]]:
+    """K deletion requests covering every subject once: groups dealt in order to the request with the fewest
+    subjects so far (ties: the earliest)."""
+    if k > len(groups):
+        raise UsageError(f"--requests {k}: only {len(groups)} groups of forget subjects to split")
+    requests: list[list[str]] = [[] for _ in range(k)]
+    for group in groups:
+        min(requests, key=len).extend(group)
+    return [sorted(r) for r in requests]
+
+
+def nested_subsets(groups: list[list[str]], sizes: Sequence[float]) -> list[list[str]]:
+    """Per size (a fraction of the subjects, increasing), the subjects of the first groups reaching it: each
+    subset holds the previous one."""
+    total = sum(len(g) for g in groups)
+    return [sorted(_prefix(groups, max(1, math.ceil(size * total)))) for size in sizes]
+
+
+def documents_of(docs: Sequence[dict[str, Any]], subjects: Sequence[str]) -> list[dict[str, Any]]:
+    """The documents that mention only these subjects (with whole groups: every document that mentions one)."""
+    wanted = set(subjects)
+    return [d for d in docs if wanted.issuperset(d["subject_ids"])]
+
+
+def scaled_steps(steps: int, part: int, whole: int) -> int:
+    """A method's steps for `part` of the `whole` forget documents: as many passes over each as the full run."""
+    return max(1, math.ceil(steps * part / whole))
+
+
+# --- measuring --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    """One model's per-subject figures: direct-leak verdicts per probe, exact memorization and membership score
+    per value occurrence, the holdout values' scores, and held-out code bits/byte."""
+
+    leaks: dict[str, list[float]]
+    memorization: dict[str, list[float]]
+    members: dict[str, list[float]]
+    non_members: list[float]
+    code_bits_per_byte: float | None
+
+    def on(self, subjects: Sequence[str]) -> dict[str, float | None]:
+        """Direct leak rate, exact memorization and Min-K%++ AUC on these subjects."""
+        from leakbench.privacy import auc
+
+        def pooled(table: dict[str, list[float]]) -> list[float]:
+            return [x for s in subjects for x in table.get(s, ())]
+
+        leaks, memorized, members = pooled(self.leaks), pooled(self.memorization), pooled(self.members)
+        return {
+            "direct_leak_rate": sum(leaks) / len(leaks) if leaks else None,
+            "exact_memorization": sum(memorized) / len(memorized) if memorized else None,
+            f"mia_{HEADLINE_ATTACK}": auc(members, self.non_members) if members else None,
+        }
+
+
+def probe_indices(subset: str, data_dir: str | Path | None, per_subject: int) -> list[int]:
+    """Indices into `leakbench_direct`'s documents (the release's direct forget probes, in order): per subject
+    its first `per_subject` full probes, one per field before a field's second."""
+    from leakbench.data import read_table
+
+    rows = read_table("probes", subset=subset, data_dir=data_dir, split="forget")
+    probes = [p for p in rows if p["kind"] == "direct"]
+    seen: Counter = Counter()
+    ranked: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    for i, p in enumerate(probes):
+        if p["variant"] == "full":
+            key = (p["subject_id"], p["target_field"])
+            ranked[p["subject_id"]].append((seen[key], i))
+            seen[key] += 1
+    return sorted(i for found in ranked.values() for _, i in sorted(found)[:per_subject])
+
+
+class Meter:
+    """Measures models in memory (a quantized or just-relearned one needs no folder) on one release and subset."""
+
+    def __init__(self, cfg: RobustnessConfig, *, subset: str, data_dir: str | Path | None, ner: str | None) -> None:
+        from leakbench.data import in_split, read_table
+        from leakbench.harness import task_manager
+
+        self.cfg, self.subset, self.data_dir = cfg, subset, data_dir
+        self.indices = probe_indices(subset, data_dir, cfg.probes)
+        self.manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
+        documents = read_table("forget", subset=subset, data_dir=data_dir, split=None)
+        self.forget = [d for d in documents if in_split(d, "forget")]
+        self.holdout = [d for d in documents if in_split(d, "holdout")]
+
+    def measure(self, model, tokenizer) -> Measurement:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+
+        from leakbench.harness import quiet_known_notices
+        from leakbench.privacy import (
+            DEFAULT_K,
+            document_requests,
+            exact_memorization,
+            membership_scores,
+            value_stats,
+        )
+        from leakbench.training import context_length
+
+        model.eval()
+        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.cfg.eval_batch_size)
+        with quiet_known_notices():
+            results = lm_eval.simple_evaluate(model=lm, tasks=[DIRECT, CODE_FILES], task_manager=self.manager,
+                                              samples={DIRECT: self.indices}, log_samples=True,
+                                              verbosity="ERROR")  # fmt: skip
+        leaks: dict[str, list[float]] = defaultdict(list)
+        for sample in results["samples"][DIRECT]:
+            leaks[sample["doc"]["subject_id"]].append(float(sample["direct_leak_rate"]))
+        bpb = results["results"][CODE_FILES].get("bits_per_byte,none")
+        stats = value_stats(model, tokenizer, document_requests(self.forget + self.holdout),
+                            max_length=context_length(model, 1024))  # fmt: skip
+        memorization: dict[str, list[float]] = defaultdict(list)
+        members: dict[str, list[float]] = defaultdict(list)
+        non_members: list[float] = []
+        for i, (doc, per_doc) in enumerate(zip(self.forget + self.holdout, stats, strict=True)):
+            for occurrence, st in zip(doc["occurrences"], per_doc, strict=True):
+                if st is None:
+                    continue
+                score = membership_scores(st, DEFAULT_K)[HEADLINE_ATTACK]
+                if i >= len(self.forget):
+                    non_members.append(score)
+                else:
+                    members[occurrence["subject_id"]].append(score)
+                    memorization[occurrence["subject_id"]].append(exact_memorization(st.correct))
+        return Measurement(dict(leaks), dict(memorization), dict(members), non_members,
+                           float(bpb) if isinstance(bpb, int | float) else None)  # fmt: skip
+
+
+# --- the attacks ------------------------------------------------------------------------------------------------
+
+
+def load_quantized(model_dir: str | Path, bits: int):
+    """The model with its linear layers' weights quantized by bitsandbytes (8-bit LLM.int8() or 4-bit NF4),
+    on the GPU when there is one, else on the CPU; returns (model, tokenizer)."""
+    import importlib.util
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, BitsAndBytesConfig
+
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise LeakBenchError("the quantization attack needs bitsandbytes: pip install bitsandbytes")
+    if bits == 8:
+        quantization = BitsAndBytesConfig(load_in_8bit=True)
+    elif bits == 4:
+        quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                                          bnb_4bit_compute_dtype=torch.float32)  # fmt: skip
+    else:
+        raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    # LLM.int8() on a CPU casts fp32 inputs to fp16 and says so at every layer call: once is in SCHEMES
+    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization, device_map=device)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
+
+
+def relearn(model, tokenizer, docs: Sequence[dict[str, Any]], *, steps: int, lr: float, batch_size: int,
+            seed: int) -> float:  # fmt: skip
+    """Fine-tune `model` in place on `docs` (plain causal LM loss, constant learning rate) for `steps` steps;
+    returns the wall time."""
+    from leakbench.corpus import collate, encode_documents
+    from leakbench.training import context_length, train, training_arguments
+    from leakbench.victim import WeightedLMTrainer
+
+    examples = encode_documents(tokenizer, docs, max_length=context_length(model, 512))
+    with tempfile.TemporaryDirectory(prefix="leakbench-relearn-") as scratch:
+        args = training_arguments(scratch, steps=steps, batch_size=batch_size, lr=lr, seed=seed,
+                                  lr_scheduler_type="constant", warmup_steps=0)  # fmt: skip
+        trainer = WeightedLMTrainer.make(1.0)(model=model, args=args, train_dataset=examples,
+                                              data_collator=lambda b: collate(b, tokenizer.pad_token_id))  # fmt: skip
+        return train(trainer)
+
+
+# --- the stage --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class References:
+    """What every method's attacks are compared with, measured once per victim: the victim and the oracle, the
+    oracle under the relearning attack, and the victim quantized."""
+
+    victim: Measurement
+    oracle: Measurement | None
+    oracle_relearned: Measurement | None
+    victim_quantized: dict[int, Measurement]
+
+
+class Robustness:
+    """The four axes for one victim (and its oracle, when there is one), method after method."""
+
+    def __init__(self, victim_dir: str | Path, oracle_dir: str | Path | None, cfg: RobustnessConfig, *,
+                 subset: str, data_dir: str | Path | None = None, ner: str | None = "none",
+                 log: Callable[[str], None] = print) -> None:  # fmt: skip
+        from leakbench.data import read_table
+
+        self.victim_dir, self.oracle_dir, self.cfg = Path(victim_dir), oracle_dir and Path(oracle_dir), cfg
+        self.subset, self.data_dir, self.log = subset, data_dir, log
+        self.docs = read_table("forget", subset=subset, data_dir=data_dir)
+        self.groups = subject_groups(self.docs, cfg.seed)
+        self.subjects = sorted(s for g in self.groups for s in g)
+        self.slice, self.evaluated = relearn_split(self.groups, cfg.relearn_fraction)
+        self.requests = request_split(self.groups, cfg.requests)
+        self.subsets = nested_subsets(self.groups, cfg.sizes)
+        self.meter = Meter(cfg, subset=subset, data_dir=data_dir, ner=ner)
+        self._references: References | None = None
+
+    def _load(self, model_dir: str | Path):
+        from leakbench.training import load_causal_lm
+
+        model, tokenizer = load_causal_lm(model_dir)
+        return model.to("cuda" if _cuda() else "cpu"), tokenizer
+
+    def _measure_dir(self, model_dir: str | Path) -> Measurement:
+        return self.meter.measure(*self._load(model_dir))
+
+    def _relearned(self, model_dir: str | Path, docs: Sequence[dict[str, Any]]) -> Measurement:
+        model, tokenizer = self._load(model_dir)
+        relearn(model, tokenizer, docs, steps=self.cfg.relearn_steps, lr=self.cfg.relearn_lr,
+                batch_size=self.cfg.batch_size,
+                seed=self.cfg.seed)  # fmt: skip
+        return self.meter.measure(model, tokenizer)
+
+    def references(self) -> References:
+        if self._references is None:
+            self.log("    robustness references: the victim and the oracle, as measured here")
+            victim = self._measure_dir(self.victim_dir)
+            oracle = self._measure_dir(self.oracle_dir) if self.oracle_dir else None
+            oracle_relearned = None
+            if self.oracle_dir and "relearn" in self.cfg.axes:
+                self.log("    robustness references: the oracle under the relearning attack")
+                oracle_relearned = self._relearned(self.oracle_dir, documents_of(self.docs, self.slice))
+            quantized = {}
+            if "quantize" in self.cfg.axes:
+                for bits in self.cfg.bits:
+                    self.log(f"    robustness references: the victim at {bits} bits")
+                    quantized[bits] = self.meter.measure(*load_quantized(self.victim_dir, bits))
+            self._references = References(victim, oracle, oracle_relearned, quantized)
+        return self._references
+
+    def assess(self, method: str, unlearned_dir: str | Path, unlearn_overrides: dict[str, Any] | None = None,
+               work: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
+        """Every selected axis for one method whose unlearned model is `unlearned_dir`; returns the record.
+        Sequential and scaling runs unlearn again (with `unlearn_overrides`, as the study did) into a scratch
+        folder inside `work` (removed afterwards)."""
+        from leakbench.records import provenance
+
+        started = time.perf_counter()
+        refs = self.references()
+        cfg = self.cfg
+        self.log(f"    robustness of {method}: {', '.join(cfg.axes)}")
+        unlearned = self._measure_dir(unlearned_dir)
+        record: dict[str, Any] = {
+            "kind": RECORD_KIND,
+            "method": method,
+            "settings": dataclasses.asdict(cfg),
+            "subjects": {"forget": len(self.subjects), "groups": len(self.groups)},
+            "measured_with": {
+                "direct_leak_rate": f"{DIRECT}: the first {cfg.probes} full direct probes of each subject",
+                "utility": f"{CODE_FILES} bits/byte (lower is better; kept = victim's / this one's)",
+                "membership": "Min-K%++ AUC of the subjects' values against the holdout subjects'",
+            },
+            "all_subjects": {
+                "victim": refs.victim.on(self.subjects),
+                "oracle": refs.oracle.on(self.subjects) if refs.oracle else None,
+                "unlearned": unlearned.on(self.subjects),
+                "victim_code_bits_per_byte": refs.victim.code_bits_per_byte,
+                "unlearned_code_bits_per_byte": unlearned.code_bits_per_byte,
+            },
+        }
+        if "relearn" in cfg.axes:
+            record["relearn"] = self._relearn_axis(unlearned_dir, unlearned, refs)
+        if "quantize" in cfg.axes:
+            record["quantize"] = self._quantize_axis(unlearned_dir, unlearned, refs)
+        overrides = dict(unlearn_overrides or {})
+        if "sequential" in cfg.axes or "scaling" in cfg.axes:
+            with tempfile.TemporaryDirectory(prefix=".robustness-", dir=work) as scratch:
+                if "sequential" in cfg.axes:
+                    record["sequential"] = self._sequential_axis(method, overrides, Path(scratch), refs)
+                if "scaling" in cfg.axes:
+                    record["scaling"] = self._scaling_axis(method, overrides, Path(scratch), unlearned_dir, refs)
+        record["wall_time_s"] = round(time.perf_counter() - started, 1)
+        return provenance(**record)
+
+    def _relearn_axis(self, unlearned_dir, unlearned: Measurement, refs: References) -> dict[str, Any]:
+        cfg, ev = self.cfg, self.evaluated
+        slice_docs = documents_of(self.docs, self.slice)
+        self.log(f"      relearning attack: {cfg.relearn_steps} steps on the {len(slice_docs)} documents of "
+                 f"{len(self.slice)} subjects; measured on the other {len(ev)}")  # fmt: skip
+        attacked = self._relearned(unlearned_dir, slice_docs)
+        from leakbench.corpus import retain_training_documents
+
+        self.log(f"      benign relearning: {cfg.relearn_steps} steps on retain documents")
+        benign = self._relearned(unlearned_dir, retain_training_documents(self.subset, self.data_dir))
+        victim = refs.victim.on(ev)
+        out = {
+            "slice_subjects": len(self.slice),
+            "slice_documents": len(slice_docs),
+            "evaluated_subjects": len(ev),
+            "steps": cfg.relearn_steps,
+            "lr": cfg.relearn_lr,
+            "victim": victim,
+            "oracle": refs.oracle.on(ev) if refs.oracle else None,
+            "oracle_attacked": refs.oracle_relearned.on(ev) if refs.oracle_relearned else None,
+            "unlearned": unlearned.on(ev),
+            "attacked": attacked.on(ev),
+            "benign": benign.on(ev),
+            "slice_attacked": attacked.on(self.slice),  # the slice itself: that the attack took
+        }
+        for name in ("unlearned", "attacked", "benign", "oracle_attacked"):
+            leak = (out[name] or {}).get("direct_leak_rate")
+            out[f"{name}_share_of_victim"] = _share(leak, victim["direct_leak_rate"])
+        out["recovered"] = out["attacked_share_of_victim"]
+        return out
+
+    def _quantize_axis(self, unlearned_dir, unlearned: Measurement, refs: References) -> dict[str, Any]:
+        out: dict[str, Any] = {"schemes": {str(b): SCHEMES[b] for b in self.cfg.bits},
+                               "unlearned": unlearned.on(self.subjects)}  # fmt: skip
+        for bits in self.cfg.bits:
+            self.log(f"      quantization attack: {bits}-bit weights")
+            quantized = self.meter.measure(*load_quantized(unlearned_dir, bits))
+            out[f"{bits}bit"] = quantized.on(self.subjects)
+            out[f"victim_{bits}bit"] = refs.victim_quantized[bits].on(self.subjects)
+        return out
+
+    def _unlearn(self, method: str, overrides: dict[str, Any], start: Path, out: Path, subjects: Sequence[str]
+                 ) -> tuple[Path, int]:  # fmt: skip
+        from leakbench.unlearn import UnlearnConfig, unlearn
+
+        base = UnlearnConfig(method=method, subset=self.subset, **overrides)
+        steps = scaled_steps(base.hyper()["steps"], len(documents_of(self.docs, subjects)), len(self.docs))
+        ucfg = dataclasses.replace(base, subjects=tuple(subjects), steps=steps)
+        unlearn(start, out, ucfg, data_dir=self.data_dir, overwrite=True, log=lambda _: None)
+        return out, steps
+
+    def _sequential_axis(self, method, overrides, scratch: Path, refs: References) -> list[dict[str, Any]]:
+        curve, model_dir = [], self.victim_dir
+        for k, request in enumerate(self.requests, 1):
+            self.log(f"      deletion request {k}/{len(self.requests)}: {len(request)} subjects")
+            previous = model_dir
+            model_dir, steps = self._unlearn(method, overrides, model_dir, scratch / f"request-{k}", request)
+            if previous != self.victim_dir:
+                import shutil
+
+                shutil.rmtree(previous, ignore_errors=True)
+            m = self._measure_dir(model_dir)
+            served = sorted(s for r in self.requests[:k] for s in r)
+            pending = sorted(s for r in self.requests[k:] for s in r)
+            curve.append({
+                "request": k, "subjects": len(request), "steps": steps,
+                "served_subjects": len(served), "pending_subjects": len(pending),
+                "served": m.on(served), "pending": m.on(pending) if pending else None,
+                "victim_served": refs.victim.on(served),
+                "victim_pending": refs.victim.on(pending) if pending else None,
+                "code_bits_per_byte": m.code_bits_per_byte,
+                "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
+            })  # fmt: skip
+        return curve
+
+    def _scaling_axis(self, method, overrides, scratch: Path, unlearned_dir, refs: References) -> list[dict[str, Any]]:
+        curve = []
+        for size, subjects in zip(self.cfg.sizes, self.subsets, strict=True):
+            docs = documents_of(self.docs, subjects)
+            self.log(f"      forget set {100 * size:.0f}%: {len(subjects)} subjects, {len(docs)} documents")
+            if len(subjects) == len(self.subjects):  # the whole forget set: the method's own unlearned model
+                from leakbench.unlearn import UnlearnConfig
+
+                m, steps = self._measure_dir(unlearned_dir), UnlearnConfig(method=method, **overrides).hyper()["steps"]
+            else:
+                model_dir, steps = self._unlearn(method, overrides, self.victim_dir, scratch / "scaling", subjects)
+                m = self._measure_dir(model_dir)
+            victim, after = refs.victim.on(subjects), m.on(subjects)
+            curve.append({
+                "fraction": size, "subjects": len(subjects), "documents": len(docs), "steps": steps,
+                "victim": victim, "unlearned": after,
+                "leak_reduction": direct_leak_reduction(victim["direct_leak_rate"], after["direct_leak_rate"]),
+                "code_bits_per_byte": m.code_bits_per_byte,
+                "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
+            })  # fmt: skip
+        return curve
+
+
+def _cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def _share(leak: float | None, victim: float | None) -> float | None:
+    return None if leak is None or not victim else leak / victim
+
+
+
+# --- a study's stage and its table ------------------------------------------------------------------------------
+
+
+def unlearn_overrides(record: dict[str, Any]) -> dict[str, Any]:
+    """The `UnlearnConfig` options an unlearned model was made with (its unlearn.json), to unlearn again alike."""
+    from leakbench.unlearn import METHODS, UnlearnConfig
+
+    used = record.get("hyperparameters") or {}
+    names = {f.name for f in dataclasses.fields(UnlearnConfig)} - {"method", "params", "subjects", "subset"}
+    spec = METHODS[record["method"]].defaults
+    overrides = {k: used[k] for k in names if k in used and k not in spec and k != "beta"}
+    overrides["params"] = {k: used[k] for k in spec if k in used}
+    return overrides
+
+
+def study_stage(
+    out: str | Path,
+    victim_dir: str | Path,
+    oracle_dir: str | Path | None,
+    labels: dict[str, str],
+    cfg: RobustnessConfig,
+    *,
+    subset: str,
+    data_dir: str | Path | None = None,
+    ner: str | None = "none",
+    log: Callable[[str], None] = print,
+) -> dict[str, dict[str, Any]]:
+    """The robustness stage of a study in `out`: every method (-> the label of its first run, whose model is
+    OUT/models/<label>) assessed; each record written to OUT/runs/<label>/robustness.json (published with the
+    entry) and returned by method."""
+    from leakbench.records import dumps_record, model_record, write_text_atomic
+
+    out = Path(out)
+    stage = Robustness(victim_dir, oracle_dir, cfg, subset=subset, data_dir=data_dir, ner=ner, log=log)
+    records = {}
+    for method, label in labels.items():
+        model_dir = out / "models" / label
+        record = stage.assess(method, model_dir, unlearn_overrides(model_record(model_dir)), work=out)
+        write_text_atomic(out / "runs" / label / RECORD, dumps_record(record))
+        records[method] = record
+    return records
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _leak(rates: dict[str, Any] | None) -> float | None:
+    return (rates or {}).get("direct_leak_rate")
+
+
+def robustness_table(records: dict[str, dict[str, Any]]) -> str:
+    """The robustness table (Markdown): one row per method, direct leak rates under each attack and along each
+    axis, then the notes that define the columns."""
+    columns = ["method", "unlearned", "relearned", "benign", "oracle relearned", "recovered", "8-bit", "4-bit",
+               "served after each request", "pending after each request", "utility kept after the last",
+               "leak reduction by forget-set size", "utility kept by size"]  # fmt: skip
+    lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
+    sizes: list[str] = []
+    for method, r in records.items():
+        relearned, quant = r.get("relearn") or {}, r.get("quantize") or {}
+        seq, scale = r.get("sequential") or [], r.get("scaling") or []
+        sizes = sizes or [f"{100 * p['fraction']:.0f}%" for p in scale]
+        lines.append("| " + " | ".join([
+            method, _pct(_leak(relearned.get("unlearned"))), _pct(_leak(relearned.get("attacked"))),
+            _pct(_leak(relearned.get("benign"))), _pct(_leak(relearned.get("oracle_attacked"))),
+            _pct(relearned.get("recovered")),
+            _pct(_leak(quant.get("8bit"))), _pct(_leak(quant.get("4bit"))),
+            " → ".join(_pct(_leak(p["served"])) for p in seq) or "n/a",
+            " → ".join(_pct(_leak(p["pending"])) for p in seq if p["pending"]) or "n/a",
+            _pct(seq[-1]["utility_kept"]) if seq else "n/a",
+            " / ".join(_pct(p["leak_reduction"]) for p in scale) or "n/a",
+            " / ".join(_pct(p["utility_kept"]) for p in scale) or "n/a",
+        ]) + " |")  # fmt: skip
+    first = next(iter(records.values()), {})
+    settings = first.get("settings") or {}
+    relearn_info = first.get("relearn") or {}
+    notes = [
+        "Direct leak rates on the first "
+        f"{settings.get('probes')} full direct probes of each forget subject (leakbench_direct).",
+        f"Relearning: {relearn_info.get('steps')} steps (lr {relearn_info.get('lr')}) of fine-tuning on the documents"
+        f" of {relearn_info.get('slice_subjects')} forget subjects; leak measured on the other "
+        f"{relearn_info.get('evaluated_subjects')}. Benign: the same on retain documents. Recovered: the relearned "
+        "leak as a share of the victim's on those subjects. Oracle relearned: the never-trained model under the "
+        "same attack (the victim's, on those subjects: "
+        f"{_pct(_leak(relearn_info.get('victim')))}).",
+        "8-bit / 4-bit: the unlearned model with bitsandbytes LLM.int8() / NF4 weights, on every forget subject.",
+        "Sequential: the forget subjects in deletion requests served one after another; leak on the subjects "
+        "served so far and on those still pending after each request; utility = held-out code bits/byte kept.",
+        f"Scaling: the method on nested forget sets of {' / '.join(sizes) or 'n/a'} of the subjects; leak "
+        "reduction on the forgotten subjects relative to the victim's, held-out code bits/byte kept.",
+    ]
+    return "\n".join([*lines, "", *notes]) + "\n"
