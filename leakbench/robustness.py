@@ -399,9 +399,16 @@ class Robustness:
         cfg = self.cfg
         self.log(f"    robustness of {method}: {', '.join(cfg.axes)}")
         unlearned = self._measure_dir(unlearned_dir)
+        from leakbench.data import read_manifest, release_hash
+
         record: dict[str, Any] = {
             "kind": RECORD_KIND,
             "method": method,
+            "release": {
+                "name": read_manifest(data_dir=self.data_dir).get("release", "v1"),
+                "hash": release_hash(data_dir=self.data_dir),
+                "subset": self.subset,
+            },
             "settings": dataclasses.asdict(cfg),
             "subjects": {"forget": len(self.subjects), "groups": len(self.groups)},
             "measured_with": {
