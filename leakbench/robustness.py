@@ -277,9 +277,25 @@ class Meter:
 # --- the attacks ------------------------------------------------------------------------------------------------
 
 
+NF4_BLOCK = 64  # bitsandbytes quantizes 4-bit weights in blocks of 64 inputs
+
+
+def nf4_unfit_layers(model_dir: str | Path) -> list[str]:
+    """The linear layers NF4 cannot quantize (fewer or other inputs than whole blocks of 64: toy models only),
+    found on an empty skeleton of the model."""
+    import torch
+    from accelerate import init_empty_weights
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+    return [n for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear) and m.in_features % NF4_BLOCK]
+
+
 def load_quantized(model_dir: str | Path, bits: int):
     """The model with its linear layers' weights quantized by bitsandbytes (8-bit LLM.int8() or 4-bit NF4),
-    on the GPU when there is one, else on the CPU; returns (model, tokenizer)."""
+    on the GPU when there is one, else on the CPU; returns (model, tokenizer). The output layer stays in full
+    precision (bitsandbytes' default), and so do layers NF4 cannot split into blocks (`nf4_unfit_layers`)."""
     import importlib.util
 
     import torch
@@ -291,7 +307,8 @@ def load_quantized(model_dir: str | Path, bits: int):
         quantization = BitsAndBytesConfig(load_in_8bit=True)
     elif bits == 4:
         quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                                          bnb_4bit_compute_dtype=torch.float32)  # fmt: skip
+                                          bnb_4bit_compute_dtype=torch.float32,
+                                          llm_int8_skip_modules=["lm_head", *nf4_unfit_layers(model_dir)])  # fmt: skip
     else:
         raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -640,3 +657,24 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
         "reduction on the forgotten subjects relative to the victim's, held-out code bits/byte kept.",
     ]
     return "\n".join([*lines, "", *notes]) + "\n"
+
+
+def published(record: dict[str, Any]) -> dict[str, Any]:
+    """A robustness record as the leaderboard entry holds it (`leakbench.leaderboard.schema.Robustness`)."""
+    out: dict[str, Any] = {"settings": record["settings"]}
+    if record.get("relearn"):
+        r = record["relearn"]
+        keep = ("slice_subjects", "evaluated_subjects", "steps", "lr", "victim", "oracle_attacked", "unlearned",
+                "attacked", "benign", "recovered")  # fmt: skip
+        out["relearn"] = {k: r[k] for k in keep}
+    if record.get("quantize"):
+        q = record["quantize"]
+        out["quantized"] = [
+            {"bits": int(bits), "scheme": scheme, "model": q[f"{bits}bit"], "victim": q[f"victim_{bits}bit"]}
+            for bits, scheme in q["schemes"].items()
+        ]
+    keep_request = ("request", "subjects", "steps", "served", "pending", "utility_kept")
+    out["sequential"] = [{k: p[k] for k in keep_request} for p in record.get("sequential") or ()]
+    keep_size = ("fraction", "subjects", "documents", "steps", "victim", "unlearned", "leak_reduction", "utility_kept")
+    out["scaling"] = [{k: p[k] for k in keep_size} for p in record.get("scaling") or ()]
+    return out

@@ -657,6 +657,26 @@ CASES = [
     Case("run-model-args-malformed", [*RUN, "--model-args", "dtype=bfloat16,,oops"], 2, "k=v pairs", absent=("study",)),
     Case("run-evalplus-truncated", [*RUN, "--evalplus-dir", "{w}/ep"], 1, "corrupt or truncated",
          setup=_truncated_evalplus, absent=("study",)),
+    Case("run-robustness-unknown-axis", [*RUN, "--robustness", "--robustness-axes", "relearn,magic"], 2,
+         "unknown robustness axis 'magic'", absent=("study",)),
+    # -- robustness: options checked before a model is loaded; the study's files never damaged
+    Case("robustness-no-study", ["robustness", "{w}/nothing"], 1, "no such file; give the --out folder"),
+    Case("robustness-unknown-axis", ["robustness", "{w}/s", "--axes", "magic"], 2, "unknown robustness axis"),
+    Case("robustness-bits", ["robustness", "{w}/s", "--bits", "3"], 2, "--bits must be among 8, 4"),
+    Case("robustness-sizes-text", ["robustness", "{w}/s", "--sizes", "0.1,half"], 2, "comma-separated numbers"),
+    Case("robustness-sizes-above-1", ["robustness", "{w}/s", "--sizes", "0.5,2"], 2, "fractions in \\(0, 1\\]"),
+    Case("robustness-one-request", ["robustness", "{w}/s", "--requests", "1"], 2, "at least 2"),
+    Case("robustness-whole-slice", ["robustness", "{w}/s", "--relearn-fraction", "1"], 2, "must be in \\(0, 1\\)"),
+    Case("robustness-summary-corrupt", ["robustness", "{w}/s"], 1, "not a LeakBench study summary",
+         setup=_mkfile("s/summary.json", "{oops"), keep=("s/summary.json",)),
+    Case("robustness-method-not-in-study", ["robustness", "{w}/s", "--methods", "npo"], 2, "has no runs of npo",
+         setup=_mkfile("s/summary.json", json.dumps({"subset": "mini", "methods": ["ga"], "rows": {
+             "victim": {"runs": [{"label": "victim"}]}, "ga": {"runs": [{"label": "ga"}]}}})),
+         keep=("s/summary.json",)),
+    Case("robustness-victim-missing", ["robustness", "{w}/s"], 2, "give --model",
+         setup=_mkfile("s/summary.json", json.dumps({"subset": "mini", "methods": ["ga"], "rows": {
+             "victim": {"runs": [{"label": "victim"}]}, "ga": {"runs": [{"label": "ga"}]}}})),
+         keep=("s/summary.json",)),
 ]
 
 

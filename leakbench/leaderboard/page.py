@@ -239,6 +239,112 @@ def seeds_table(board: Leaderboard) -> str:
     )
 
 
+def small_plot(title: str, x_label: str, series: list[tuple[str, str, list[tuple[float, float]]]],
+               x_ticks: list[tuple[float, str]], width: int = 260, height: int = 170) -> str:  # fmt: skip
+    """A small line plot on a 0-100% axis: each series (name, colour, points) a line with dots, a legend below the
+    title; x from the first to the last tick."""
+    pad_l, pad_r, pad_t, pad_b = 40, 12, 40, 34
+    x0, x1 = x_ticks[0][0], x_ticks[-1][0]
+    x1 = x1 if x1 > x0 else x0 + 1
+
+    def sx(x: float) -> float:
+        return pad_l + (x - x0) / (x1 - x0) * (width - pad_l - pad_r)
+
+    def sy(y: float) -> float:
+        return height - pad_b - max(0.0, min(1.2, y)) / 1.2 * (height - pad_t - pad_b)
+
+    parts = [f'<svg class="small" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
+             f'aria-label="{html.escape(title)}">', f'<rect width="{width}" height="{height}" fill="#fff"/>',
+             f'<text x="{pad_l}" y="13" font-size="11" font-weight="bold">{html.escape(title)}</text>']  # fmt: skip
+    for frac in (0, 0.5, 1.0):
+        y = sy(frac)
+        parts.append(f'<line x1="{pad_l}" y1="{y:.1f}" x2="{width - pad_r}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{pad_l - 4}" y="{y + 3:.1f}" text-anchor="end" font-size="9">{100 * frac:.0f}%</text>')
+    for x, label in x_ticks:
+        parts.append(f'<text x="{sx(x):.1f}" y="{height - pad_b + 12}" text-anchor="middle" font-size="9">'
+                     f"{html.escape(label)}</text>")  # fmt: skip
+    parts.append(f'<text x="{(width + pad_l) / 2:.0f}" y="{height - 6}" text-anchor="middle" font-size="9">'
+                 f"{html.escape(x_label)}</text>")  # fmt: skip
+    legend_x = pad_l
+    for name, colour, points in series:
+        parts.append(f'<text x="{legend_x}" y="27" font-size="9" fill="{colour}">■ {html.escape(name)}</text>')
+        legend_x += 8 + 5 * len(name)
+        if not points:
+            continue
+        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
+        parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"><title>{html.escape(name)}: '
+                  f"{100 * y:.1f}%</title></circle>" for x, y in points]  # fmt: skip
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def robustness_plots(e: Entry) -> str:
+    """An entry's two small plots: direct leak against deletion request (served and pending subjects), and leak
+    reduction and utility kept against forget-set size."""
+    rob = e.robustness
+    if rob is None:
+        return ""
+    plots = []
+    if rob.sequential:
+        served = [(p.request, p.served.direct_leak_rate) for p in rob.sequential
+                  if p.served.direct_leak_rate is not None]  # fmt: skip
+        pending = [(p.request, p.pending.direct_leak_rate) for p in rob.sequential
+                   if p.pending and p.pending.direct_leak_rate is not None]  # fmt: skip
+        plots.append(small_plot("direct leak after each request", "deletion request",
+                                [("served", "#2c3e80", served), ("pending", "#c0392b", pending)],
+                                [(p.request, str(p.request)) for p in rob.sequential]))  # fmt: skip
+    if rob.scaling:
+        reduction = [(p.fraction, p.leak_reduction) for p in rob.scaling if p.leak_reduction is not None]
+        utility = [(p.fraction, p.utility_kept) for p in rob.scaling if p.utility_kept is not None]
+        plots.append(small_plot("by forget-set size", "share of forget subjects",
+                                [("leak reduction", "#2c3e80", reduction), ("utility kept", "#27ae60", utility)],
+                                [(p.fraction, f"{100 * p.fraction:.0f}%") for p in rob.scaling]))  # fmt: skip
+    return "".join(plots)
+
+
+ROBUSTNESS_COLUMNS = ["Model", "Method", "Unlearned", "Relearned", "Benign", "Oracle relearned", "Recovered",
+                      "8-bit", "4-bit", "Plots"]  # fmt: skip
+
+
+def robustness_section(board: Leaderboard) -> str:
+    """The robustness table (direct leak rates under each attack) with each entry's small plots; empty when no
+    entry has been attacked."""
+    attacked = [e for e in board.entries if e.robustness is not None]
+    if not attacked:
+        return ""
+    lines = []
+    for e in attacked:
+        rob = e.robustness
+        relearn = rob.relearn
+        quantized = {q.bits: q.model.direct_leak_rate for q in rob.quantized}
+
+        def leak(rates) -> float | None:
+            return rates.direct_leak_rate if rates is not None else None
+
+        cells = [_cell("model", e.model.name), _cell("method", e.method.name)]
+        cells += [_cell("direct", leak(getattr(relearn, k, None))) for k in ("unlearned", "attacked", "benign",
+                                                                             "oracle_attacked")]  # fmt: skip
+        cells += [_cell("direct", relearn.recovered if relearn else None)]
+        cells += [_cell("direct", quantized.get(bits)) for bits in (8, 4)]
+        cells.append(f"<td>{robustness_plots(e)}</td>")
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    settings = attacked[0].robustness.settings
+    share = 100 * float(settings.get("relearn_fraction") or 0)
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ROBUSTNESS_COLUMNS)
+    return (
+        "<h2>Robustness: is it really forgotten?</h2>\n<p>Direct leak rates on "
+        f"{settings.get('probes')} full direct probes per forget subject. Relearned: after "
+        f"{settings.get('relearn_steps')} fine-tuning steps on the documents of {share:.0f}% "
+        "of the forget subjects, measured on the others; benign: the same on retain documents; oracle relearned: "
+        "the never-trained model under the same attack; recovered: the relearned leak as a share of the victim's. "
+        "8-bit / 4-bit: bitsandbytes LLM.int8() / NF4 weights. Plots: leak on the subjects served and still "
+        "pending after each sequential deletion request; leak reduction and held-out code bits/byte kept by "
+        "forget-set size.</p>\n"
+        f'<table id="robustness"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(lines) + "\n</tbody></table>"
+    )
+
+
 def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
     """The page and its plot (`tradeoff.svg` beside it), as texts to write."""
     rows = [_row(e) for e in board.entries]
@@ -278,6 +384,7 @@ below -10% over-unlearned) and forget quality the KS-test p-value of truth ratio
 {body}
 </tbody></table>
 {seeds_table(board)}
+{robustness_section(board)}
 <h2>Direct leak vs. held-out code exact match</h2>
 {plot_svg(rows)}
 <script>{_SCRIPT}</script>

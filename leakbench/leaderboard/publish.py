@@ -28,6 +28,7 @@ from leakbench.leaderboard.schema import (
     PrivacyInfo,
     Provenance,
     Ratios,
+    Robustness,
     RunRecord,
     Utility,
     entry_metrics,
@@ -414,6 +415,7 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
             group=run.get("group"),
             utility=_utilities(run_dir),
             examples=_examples(run_dir, release) if examples else [],
+            robustness=_robustness(run_dir, release),
             provenance=Provenance(
                 versions={"leakbench": prov.get("leakbench", __version__), **(prov.get("versions") or {
                     "lm_eval": results.get("lm_eval_version"),
@@ -465,6 +467,30 @@ def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, d
     except ValidationError as exc:
         raise LeakBenchError(f"{path}: not a LeakBench privacy record ({_first_error(exc)})") from None
     return info, metrics
+
+
+def _robustness(run_dir: Path, release: DataRelease) -> Robustness | None:
+    """`leakbench robustness`'s record in the run folder (robustness.json), if any, checked against the release
+    the lm-eval tasks ran on."""
+    from leakbench.robustness import RECORD, RECORD_KIND, published
+
+    path = run_dir / RECORD
+    if not path.is_file():
+        return None
+    record = _read_json(path)
+    if not isinstance(record, dict) or record.get("kind") != RECORD_KIND:
+        raise LeakBenchError(f"{path}: not a LeakBench robustness record (write it with `leakbench robustness`)")
+    measured = record.get("release") or {}
+    if measured.get("hash") != release.hash or measured.get("subset") != release.subset:
+        raise LeakBenchError(
+            f"{path}: measured on release {measured.get('name')}/{measured.get('subset')}, but the lm-eval tasks ran "
+            f"on {release.name}/{release.subset}; measure both on the same release and subset"
+        )
+    try:
+        return Robustness.model_validate(published(record))
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        reason = _first_error(exc) if isinstance(exc, ValidationError) else f"missing or malformed {exc}"
+        raise LeakBenchError(f"{path}: not a LeakBench robustness record ({reason})") from None
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -8,11 +8,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-SCHEMA_VERSION = "1.3"
+SCHEMA_VERSION = "1.4"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
 #      never a machine's absolute path; the entry identity includes it.
 # 1.2: role `oracle`; ratios gain utility kept per metric (held-out code first), the oracle and the gap to it.
 #      Additive: a 1.1 board is valid 1.2 content.
+# 1.3: privacy metrics (`leakbench_privacy/*`, `privacy`). Additive.
+# 1.4: `robustness` (relearning and quantization attacks, sequential requests, forget-set scaling). Additive.
 
 
 class _Strict(BaseModel):
@@ -89,6 +91,64 @@ class PrivacyInfo(_Strict):
     )
 
 
+class LeakRates(_Strict):
+    """Leak figures on a set of forget subjects (leakbench.robustness.Measurement.on)."""
+
+    direct_leak_rate: float | None
+    exact_memorization: float | None
+    mia_min_k_plus_plus: float | None = Field(description="Min-K%++ AUC against the holdout subjects' values")
+
+
+class RelearnAttack(_Strict):
+    slice_subjects: int = Field(description="forget subjects whose documents the attack fine-tunes on")
+    evaluated_subjects: int = Field(description="the other forget subjects, which every figure here is measured on")
+    steps: int
+    lr: float
+    victim: LeakRates
+    oracle_attacked: LeakRates | None = Field(description="the oracle under the same attack: the reference")
+    unlearned: LeakRates
+    attacked: LeakRates
+    benign: LeakRates = Field(description="the same fine-tuning on retain documents only")
+    recovered: float | None = Field(description="the attacked direct leak rate / the victim's")
+
+
+class QuantizationAttack(_Strict):
+    bits: int
+    scheme: str
+    model: LeakRates = Field(description="the unlearned model quantized, on every forget subject")
+    victim: LeakRates = Field(description="the victim quantized alike")
+
+
+class DeletionRequest(_Strict):
+    request: int = Field(description="1-based: requests are served one after another, each from the last result")
+    subjects: int
+    steps: int
+    served: LeakRates = Field(description="the subjects of every request served so far")
+    pending: LeakRates | None = Field(description="the subjects not yet served (must keep leaking)")
+    utility_kept: float | None = Field(description="held-out code bits/byte: the victim's / this model's")
+
+
+class ForgetSetSize(_Strict):
+    fraction: float
+    subjects: int
+    documents: int
+    steps: int
+    victim: LeakRates
+    unlearned: LeakRates = Field(description="on the subjects forgotten")
+    leak_reduction: float | None = Field(description="1 - direct leak rate / the victim's, on those subjects")
+    utility_kept: float | None = Field(description="held-out code bits/byte: the victim's / this model's")
+
+
+class Robustness(_Strict):
+    """How the entry's model holds up (leakbench.robustness; measured on a probe sample, see `settings`)."""
+
+    settings: dict[str, Any]
+    relearn: RelearnAttack | None = None
+    quantized: list[QuantizationAttack] = Field(default_factory=list)
+    sequential: list[DeletionRequest] = Field(default_factory=list)
+    scaling: list[ForgetSetSize] = Field(default_factory=list)
+
+
 class Example(_Strict):
     task: str
     probe_id: str
@@ -122,6 +182,7 @@ class Entry(_Strict):
     utility: list[Utility] = Field(default_factory=list)
     ratios: Ratios | None = None
     examples: list[Example] = Field(default_factory=list)
+    robustness: Robustness | None = None
     provenance: Provenance
 
     def content_hash(self) -> str:
@@ -187,12 +248,13 @@ def migrate_1_0(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def migrate_additive(data: dict[str, Any]) -> dict[str, Any]:
-    """1.1 -> 1.2 (oracle comparisons) and 1.2 -> 1.3 (privacy metrics): only additions, so the content stays."""
+    """1.1 -> 1.2 (oracle comparisons), 1.2 -> 1.3 (privacy metrics), 1.3 -> 1.4 (robustness): only additions, so
+    the content stays."""
     return {**data, "schema_version": SCHEMA_VERSION}
 
 
 # Known older schema versions and how to bring them to SCHEMA_VERSION; any other version is refused.
-MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_additive, "1.2": migrate_additive}
+MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_additive, "1.2": migrate_additive, "1.3": migrate_additive}
 
 
 def json_schema() -> dict[str, Any]:
