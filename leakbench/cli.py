@@ -557,7 +557,7 @@ def _print_robustness(records: dict) -> None:
     from leakbench.robustness import robustness_table
 
     console.print("\nRobustness (Markdown, also in summary.md):")
-    console.print(robustness_table(records), markup=False, highlight=False)
+    console.print(robustness_table(records), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("robustness")

@@ -451,7 +451,7 @@ class Robustness:
                 if "sequential" in cfg.axes:
                     record["sequential"] = self._sequential_axis(method, overrides, Path(scratch), refs)
                 if "scaling" in cfg.axes:
-                    record["scaling"] = self._scaling_axis(method, overrides, Path(scratch), unlearned_dir, refs)
+                    record["scaling"] = self._scaling_axis(method, overrides, Path(scratch), unlearned, refs)
         record["wall_time_s"] = round(time.perf_counter() - started, 1)
         return provenance(**record)
 
@@ -530,7 +530,8 @@ class Robustness:
             })  # fmt: skip
         return curve
 
-    def _scaling_axis(self, method, overrides, scratch: Path, unlearned_dir, refs: References) -> list[dict[str, Any]]:
+    def _scaling_axis(self, method, overrides, scratch: Path, unlearned: Measurement, refs: References
+                      ) -> list[dict[str, Any]]:  # fmt: skip
         curve = []
         for size, subjects in zip(self.cfg.sizes, self.subsets, strict=True):
             docs = documents_of(self.docs, subjects)
@@ -538,7 +539,7 @@ class Robustness:
             if len(subjects) == len(self.subjects):  # the whole forget set: the method's own unlearned model
                 from leakbench.unlearn import UnlearnConfig
 
-                m, steps = self._measure_dir(unlearned_dir), UnlearnConfig(method=method, **overrides).hyper()["steps"]
+                m, steps = unlearned, UnlearnConfig(method=method, **overrides).hyper()["steps"]
             else:
                 model_dir, steps = self._unlearn(method, overrides, self.victim_dir, scratch / "scaling", subjects)
                 m = self._measure_dir(model_dir)
@@ -619,7 +620,8 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
     """The robustness table (Markdown): one row per method, direct leak rates under each attack and along each
     axis, then the notes that define the columns."""
     columns = ["method", "unlearned", "relearned", "benign", "oracle relearned", "recovered", "8-bit", "4-bit",
-               "served after each request", "pending after each request", "utility kept after the last",
+               "served after each request (victim)", "pending after each request (victim)",
+               "utility kept after the last",
                "leak reduction by forget-set size", "utility kept by size"]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
     sizes: list[str] = []
@@ -632,15 +634,17 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
             _pct(_leak(relearned.get("benign"))), _pct(_leak(relearned.get("oracle_attacked"))),
             _pct(relearned.get("recovered")),
             _pct(_leak(quant.get("8bit"))), _pct(_leak(quant.get("4bit"))),
-            " → ".join(_pct(_leak(p["served"])) for p in seq) or "n/a",
-            " → ".join(_pct(_leak(p["pending"])) for p in seq if p["pending"]) or "n/a",
+            " → ".join(f"{_pct(_leak(p['served']))} ({_pct(_leak(p['victim_served']))})" for p in seq) or "n/a",
+            " → ".join(f"{_pct(_leak(p['pending']))} ({_pct(_leak(p['victim_pending']))})" for p in seq
+                       if p["pending"]) or "n/a",
             _pct(seq[-1]["utility_kept"]) if seq else "n/a",
             " / ".join(_pct(p["leak_reduction"]) for p in scale) or "n/a",
             " / ".join(_pct(p["utility_kept"]) for p in scale) or "n/a",
         ]) + " |")  # fmt: skip
     first = next(iter(records.values()), {})
     settings = first.get("settings") or {}
-    relearn_info = first.get("relearn") or {}
+    relearn_info, quantized = first.get("relearn") or {}, first.get("quantize") or {}
+    everyone = first.get("all_subjects") or {}
     notes = [
         "Direct leak rates on the first "
         f"{settings.get('probes')} full direct probes of each forget subject (leakbench_direct).",
@@ -650,9 +654,12 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
         "leak as a share of the victim's on those subjects. Oracle relearned: the never-trained model under the "
         "same attack (the victim's, on those subjects: "
         f"{_pct(_leak(relearn_info.get('victim')))}).",
-        "8-bit / 4-bit: the unlearned model with bitsandbytes LLM.int8() / NF4 weights, on every forget subject.",
+        "8-bit / 4-bit: the unlearned model with bitsandbytes LLM.int8() / NF4 weights, on every forget subject "
+        f"(the victim quantized alike: {_pct(_leak(quantized.get('victim_8bit')))} / "
+        f"{_pct(_leak(quantized.get('victim_4bit')))}; unquantized: {_pct(_leak(everyone.get('victim')))}).",
         "Sequential: the forget subjects in deletion requests served one after another; leak on the subjects "
-        "served so far and on those still pending after each request; utility = held-out code bits/byte kept.",
+        "served so far and on those still pending after each request (the victim's on the same subjects in "
+        "brackets); utility = held-out code bits/byte kept.",
         f"Scaling: the method on nested forget sets of {' / '.join(sizes) or 'n/a'} of the subjects; leak "
         "reduction on the forgotten subjects relative to the victim's, held-out code bits/byte kept.",
     ]
