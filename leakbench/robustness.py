@@ -231,7 +231,8 @@ class Meter:
         self.forget = [d for d in documents if in_split(d, "forget")]
         self.holdout = [d for d in documents if in_split(d, "holdout")]
 
-    def measure(self, model, tokenizer) -> Measurement:
+    def measure(self, model, tokenizer, *, utility: bool = True) -> Measurement:
+        """The model's figures; without `utility`, leak figures only (attacked models: their leak is the point)."""
         import lm_eval
         from lm_eval.models.huggingface import HFLM
 
@@ -247,14 +248,15 @@ class Meter:
 
         model.eval()
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.cfg.eval_batch_size)
+        tasks = [DIRECT, CODE_FILES] if utility else [DIRECT]
         with quiet_known_notices():
-            results = lm_eval.simple_evaluate(model=lm, tasks=[DIRECT, CODE_FILES], task_manager=self.manager,
+            results = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=self.manager,
                                               samples={DIRECT: self.indices}, log_samples=True,
                                               verbosity="ERROR")  # fmt: skip
         leaks: dict[str, list[float]] = defaultdict(list)
         for sample in results["samples"][DIRECT]:
             leaks[sample["doc"]["subject_id"]].append(float(sample["direct_leak_rate"]))
-        bpb = results["results"][CODE_FILES].get("bits_per_byte,none")
+        bpb = results["results"].get(CODE_FILES, {}).get("bits_per_byte,none")
         stats = value_stats(model, tokenizer, document_requests(self.forget + self.holdout),
                             max_length=context_length(model, 1024))  # fmt: skip
         memorization: dict[str, list[float]] = defaultdict(list)
@@ -385,7 +387,7 @@ class Robustness:
         relearn(model, tokenizer, docs, steps=self.cfg.relearn_steps, lr=self.cfg.relearn_lr,
                 batch_size=self.cfg.batch_size,
                 seed=self.cfg.seed)  # fmt: skip
-        return self.meter.measure(model, tokenizer)
+        return self.meter.measure(model, tokenizer, utility=False)
 
     def references(self) -> References:
         if self._references is None:
@@ -400,7 +402,7 @@ class Robustness:
             if "quantize" in self.cfg.axes:
                 for bits in self.cfg.bits:
                     self.log(f"    robustness references: the victim at {bits} bits")
-                    quantized[bits] = self.meter.measure(*load_quantized(self.victim_dir, bits))
+                    quantized[bits] = self.meter.measure(*load_quantized(self.victim_dir, bits), utility=False)
             self._references = References(victim, oracle, oracle_relearned, quantized)
         return self._references
 
@@ -491,7 +493,7 @@ class Robustness:
                                "unlearned": unlearned.on(self.subjects)}  # fmt: skip
         for bits in self.cfg.bits:
             self.log(f"      quantization attack: {bits}-bit weights")
-            quantized = self.meter.measure(*load_quantized(unlearned_dir, bits))
+            quantized = self.meter.measure(*load_quantized(unlearned_dir, bits), utility=False)
             out[f"{bits}bit"] = quantized.on(self.subjects)
             out[f"victim_{bits}bit"] = refs.victim_quantized[bits].on(self.subjects)
         return out
