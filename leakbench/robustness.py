@@ -481,6 +481,7 @@ class Robustness:
             "attacked": attacked.on(ev),
             "benign": benign.on(ev),
             "slice_attacked": attacked.on(self.slice),  # the slice itself: that the attack took
+            "oracle_attacked_slice": refs.oracle_relearned.on(self.slice) if refs.oracle_relearned else None,
         }
         for name in ("unlearned", "attacked", "benign", "oracle_attacked"):
             leak = (out[name] or {}).get("direct_leak_rate")
@@ -635,7 +636,8 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
             method, _pct(_leak(relearned.get("unlearned"))), _pct(_leak(relearned.get("attacked"))),
             _pct(_leak(relearned.get("benign"))), _pct(_leak(relearned.get("oracle_attacked"))),
             _pct(relearned.get("recovered")),
-            _pct(_leak(quant.get("8bit"))), _pct(_leak(quant.get("4bit"))),
+            *(f"{_pct(_leak(quant.get(f'{b}bit')))} ({_pct(_leak(quant.get('unlearned')))})" if quant else "n/a"
+              for b in BITS),
             " → ".join(f"{_pct(_leak(p['served']))} ({_pct(_leak(p['victim_served']))})" for p in seq) or "n/a",
             " → ".join(f"{_pct(_leak(p['pending']))} ({_pct(_leak(p['victim_pending']))})" for p in seq
                        if p["pending"]) or "n/a",
@@ -656,8 +658,8 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
         "leak as a share of the victim's on those subjects. Oracle relearned: the never-trained model under the "
         "same attack (the victim's, on those subjects: "
         f"{_pct(_leak(relearn_info.get('victim')))}).",
-        "8-bit / 4-bit: the unlearned model with bitsandbytes LLM.int8() / NF4 weights, on every forget subject "
-        f"(the victim quantized alike: {_pct(_leak(quantized.get('victim_8bit')))} / "
+        "8-bit / 4-bit: the unlearned model with bitsandbytes LLM.int8() / NF4 weights, on every forget subject, "
+        "in full precision in brackets (the victim quantized alike: {_pct(_leak(quantized.get('victim_8bit')))} / "
         f"{_pct(_leak(quantized.get('victim_4bit')))}; unquantized: {_pct(_leak(everyone.get('victim')))}).",
         "Sequential: the forget subjects in deletion requests served one after another; leak on the subjects "
         "served so far and on those still pending after each request (the victim's on the same subjects in "
@@ -679,7 +681,8 @@ def published(record: dict[str, Any]) -> dict[str, Any]:
     if record.get("quantize"):
         q = record["quantize"]
         out["quantized"] = [
-            {"bits": int(bits), "scheme": scheme, "model": q[f"{bits}bit"], "victim": q[f"victim_{bits}bit"]}
+            {"bits": int(bits), "scheme": scheme, "model": q[f"{bits}bit"], "unquantized": q["unlearned"],
+             "victim": q[f"victim_{bits}bit"]}
             for bits, scheme in q["schemes"].items()
         ]
     keep_request = ("request", "subjects", "steps", "served", "pending", "utility_kept")

@@ -317,7 +317,7 @@ def robustness_section(board: Leaderboard) -> str:
     for e in attacked:
         rob = e.robustness
         relearn = rob.relearn
-        quantized = {q.bits: q.model.direct_leak_rate for q in rob.quantized}
+        quantized = {q.bits: q for q in rob.quantized}
 
         def leak(rates) -> float | None:
             return rates.direct_leak_rate if rates is not None else None
@@ -326,7 +326,12 @@ def robustness_section(board: Leaderboard) -> str:
         cells += [_cell("direct", leak(getattr(relearn, k, None))) for k in ("unlearned", "attacked", "benign",
                                                                              "oracle_attacked")]  # fmt: skip
         cells += [_cell("direct", relearn.recovered if relearn else None)]
-        cells += [_cell("direct", quantized.get(bits)) for bits in (8, 4)]
+        for bits in (8, 4):
+            q = quantized.get(bits)
+            cells.append(_cell("quantized", f"{_text('direct', q.model.direct_leak_rate)} (full precision "
+                                            f"{_text('direct', q.unquantized.direct_leak_rate)})"
+                               if q and q.model.direct_leak_rate is not None and q.unquantized.direct_leak_rate
+                               is not None else None))  # fmt: skip
         cells.append(f"<td>{robustness_plots(e)}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     settings = attacked[0].robustness.settings

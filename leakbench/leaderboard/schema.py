@@ -116,6 +116,7 @@ class QuantizationAttack(_Strict):
     bits: int
     scheme: str
     model: LeakRates = Field(description="the unlearned model quantized, on every forget subject")
+    unquantized: LeakRates = Field(description="the unlearned model in full precision, on the same subjects")
     victim: LeakRates = Field(description="the victim quantized alike")
 
 
