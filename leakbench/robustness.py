@@ -685,7 +685,8 @@ def published(record: dict[str, Any]) -> dict[str, Any]:
              "victim": q[f"victim_{bits}bit"]}
             for bits, scheme in q["schemes"].items()
         ]
-    keep_request = ("request", "subjects", "steps", "served", "pending", "utility_kept")
+    keep_request = ("request", "subjects", "steps", "served", "pending", "victim_served", "victim_pending",
+                    "utility_kept")  # fmt: skip
     out["sequential"] = [{k: p[k] for k in keep_request} for p in record.get("sequential") or ()]
     keep_size = ("fraction", "subjects", "documents", "steps", "victim", "unlearned", "leak_reduction", "utility_kept")
     out["scaling"] = [{k: p[k] for k in keep_size} for p in record.get("scaling") or ()]

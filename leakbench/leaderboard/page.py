@@ -240,9 +240,11 @@ def seeds_table(board: Leaderboard) -> str:
 
 
 def small_plot(title: str, x_label: str, series: list[tuple[str, str, list[tuple[float, float]]]],
-               x_ticks: list[tuple[float, str]], width: int = 260, height: int = 170) -> str:  # fmt: skip
-    """A small line plot on a 0-100% axis: each series (name, colour, points) a line with dots, a legend below the
-    title; x from the first to the last tick."""
+               x_ticks: list[tuple[float, str]], width: int = 260, height: int = 170,
+               dashed: tuple[str, ...] = ()) -> str:  # fmt: skip
+    """A small line plot on a 0-100% axis: each series (name, colour, points) a line with dots (a dashed line
+    without dots for the names in `dashed`: references), a legend below the title; x from the first to the last
+    tick."""
     pad_l, pad_r, pad_t, pad_b = 40, 12, 40, 34
     x0, x1 = x_ticks[0][0], x_ticks[-1][0]
     x1 = x1 if x1 > x0 else x0 + 1
@@ -272,6 +274,9 @@ def small_plot(title: str, x_label: str, series: list[tuple[str, str, list[tuple
         if not points:
             continue
         path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in points)
+        if name in dashed:
+            parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-dasharray="4 3"/>')
+            continue
         parts.append(f'<polyline points="{path}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
         parts += [f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.5" fill="{colour}"><title>{html.escape(name)}: '
                   f"{100 * y:.1f}%</title></circle>" for x, y in points]  # fmt: skip
@@ -291,9 +296,13 @@ def robustness_plots(e: Entry) -> str:
                   if p.served.direct_leak_rate is not None]  # fmt: skip
         pending = [(p.request, p.pending.direct_leak_rate) for p in rob.sequential
                    if p.pending and p.pending.direct_leak_rate is not None]  # fmt: skip
+        victim = [(p.request, p.victim_pending.direct_leak_rate) for p in rob.sequential
+                  if p.victim_pending and p.victim_pending.direct_leak_rate is not None]  # fmt: skip
         plots.append(small_plot("direct leak after each request", "deletion request",
-                                [("served", "#2c3e80", served), ("pending", "#c0392b", pending)],
-                                [(p.request, str(p.request)) for p in rob.sequential]))  # fmt: skip
+                                [("served", "#2c3e80", served), ("pending", "#c0392b", pending),
+                                 ("victim, pending", "#999", victim)],
+                                [(p.request, str(p.request)) for p in rob.sequential],
+                                dashed=("victim, pending",)))  # fmt: skip
     if rob.scaling:
         reduction = [(p.fraction, p.leak_reduction) for p in rob.scaling if p.leak_reduction is not None]
         utility = [(p.fraction, p.utility_kept) for p in rob.scaling if p.utility_kept is not None]

@@ -126,6 +126,8 @@ class DeletionRequest(_Strict):
     steps: int
     served: LeakRates = Field(description="the subjects of every request served so far")
     pending: LeakRates | None = Field(description="the subjects not yet served (must keep leaking)")
+    victim_served: LeakRates = Field(description="the victim on the served subjects")
+    victim_pending: LeakRates | None = Field(description="the victim on the pending subjects")
     utility_kept: float | None = Field(description="held-out code bits/byte: the victim's / this model's")
 
 
