@@ -2,6 +2,11 @@
 per method on mini, 2 cores), without writing into the study.
 
     python -m leakbench.benchmarks.robustness --study runs/study [--methods ga,npo] [--json OUT.json]
+    python -m leakbench.benchmarks.robustness --study runs/study --relearn-lrs 1e-4,3e-4,1e-3
+
+The second form is how the relearning attack's learning rate was chosen: per rate, the victim's direct leak on
+the evaluated subjects after benign relearning (retain documents; it should stay where it was) and the oracle's
+on the slice after the attack.
 
 Times the shared references once (the victim and the oracle measured, the oracle relearned, the victim
 quantized) and then each method's four axes (`Robustness.assess`: its unlearned model measured, the relearning
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--study", required=True, type=Path, help="a finished `leakbench run` --out folder")
     parser.add_argument("--methods", help="comma-separated methods of the study (default: all of them)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--relearn-lrs", help="instead: comma-separated relearning rates to compare")
     args = parser.parse_args(argv)
     summary = json.loads((args.study / "summary.json").read_text(encoding="utf-8"))
     rows = summary["rows"]
@@ -34,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     models = args.study / "models"
     stage = Robustness(models / rows["victim"]["runs"][0]["label"], models / rows["oracle"]["runs"][0]["label"],
                        RobustnessConfig(), subset=summary["subset"], log=lambda m: None)  # fmt: skip
+    if args.relearn_lrs:
+        return compare_relearn_rates(stage, [float(x) for x in args.relearn_lrs.split(",")])
     started = time.perf_counter()
     stage.references()
     figures: dict[str, object] = {"references_s": round(time.perf_counter() - started, 1)}
@@ -49,6 +57,26 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)  # fmt: skip
     if args.json:
         write_text_atomic(args.json, json.dumps(provenance(benchmark="robustness", **figures), indent=2) + "\n")
+    return 0
+
+
+def compare_relearn_rates(stage: Robustness, rates: list[float]) -> int:
+    import dataclasses
+
+    from leakbench.corpus import retain_training_documents
+    from leakbench.robustness import documents_of
+
+    victim = stage.meter.measure(*stage._load(stage.victim_dir), utility=False).on(stage.evaluated)
+    print(f"victim: direct leak {100 * victim['direct_leak_rate']:.1f}% on the {len(stage.evaluated)} evaluated "
+          "subjects", flush=True)  # fmt: skip
+    retain = retain_training_documents(stage.subset, stage.data_dir)
+    for lr in rates:
+        stage.cfg = dataclasses.replace(stage.cfg, relearn_lr=lr)
+        benign = stage._relearned(stage.victim_dir, retain).on(stage.evaluated)
+        oracle = stage._relearned(stage.oracle_dir, documents_of(stage.docs, stage.slice)).on(stage.slice)
+        print(f"lr {lr:g}: victim after benign relearning {100 * benign['direct_leak_rate']:.1f}% (evaluated "
+              f"subjects); oracle after the attack {100 * oracle['direct_leak_rate']:.1f}% on the slice, exact "
+              f"memorization {oracle['exact_memorization']:.3f}", flush=True)  # fmt: skip
     return 0
 
 
