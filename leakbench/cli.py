@@ -584,7 +584,9 @@ def robustness_cmd(
     ] = None,
     oracle: Annotated[Path | None, typer.Option(help="Its oracle, likewise.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="The release the study used, if not the packaged one.")] = None,
-    ner: Annotated[str, typer.Option(help="Presidio NER model for the leak scorer, or 'none'.")] = "none",
+    ner: Annotated[
+        str | None, typer.Option(help="Presidio NER model for the leak scorer, or 'none' (default: the study's).")
+    ] = None,
 ) -> None:
     """Is it really forgotten? Attack a finished study's unlearned models (each method's first run): a relearning
     attack on a slice of the forget subjects and its benign variant, 8/4-bit quantization, K sequential deletion

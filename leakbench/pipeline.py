@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from leakbench.leaderboard.schema import RunRecord
+from leakbench.leaderboard.schema import ROBUSTNESS_RECORD, RunRecord
 from leakbench.metrics import (
     CODE,
     DIRECT,
@@ -49,6 +49,9 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
+
+if TYPE_CHECKING:
+    from leakbench.robustness import RobustnessConfig
 
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
 # The paper's three, NPO, and the two strongest new methods of the sweep (results/sweep.json): RMU (the one point
@@ -102,10 +105,12 @@ class StudyConfig:
         if self.model is not None and self.victim_seeds > 1:
             raise UsageError("--victim-seeds needs the embedded victim: a --model is one trained model")
         VictimConfig(subset=self.subset, **self.victim)
-        if self.robustness:
-            from leakbench.robustness import RobustnessConfig
+        if self.robustness:  # the options, and the splits they ask of this subset (cheap: no model)
+            from leakbench.data import read_table
+            from leakbench.robustness import RobustnessConfig, splits
 
-            RobustnessConfig(**self.robustness_options)
+            splits(read_table("forget", subset=self.subset, data_dir=self.data_dir),
+                   RobustnessConfig(**self.robustness_options))  # fmt: skip
         for method in self.methods:
             UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
         if self.oracle is not None and self.model is None:
@@ -231,6 +236,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
             privacy["metrics"].update(compare(privacy, privacy))
             privacy["reference"] = privacy["model"]
         write_text_atomic(run_dir / "privacy.json", dumps_record(privacy))
+        (run_dir / ROBUSTNESS_RECORD).unlink(missing_ok=True)  # attacks on an earlier model of this label
         metrics = study_metrics(results, pass_at_1, privacy["metrics"])
         record = RunRecord(**run, model_source=_study_source(model_dir, out), metrics=metrics,
                            provenance=provenance())  # fmt: skip
@@ -238,6 +244,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         return metrics, privacy
 
     robustness: dict[str, dict[str, Any]] = {}
+    attacked: tuple[Path, Path | None, dict[str, str]] = (Path(), None, {})
     runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
     labels: list[str] = []
     family = ""
@@ -301,15 +308,12 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
                 unlearn_info = {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before",
                                                        "loss_after")}  # fmt: skip
                 found.append((method, label, metrics, unlearn_info))
-        if cfg.robustness and v == 0:  # on the first victim, each method's first seed
-            from leakbench.robustness import RobustnessConfig, study_stage
-
-            log(f"[{len(cfg.methods) + 3}] robustness: relearning and quantization attacks, sequential deletion "
-                "requests, forget-set scaling")  # fmt: skip
-            first = {m: f"{m}{tag}" + ("-s0" if cfg.seeds > 1 else "") for m in cfg.methods}
-            robustness = timed("robustness", lambda vd=victim_dir, od=oracle_dir, labels=first: study_stage(
-                out, vd, od, labels, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
-                data_dir=cfg.data_dir, ner=cfg.ner, log=log))  # fmt: skip
+        if v == 0:  # the robustness stage attacks the first victim's models: each method's first seed
+            first: dict[str, str] = {}
+            for row, label, _, unlearn_info in found:
+                if unlearn_info:
+                    first.setdefault(row, label)
+            attacked = (victim_dir, oracle_dir, first)
         for row, label, metrics, unlearn_info in found:
             labels.append(label)
             runs_of.setdefault(row, []).append({
@@ -318,30 +322,44 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
                 **({"unlearn": unlearn_info} if unlearn_info else {}),
             })  # fmt: skip
     rows = {row: summarize(row_runs) for row, row_runs in runs_of.items()}
+
+    def summarized(**extra: Any) -> dict[str, Any]:
+        return provenance(
+            kind="study", subset=cfg.subset, methods=list(cfg.methods), seeds=cfg.seeds,
+            victim_seeds=cfg.victim_seeds, ner=cfg.ner, utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
+            rows=rows, **extra, timings_s=timings, wall_time_s=round(time.perf_counter() - started, 1),
+        )  # fmt: skip
+
+    step = len(cfg.methods) + 3
+    if cfg.robustness:
+        from leakbench.robustness import RobustnessConfig, study_stage
+
+        # the measurements first: should the stage fail, `leakbench robustness OUT` can take it up again
+        write_summary(out, summarized(), rows)
+        log(f"[{step}] robustness: relearning and quantization attacks, sequential deletion requests, forget-set "
+            "scaling")  # fmt: skip
+        victim_dir, oracle_dir, first = attacked
+        robustness = timed("robustness", lambda: study_stage(
+            out, victim_dir, oracle_dir, first, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
+            data_dir=cfg.data_dir, ner=cfg.ner, log=log))  # fmt: skip
+        step += 1
     published = None
     board = Path(cfg.publish_to) if cfg.publish_to is not None else out
     if cfg.publish:
         from leakbench.leaderboard import publish
 
-        log(f"[{len(cfg.methods) + 3 + bool(robustness)}] publishing into {board}")
+        log(f"[{step}] publishing into {board}")
         published = publish([runs / label for label in labels], board / "leaderboard.json", board / "index.html")
-    summary = provenance(
-        kind="study",
-        subset=cfg.subset,
-        methods=list(cfg.methods),
-        seeds=cfg.seeds,
-        victim_seeds=cfg.victim_seeds,
-        utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
-        rows=rows,
-        published=published,
-        **({"robustness": robustness} if robustness else {}),
-        timings_s=timings,
-        wall_time_s=round(time.perf_counter() - started, 1),
-    )
+    summary = summarized(published=published, **({"robustness": robustness} if robustness else {}))
     for folder in dict.fromkeys([out, board] if cfg.publish else [out]):  # the study's folder and the board's
-        write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
-        write_text_atomic(folder / "summary.md", summary_table(rows) + _robustness_section(robustness))
+        write_summary(folder, summary, rows)
     return summary
+
+
+def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
+    """FOLDER/summary.json (the record) and summary.md (the table, and the robustness table when there is one)."""
+    write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    write_text_atomic(folder / "summary.md", summary_table(rows) + _robustness_section(summary.get("robustness") or {}))
 
 
 def _robustness_section(records: dict[str, dict[str, Any]]) -> str:
@@ -519,20 +537,19 @@ def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     merged = {**first, "methods": [m for s in studies for m in s["methods"]], "rows": rows, "merged_from": parts,
               **({"robustness": robustness} if robustness else {}),
               "timings_s": {}, "wall_time_s": max(s["wall_time_s"] for s in studies)}  # fmt: skip
-    write_text_atomic(Path(out) / "summary.json", json.dumps(merged, indent=2, default=str) + "\n")
-    write_text_atomic(Path(out) / "summary.md", summary_table(rows) + _robustness_section(robustness))
+    write_summary(Path(out), merged, rows)
     return merged
 
 
 def add_robustness(
     study: str | Path,
-    cfg: Any,
+    cfg: RobustnessConfig,
     *,
     methods: tuple[str, ...] | None = None,
     model: str | Path | None = None,
     oracle: str | Path | None = None,
     data_dir: str | Path | None = None,
-    ner: str | None = "none",
+    ner: str | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """The robustness stage (a `leakbench.robustness.RobustnessConfig`) on a finished study: each method's first
@@ -545,10 +562,11 @@ def add_robustness(
     path = study / "summary.json"
     try:
         summary = json.loads(path.read_text(encoding="utf-8"))
-        rows = summary["rows"]
+        rows, subset = summary["rows"], summary["subset"]
+        first = {row: str(found["runs"][0]["label"]) for row, found in rows.items()}  # each row's first run
     except FileNotFoundError:
         raise LeakBenchError(f"{path}: no such file; give the --out folder of a finished `leakbench run`") from None
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError):
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
         raise LeakBenchError(f"{path}: not a LeakBench study summary (rows missing or unreadable)") from None
     chosen = list(methods or [m for m in summary.get("methods", []) if m in rows])
     check_methods(chosen)
@@ -556,24 +574,23 @@ def add_robustness(
     if missing:
         raise UsageError(f"the study in {study} has no runs of {', '.join(missing)}; it has: "
                          f"{', '.join(m for m in rows if m not in ('victim', 'oracle'))}")  # fmt: skip
-
-    def first_model(row: str) -> Path | None:
-        if row not in rows:
-            return None
-        folder = study / "models" / rows[row]["runs"][0]["label"]
-        return folder if folder.is_dir() else None
-
-    victim_dir = Path(model) if model else first_model("victim")
-    oracle_dir = Path(oracle) if oracle else first_model("oracle")
+    for option, given in (("--model", model), ("--oracle", oracle)):
+        if given is not None and not Path(given).is_dir():
+            raise LeakBenchError(f"{given}: no such model directory ({option})")
+    in_study = {row: study / "models" / label for row, label in first.items()}
+    victim_dir = Path(model) if model else in_study.get("victim")
+    oracle_dir = Path(oracle) if oracle else in_study.get("oracle")
     if victim_dir is None or not victim_dir.is_dir():
         raise UsageError(f"{study}: the victim is not in the study folder (a study of --model); give --model")
-    labels = {m: rows[m]["runs"][0]["label"] for m in chosen}
+    if oracle_dir is not None and not oracle_dir.is_dir():
+        oracle_dir = None  # a study of --model without an oracle, or its folder since removed: no oracle rows
+    labels = {m: first[m] for m in chosen}
     for label in labels.values():
         if not (study / "models" / label).is_dir():
             raise LeakBenchError(f"{study / 'models' / label}: no such model directory (the study's unlearned model)")
-    records = study_stage(study, victim_dir, oracle_dir, labels, cfg, subset=summary["subset"], data_dir=data_dir,
-                          ner=ner, log=log)  # fmt: skip
+    records = study_stage(study, victim_dir, oracle_dir, labels, cfg, subset=subset, data_dir=data_dir,
+                          ner=ner if ner is not None else summary.get("ner", "none"), log=log)  # fmt: skip
+    # a method attacked again replaces its whole record (the axes of one run share their settings)
     summary["robustness"] = {**(summary.get("robustness") or {}), **records}
-    write_text_atomic(path, json.dumps(summary, indent=2, default=str) + "\n")
-    write_text_atomic(study / "summary.md", summary_table(rows) + _robustness_section(summary["robustness"]))
+    write_summary(study, summary, rows)
     return summary

@@ -25,24 +25,24 @@ code bits/byte (`leakbench_code_files`, lower is better) for utility.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import math
 import tempfile
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leakbench.leaderboard.schema import ROBUSTNESS_KIND, ROBUSTNESS_RECORD
 from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
 from leakbench.records import LeakBenchError, UsageError, check_number
 
 AXES = ("relearn", "quantize", "sequential", "scaling")
 BITS = (8, 4)
-RECORD = "robustness.json"
-RECORD_KIND = "leakbench-robustness"
 SCHEMES = {
     8: "bitsandbytes LLM.int8() (8-bit weights, outlier threshold 6.0; lm_head kept in full precision)",
     4: "bitsandbytes NF4 (4-bit weights, block size 64, fp32 compute; lm_head kept in full precision)",
@@ -134,7 +134,7 @@ def relearn_split(groups: list[list[str]], fraction: float) -> tuple[list[str], 
     group at least) and every other forget subject, which the attack is measured on."""
     total = sum(len(g) for g in groups)
     if len(groups) < 2:
-        raise LeakBenchError("the relearning attack needs two groups of forget subjects at least")
+        raise UsageError("the relearning attack needs two groups of forget subjects at least (a larger subset)")
     taken = _prefix(groups, max(1, math.ceil(fraction * total)))
     if len(taken) == total:  # a fraction so large that nothing is left: keep the last group out
         taken = [s for g in groups[:-1] for s in g]
@@ -164,6 +164,17 @@ def documents_of(docs: Sequence[dict[str, Any]], subjects: Sequence[str]) -> lis
     """The documents that mention only these subjects (with whole groups: every document that mentions one)."""
     wanted = set(subjects)
     return [d for d in docs if wanted.issuperset(d["subject_ids"])]
+
+
+def splits(docs: Sequence[dict[str, Any]], cfg: RobustnessConfig) -> tuple[list[list[str]], list[str], list[str],
+                                                                          list[list[str]], list[list[str]]]:
+    """The subject groups, and for the axes selected: the relearning slice and evaluated subjects, the deletion
+    requests, the nested subsets (empty for an axis not selected)."""
+    groups = subject_groups(docs, cfg.seed)
+    sliced, evaluated = relearn_split(groups, cfg.relearn_fraction) if "relearn" in cfg.axes else ([], [])
+    requests = request_split(groups, cfg.requests) if "sequential" in cfg.axes else []
+    subsets = nested_subsets(groups, cfg.sizes) if "scaling" in cfg.axes else []
+    return groups, sliced, evaluated, requests, subsets
 
 
 def scaled_steps(steps: int, part: int, whole: int) -> int:
@@ -231,7 +242,7 @@ class Meter:
         self.forget = [d for d in documents if in_split(d, "forget")]
         self.holdout = [d for d in documents if in_split(d, "holdout")]
 
-    def measure(self, model, tokenizer, *, utility: bool = True) -> Measurement:
+    def measure(self, model: Any, tokenizer: Any, *, utility: bool = True) -> Measurement:
         """The model's figures; without `utility`, leak figures only (attacked models: their leak is the point)."""
         import lm_eval
         from lm_eval.models.huggingface import HFLM
@@ -282,22 +293,30 @@ class Meter:
 NF4_BLOCK = 64  # bitsandbytes quantizes 4-bit weights in blocks of 64 inputs
 
 
-def nf4_unfit_layers(model_dir: str | Path) -> list[str]:
-    """The linear layers NF4 cannot quantize (fewer or other inputs than whole blocks of 64: toy models only),
-    found on an empty skeleton of the model."""
+def full_precision_layers(model_dir: str | Path) -> list[str]:
+    """The layers 4-bit loading keeps in full precision: the output layer (bitsandbytes' default, by whatever
+    name the family gives it) and the linear layers NF4 cannot quantize (inputs not whole blocks of 64: toy
+    models only), found on an empty skeleton of the model."""
     import torch
     from accelerate import init_empty_weights
     from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers.pytorch_utils import Conv1D
 
     with init_empty_weights():
         skeleton = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
-    return [n for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear) and m.in_features % NF4_BLOCK]
+    output = skeleton.get_output_embeddings()
+    names = []
+    for name, module in skeleton.named_modules():
+        inputs = module.in_features if isinstance(module, torch.nn.Linear) else getattr(module, "nx", None)
+        if module is output or (isinstance(module, torch.nn.Linear | Conv1D) and inputs % NF4_BLOCK):
+            names.append(name)
+    return names
 
 
-def load_quantized(model_dir: str | Path, bits: int):
+def load_quantized(model_dir: str | Path, bits: int) -> tuple[Any, Any]:
     """The model with its linear layers' weights quantized by bitsandbytes (8-bit LLM.int8() or 4-bit NF4),
     on the GPU when there is one, else on the CPU; returns (model, tokenizer). The output layer stays in full
-    precision (bitsandbytes' default), and so do layers NF4 cannot split into blocks (`nf4_unfit_layers`)."""
+    precision (bitsandbytes' default), and so do layers NF4 cannot split into blocks (`full_precision_layers`)."""
     import importlib.util
 
     import torch
@@ -310,12 +329,10 @@ def load_quantized(model_dir: str | Path, bits: int):
     elif bits == 4:
         quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
                                           bnb_4bit_compute_dtype=torch.float32,
-                                          llm_int8_skip_modules=["lm_head", *nf4_unfit_layers(model_dir)])  # fmt: skip
+                                          llm_int8_skip_modules=full_precision_layers(model_dir))  # fmt: skip
     else:
         raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    # LLM.int8() on a CPU casts fp32 inputs to fp16 and says so at every layer call: once is in SCHEMES
-    logging.getLogger("bitsandbytes.autograd._functions").setLevel(logging.ERROR)
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization, device_map=device)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
@@ -323,7 +340,20 @@ def load_quantized(model_dir: str | Path, bits: int):
     return model, tokenizer
 
 
-def relearn(model, tokenizer, docs: Sequence[dict[str, Any]], *, steps: int, lr: float, batch_size: int,
+@contextlib.contextmanager
+def quiet_int8_casts() -> Iterator[None]:
+    """LLM.int8() on a CPU casts fp32 inputs to fp16 and says so at every layer call (SCHEMES says it once):
+    silenced while a quantized model is measured, restored afterwards."""
+    logger = logging.getLogger("bitsandbytes.autograd._functions")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def relearn(model: Any, tokenizer: Any, docs: Sequence[dict[str, Any]], *, steps: int, lr: float, batch_size: int,
             seed: int) -> float:  # fmt: skip
     """Fine-tune `model` in place on `docs` (plain causal LM loss, constant learning rate) for `steps` steps;
     returns the wall time."""
@@ -360,30 +390,33 @@ class Robustness:
     def __init__(self, victim_dir: str | Path, oracle_dir: str | Path | None, cfg: RobustnessConfig, *,
                  subset: str, data_dir: str | Path | None = None, ner: str | None = "none",
                  log: Callable[[str], None] = print) -> None:  # fmt: skip
-        from leakbench.data import read_table
+        from leakbench.data import read_table, release_hash
+        from leakbench.records import check_release, model_record
 
         self.victim_dir, self.oracle_dir, self.cfg = Path(victim_dir), oracle_dir and Path(oracle_dir), cfg
         self.subset, self.data_dir, self.log = subset, data_dir, log
+        for model_dir in (victim_dir, oracle_dir):  # a model of another release would be measured on the wrong set
+            if model_dir is not None:
+                check_release(model_record(model_dir), release_hash(data_dir=data_dir), model_dir)
         self.docs = read_table("forget", subset=subset, data_dir=data_dir)
-        self.groups = subject_groups(self.docs, cfg.seed)
+        self.groups, self.slice, self.evaluated, self.requests, self.subsets = splits(self.docs, cfg)
         self.subjects = sorted(s for g in self.groups for s in g)
-        self.slice, self.evaluated = relearn_split(self.groups, cfg.relearn_fraction)
-        self.requests = request_split(self.groups, cfg.requests)
-        self.subsets = nested_subsets(self.groups, cfg.sizes)
         self.meter = Meter(cfg, subset=subset, data_dir=data_dir, ner=ner)
         self._references: References | None = None
 
-    def _load(self, model_dir: str | Path):
+    def load_model(self, model_dir: str | Path) -> tuple[Any, Any]:
+        """A model directory loaded on the GPU when there is one (else the CPU), with its tokenizer."""
         from leakbench.training import load_causal_lm
 
         model, tokenizer = load_causal_lm(model_dir)
         return model.to("cuda" if _cuda() else "cpu"), tokenizer
 
     def _measure_dir(self, model_dir: str | Path) -> Measurement:
-        return self.meter.measure(*self._load(model_dir))
+        return self.meter.measure(*self.load_model(model_dir))
 
-    def _relearned(self, model_dir: str | Path, docs: Sequence[dict[str, Any]]) -> Measurement:
-        model, tokenizer = self._load(model_dir)
+    def relearned(self, model_dir: str | Path, docs: Sequence[dict[str, Any]]) -> Measurement:
+        """The model fine-tuned on `docs` (the relearning attack's recipe), measured for leakage."""
+        model, tokenizer = self.load_model(model_dir)
         relearn(model, tokenizer, docs, steps=self.cfg.relearn_steps, lr=self.cfg.relearn_lr,
                 batch_size=self.cfg.batch_size,
                 seed=self.cfg.seed)  # fmt: skip
@@ -397,12 +430,13 @@ class Robustness:
             oracle_relearned = None
             if self.oracle_dir and "relearn" in self.cfg.axes:
                 self.log("    robustness references: the oracle under the relearning attack")
-                oracle_relearned = self._relearned(self.oracle_dir, documents_of(self.docs, self.slice))
+                oracle_relearned = self.relearned(self.oracle_dir, documents_of(self.docs, self.slice))
             quantized = {}
             if "quantize" in self.cfg.axes:
                 for bits in self.cfg.bits:
                     self.log(f"    robustness references: the victim at {bits} bits")
-                    quantized[bits] = self.meter.measure(*load_quantized(self.victim_dir, bits), utility=False)
+                    with quiet_int8_casts():
+                        quantized[bits] = self.meter.measure(*load_quantized(self.victim_dir, bits), utility=False)
             self._references = References(victim, oracle, oracle_relearned, quantized)
         return self._references
 
@@ -421,7 +455,7 @@ class Robustness:
         from leakbench.data import read_manifest, release_hash
 
         record: dict[str, Any] = {
-            "kind": RECORD_KIND,
+            "kind": ROBUSTNESS_KIND,
             "method": method,
             "release": {
                 "name": read_manifest(data_dir=self.data_dir).get("release", "v1"),
@@ -462,11 +496,11 @@ class Robustness:
         slice_docs = documents_of(self.docs, self.slice)
         self.log(f"      relearning attack: {cfg.relearn_steps} steps on the {len(slice_docs)} documents of "
                  f"{len(self.slice)} subjects; measured on the other {len(ev)}")  # fmt: skip
-        attacked = self._relearned(unlearned_dir, slice_docs)
+        attacked = self.relearned(unlearned_dir, slice_docs)
         from leakbench.corpus import retain_training_documents
 
         self.log(f"      benign relearning: {cfg.relearn_steps} steps on retain documents")
-        benign = self._relearned(unlearned_dir, retain_training_documents(self.subset, self.data_dir))
+        benign = self.relearned(unlearned_dir, retain_training_documents(self.subset, self.data_dir))
         victim = refs.victim.on(ev)
         out = {
             "slice_subjects": len(self.slice),
@@ -494,7 +528,8 @@ class Robustness:
                                "unlearned": unlearned.on(self.subjects)}  # fmt: skip
         for bits in self.cfg.bits:
             self.log(f"      quantization attack: {bits}-bit weights")
-            quantized = self.meter.measure(*load_quantized(unlearned_dir, bits), utility=False)
+            with quiet_int8_casts():
+                quantized = self.meter.measure(*load_quantized(unlearned_dir, bits), utility=False)
             out[f"{bits}bit"] = quantized.on(self.subjects)
             out[f"victim_{bits}bit"] = refs.victim_quantized[bits].on(self.subjects)
         return out
@@ -606,7 +641,7 @@ def study_stage(
     for method, label in labels.items():
         model_dir = out / "models" / label
         record = stage.assess(method, model_dir, unlearn_overrides(model_record(model_dir)), work=out)
-        write_text_atomic(out / "runs" / label / RECORD, dumps_record(record))
+        write_text_atomic(out / "runs" / label / ROBUSTNESS_RECORD, dumps_record(record))
         records[method] = record
     return records
 
@@ -659,7 +694,7 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
         "same attack (the victim's, on those subjects: "
         f"{_pct(_leak(relearn_info.get('victim')))}).",
         "8-bit / 4-bit: the unlearned model with bitsandbytes LLM.int8() / NF4 weights, on every forget subject, "
-        "in full precision in brackets (the victim quantized alike: {_pct(_leak(quantized.get('victim_8bit')))} / "
+        f"in full precision in brackets (the victim quantized alike: {_pct(_leak(quantized.get('victim_8bit')))} / "
         f"{_pct(_leak(quantized.get('victim_4bit')))}; unquantized: {_pct(_leak(everyone.get('victim')))}).",
         "Sequential: the forget subjects in deletion requests served one after another; leak on the subjects "
         "served so far and on those still pending after each request (the victim's on the same subjects in "
@@ -669,25 +704,3 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
     ]
     return "\n".join([*lines, "", *notes]) + "\n"
 
-
-def published(record: dict[str, Any]) -> dict[str, Any]:
-    """A robustness record as the leaderboard entry holds it (`leakbench.leaderboard.schema.Robustness`)."""
-    out: dict[str, Any] = {"settings": record["settings"]}
-    if record.get("relearn"):
-        r = record["relearn"]
-        keep = ("slice_subjects", "evaluated_subjects", "steps", "lr", "victim", "oracle_attacked", "unlearned",
-                "attacked", "benign", "recovered")  # fmt: skip
-        out["relearn"] = {k: r[k] for k in keep}
-    if record.get("quantize"):
-        q = record["quantize"]
-        out["quantized"] = [
-            {"bits": int(bits), "scheme": scheme, "model": q[f"{bits}bit"], "unquantized": q["unlearned"],
-             "victim": q[f"victim_{bits}bit"]}
-            for bits, scheme in q["schemes"].items()
-        ]
-    keep_request = ("request", "subjects", "steps", "served", "pending", "victim_served", "victim_pending",
-                    "utility_kept")  # fmt: skip
-    out["sequential"] = [{k: p[k] for k in keep_request} for p in record.get("sequential") or ()]
-    keep_size = ("fraction", "subjects", "documents", "steps", "victim", "unlearned", "leak_reduction", "utility_kept")
-    out["scaling"] = [{k: p[k] for k in keep_size} for p in record.get("scaling") or ()]
-    return out

@@ -203,8 +203,10 @@ def test_the_study_attacks_each_method_and_publishes_the_table(toy_victims, tmp_
     assert "Robustness: is it really forgotten?" in page and page.count('class="small"') == 2
     table = robustness_table(summary["robustness"])
     assert table.startswith("| method |") and "| ga |" in table
+    assert "{" not in table and "(the victim quantized alike: n/a / " in table  # 4-bit only here
+    assert json.loads((out / "summary.json").read_text())["ner"] == "none"
 
-    # the verb on the finished study: one axis again, the summary keeps the rest
+    # the verb on the finished study: one axis again, which replaces the method's record
     again = add_robustness(out, RobustnessConfig(axes=("quantize",), bits=(8,), probes=1), model=toy_victims["victim"],
                            oracle=toy_victims["oracle"], log=lambda m: None)  # fmt: skip
     assert "8bit" in again["robustness"]["ga"]["quantize"] and "relearn" not in again["robustness"]["ga"]

@@ -344,14 +344,16 @@ def robustness_section(board: Leaderboard) -> str:
         cells.append(f"<td>{robustness_plots(e)}</td>")
         lines.append("<tr>" + "".join(cells) + "</tr>")
     settings = attacked[0].robustness.settings
-    share = 100 * float(settings.get("relearn_fraction") or 0)
+    relearn = next((e.robustness.relearn for e in attacked if e.robustness.relearn), None)
+    sliced = (f"the documents of {relearn.slice_subjects} forget subjects, measured on the other "
+              f"{relearn.evaluated_subjects}") if relearn else "a slice of the forget subjects"  # fmt: skip
     head = "".join(f"<th>{html.escape(c)}</th>" for c in ROBUSTNESS_COLUMNS)
     return (
         "<h2>Robustness: is it really forgotten?</h2>\n<p>Direct leak rates on "
         f"{settings.get('probes')} full direct probes per forget subject. Relearned: after "
-        f"{settings.get('relearn_steps')} fine-tuning steps on the documents of {share:.0f}% "
-        "of the forget subjects, measured on the others; benign: the same on retain documents; oracle relearned: "
-        "the never-trained model under the same attack; recovered: the relearned leak as a share of the victim's. "
+        f"{settings.get('relearn_steps')} fine-tuning steps on {sliced}; benign: the same on retain documents; "
+        "oracle relearned: the never-trained model under the same attack; recovered: the relearned leak as a share "
+        "of the victim's. "
         "8-bit / 4-bit: bitsandbytes LLM.int8() / NF4 weights. Plots: leak on the subjects served and still "
         "pending after each sequential deletion request; leak reduction and held-out code bits/byte kept by "
         "forget-set size.</p>\n"

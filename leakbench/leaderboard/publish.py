@@ -17,6 +17,8 @@ from pydantic import ValidationError
 
 from leakbench.leaderboard.schema import (
     MIGRATIONS,
+    ROBUSTNESS_KIND,
+    ROBUSTNESS_RECORD,
     SCHEMA_VERSION,
     DataRelease,
     Entry,
@@ -58,7 +60,8 @@ from leakbench.records import (
 )
 
 EXAMPLES_PER_TASK = 5
-RUN_FILES = ("results_*.json", "samples_*.jsonl", "utility.json", "run.json")  # what publish reads in a run
+# what publish reads in a run
+RUN_FILES = ("results_*.json", "samples_*.jsonl", "utility.json", "run.json", "privacy.json", ROBUSTNESS_RECORD)
 
 
 def _read_json(path: Path) -> Any:
@@ -446,12 +449,7 @@ def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, d
     record = _read_json(path)
     if not isinstance(record, dict) or record.get("kind") != RECORD_KIND or not isinstance(record.get("metrics"), dict):
         raise LeakBenchError(f"{path}: not a LeakBench privacy record (write it with `leakbench privacy`)")
-    measured = record.get("release") or {}
-    if measured.get("hash") != release.hash or measured.get("subset") != release.subset:
-        raise LeakBenchError(
-            f"{path}: measured on release {measured.get('name')}/{measured.get('subset')}, but the lm-eval tasks ran "
-            f"on {release.name}/{release.subset}; measure both on the same release and subset"
-        )
+    _check_release(path, record, release)
     metrics = {}
     for name in PRIVACY_METRICS:
         value = record["metrics"].get(name)
@@ -472,25 +470,51 @@ def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, d
 def _robustness(run_dir: Path, release: DataRelease) -> Robustness | None:
     """`leakbench robustness`'s record in the run folder (robustness.json), if any, checked against the release
     the lm-eval tasks ran on."""
-    from leakbench.robustness import RECORD, RECORD_KIND, published
-
-    path = run_dir / RECORD
+    path = run_dir / ROBUSTNESS_RECORD
     if not path.is_file():
         return None
     record = _read_json(path)
-    if not isinstance(record, dict) or record.get("kind") != RECORD_KIND:
+    if not isinstance(record, dict) or record.get("kind") != ROBUSTNESS_KIND:
         raise LeakBenchError(f"{path}: not a LeakBench robustness record (write it with `leakbench robustness`)")
+    _check_release(path, record, release)
+    try:
+        return Robustness.model_validate(_robustness_entry(record))
+    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
+        reason = _first_error(exc) if isinstance(exc, ValidationError) else f"missing or malformed {exc}"
+        raise LeakBenchError(f"{path}: not a LeakBench robustness record ({reason})") from None
+
+
+def _check_release(path: Path, record: dict[str, Any], release: DataRelease) -> None:
+    """A record beside lm-eval's results must have been measured on the same release and subset."""
     measured = record.get("release") or {}
     if measured.get("hash") != release.hash or measured.get("subset") != release.subset:
         raise LeakBenchError(
             f"{path}: measured on release {measured.get('name')}/{measured.get('subset')}, but the lm-eval tasks ran "
             f"on {release.name}/{release.subset}; measure both on the same release and subset"
         )
-    try:
-        return Robustness.model_validate(published(record))
-    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
-        reason = _first_error(exc) if isinstance(exc, ValidationError) else f"missing or malformed {exc}"
-        raise LeakBenchError(f"{path}: not a LeakBench robustness record ({reason})") from None
+
+
+def _robustness_entry(record: dict[str, Any]) -> dict[str, Any]:
+    """A robustness record (`leakbench.robustness`) as the leaderboard entry holds it (`Robustness`)."""
+    out: dict[str, Any] = {"settings": record["settings"]}
+    if record.get("relearn"):
+        r = record["relearn"]
+        keep = ("slice_subjects", "evaluated_subjects", "steps", "lr", "victim", "oracle_attacked", "unlearned",
+                "attacked", "benign", "recovered")  # fmt: skip
+        out["relearn"] = {k: r[k] for k in keep}
+    if record.get("quantize"):
+        q = record["quantize"]
+        out["quantized"] = [
+            {"bits": int(bits), "scheme": scheme, "model": q[f"{bits}bit"], "unquantized": q["unlearned"],
+             "victim": q[f"victim_{bits}bit"]}
+            for bits, scheme in q["schemes"].items()
+        ]
+    keep_request = ("request", "subjects", "steps", "served", "pending", "victim_served", "victim_pending",
+                    "utility_kept")  # fmt: skip
+    out["sequential"] = [{k: p[k] for k in keep_request} for p in record.get("sequential") or ()]
+    keep_size = ("fraction", "subjects", "documents", "steps", "victim", "unlearned", "leak_reduction", "utility_kept")
+    out["scaling"] = [{k: p[k] for k in keep_size} for p in record.get("scaling") or ()]
+    return out
 
 
 def _first_error(exc: ValidationError) -> str:

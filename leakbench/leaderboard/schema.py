@@ -142,6 +142,10 @@ class ForgetSetSize(_Strict):
     utility_kept: float | None = Field(description="held-out code bits/byte: the victim's / this model's")
 
 
+ROBUSTNESS_RECORD = "robustness.json"  # in a run folder, written by `leakbench robustness`, read by publish
+ROBUSTNESS_KIND = "leakbench-robustness"
+
+
 class Robustness(_Strict):
     """How the entry's model holds up (leakbench.robustness; measured on a probe sample, see `settings`)."""
 
