@@ -227,3 +227,19 @@ def test_a_1_3_leaderboard_without_robustness_stays_valid(tmp_path):
     board = load_leaderboard(tmp_path / "leaderboard.json")
     assert SCHEMA_VERSION == "1.4" and board.schema_version == "1.4"
     assert len(board.entries) == len(data["entries"]) and all(e.robustness is None for e in board.entries)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "qwen2"])
+def test_4_bit_loading_keeps_each_family_s_output_layer_and_generates(family, tmp_path):
+    from leakbench.benchmarks.architectures import build_family
+    from leakbench.robustness import full_precision_layers
+
+    model_dir = build_family(family, tmp_path / family, hidden=64, heads=2)
+    kept = full_precision_layers(model_dir)
+    assert kept == ["lm_head"]  # every other linear (GPT-2: Conv1D) layer has whole blocks of 64 inputs
+    model, tokenizer = load_quantized(model_dir, 4)
+    quantized = [n for n, m in model.named_modules() if type(m).__name__ == "Linear4bit"]
+    assert quantized and "lm_head" not in quantized
+    ids = tokenizer("def f():\n    return ", return_tensors="pt")
+    out = model.generate(**ids, max_new_tokens=3, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    assert out.shape[1] == ids["input_ids"].shape[1] + 3
