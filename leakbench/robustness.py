@@ -332,8 +332,10 @@ def load_quantized(model_dir: str | Path, bits: int) -> tuple[Any, Any]:
                                           llm_int8_skip_modules=full_precision_layers(model_dir))  # fmt: skip
     else:
         raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization, device_map=device)
+    from leakbench.privacy import check_device
+
+    model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization,
+                                                 device_map=check_device(None))  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -390,14 +392,16 @@ class Robustness:
     def __init__(self, victim_dir: str | Path, oracle_dir: str | Path | None, cfg: RobustnessConfig, *,
                  subset: str, data_dir: str | Path | None = None, ner: str | None = "none",
                  log: Callable[[str], None] = print) -> None:  # fmt: skip
-        from leakbench.data import read_table, release_hash
+        from leakbench.data import read_manifest, read_table, release_hash
         from leakbench.records import check_release, model_record
 
         self.victim_dir, self.oracle_dir, self.cfg = Path(victim_dir), oracle_dir and Path(oracle_dir), cfg
         self.subset, self.data_dir, self.log = subset, data_dir, log
+        self.release = {"name": read_manifest(data_dir=data_dir).get("release", "v1"),
+                        "hash": release_hash(data_dir=data_dir), "subset": subset}  # fmt: skip
         for model_dir in (victim_dir, oracle_dir):  # a model of another release would be measured on the wrong set
             if model_dir is not None:
-                check_release(model_record(model_dir), release_hash(data_dir=data_dir), model_dir)
+                check_release(model_record(model_dir), self.release["hash"], model_dir)
         self.docs = read_table("forget", subset=subset, data_dir=data_dir)
         self.groups, self.slice, self.evaluated, self.requests, self.subsets = splits(self.docs, cfg)
         self.subjects = sorted(s for g in self.groups for s in g)
@@ -406,10 +410,11 @@ class Robustness:
 
     def load_model(self, model_dir: str | Path) -> tuple[Any, Any]:
         """A model directory loaded on the GPU when there is one (else the CPU), with its tokenizer."""
+        from leakbench.privacy import check_device
         from leakbench.training import load_causal_lm
 
         model, tokenizer = load_causal_lm(model_dir)
-        return model.to("cuda" if _cuda() else "cpu"), tokenizer
+        return model.to(check_device(None)), tokenizer
 
     def _measure_dir(self, model_dir: str | Path) -> Measurement:
         return self.meter.measure(*self.load_model(model_dir))
@@ -452,16 +457,10 @@ class Robustness:
         cfg = self.cfg
         self.log(f"    robustness of {method}: {', '.join(cfg.axes)}")
         unlearned = self._measure_dir(unlearned_dir)
-        from leakbench.data import read_manifest, release_hash
-
         record: dict[str, Any] = {
             "kind": ROBUSTNESS_KIND,
             "method": method,
-            "release": {
-                "name": read_manifest(data_dir=self.data_dir).get("release", "v1"),
-                "hash": release_hash(data_dir=self.data_dir),
-                "subset": self.subset,
-            },
+            "release": self.release,
             "settings": dataclasses.asdict(cfg),
             "subjects": {"forget": len(self.subjects), "groups": len(self.groups)},
             "measured_with": {
@@ -590,12 +589,6 @@ class Robustness:
                 "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
             })  # fmt: skip
         return curve
-
-
-def _cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def _share(leak: float | None, victim: float | None) -> float | None:
