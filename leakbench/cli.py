@@ -19,6 +19,7 @@ from leakbench import __version__
 from leakbench.base import BaseConfig
 from leakbench.data import DEFAULT_RELEASE
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
+from leakbench.metrics import METRICS, PRIVACY
 from leakbench.pipeline import StudyConfig
 from leakbench.privacy import PrivacyConfig
 from leakbench.records import (
@@ -348,7 +349,6 @@ def privacy_cmd(
 ) -> None:
     """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
     zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
-    from leakbench.metrics import verdict
     from leakbench.privacy import measure, read_record
     from leakbench.records import UsageError, check_output, dumps_record, write_text_atomic
 
@@ -361,12 +361,8 @@ def privacy_cmd(
     record = measure(model, cfg, reference=ref, device=device, log=console.print)
     write_text_atomic(out, dumps_record(record))
     m = record["metrics"]
-    line = (
-        f"EM {m['exact_memorization']:.3f}, ES {m['extraction_strength']:.3f}, "
-        f"Min-K%++ AUC {m['mia_min_k_plus_plus']:.3f}"
-    )
-    if "privleak" in m:
-        line += f", PrivLeak {m['privleak']:+.1f}% ({verdict(m['privleak'])}), forget quality {m['forget_quality']:.3g}"
+    line = ", ".join(f"{spec.label} {spec.show(m[spec.key])}" for spec in METRICS
+                     if spec.study and spec.sources[0][0] == PRIVACY and m.get(spec.key) is not None)  # fmt: skip
     console.print(f"{line}; wrote {out} in {record['wall_time_s']} s")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,24 +36,12 @@ FIELD_METRICS = tuple(f"{m}__{f}" for m in ("direct_leak_rate", "any_leak_rate")
 PROBE_KIND_METRICS = tuple(f"any_leak_rate__{k}" for k in ("direct", *INDIRECT_KINDS))
 PROBE_METRICS = (*SUMMARY_METRICS, *KIND_METRICS, *FIELD_METRICS, *PROBE_KIND_METRICS)
 
-# The code-utility figures of one result set, by the names the study and the leaderboard use.
-CODE_METRICS = {
-    "code_edit_similarity": (CODE_LINES, "edit_similarity"),
-    "code_exact_match": (CODE_LINES, "exact_match"),
-    "code_bits_per_byte": (CODE_FILES, "bits_per_byte"),
-}
-
-
 # `leakbench privacy`'s figures (leakbench.privacy computes them), published beside lm-eval's tasks under this name.
 PRIVACY = "leakbench_privacy"
+EVALPLUS = "evalplus"  # EvalPlus pass@1 (plus tests), by dataset: leakbench.utility
 ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")  # membership scores; `mia_<attack>` is each one's AUC
 HEADLINE_ATTACK = "min_k_plus_plus"  # the AUC `privleak` compares
 PRIVLEAK_TOLERANCE = 10.0  # percent: |PrivLeak| within it reads as neither under- nor over-unlearned
-PRIVACY_METRICS = {
-    name: (PRIVACY, name)
-    for name in ("exact_memorization", "extraction_strength", *(f"mia_{a}" for a in ATTACKS), "privleak",
-                 "forget_quality")
-}  # fmt: skip
 
 
 def verdict(privleak: float | None) -> str | None:
@@ -64,6 +53,156 @@ def verdict(privleak: float | None) -> str | None:
     return "over-unlearned" if privleak < -PRIVLEAK_TOLERANCE else "within ±10%"
 
 
+# --- the metric table -----------------------------------------------------------------------------------------
+
+UNITS = ("rate", "score", "pvalue", "percent")
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One figure of a model, declared once: the study rows and run.json (by `key`), the study table and the
+    console (`label`), the leaderboard page (`title`), the leaderboard's comparisons and robustness records, and
+    the sweep all loop over `METRICS`. Over seeds every figure aggregates as mean ± 95% CI (Student t)."""
+
+    key: str
+    label: str  # short: the study table and the console
+    title: str  # long: the page's column header (its direction arrow is added from `better`)
+    sources: tuple[tuple[str, str], ...]  # (task, metric) producing it; several: the mean of them all
+    unit: str = "rate"  # rate (shown in percent), score (3 decimals), pvalue (3 significant digits), percent (signed)
+    better: str | None = "lower"  # lower, higher, or None (no single direction: an AUC, PrivLeak -> 0)
+    oracle_gap: bool = False  # a leak rate: its difference from the oracle's is reported ("vs oracle")
+    kept: bool = False  # utility: kept relative to the victim, and relative to the oracle
+    optional: bool = False  # only where measured (an EvalPlus dataset): absent, not None, elsewhere
+    reading: Callable[[float | None], str | None] | None = None  # words for a value (PrivLeak's verdict)
+    study: bool = True  # a column of the study table
+    page: bool = True  # a column of the leaderboard page
+    headline: bool = False  # in the compact views (the page's seeds table)
+    robustness: bool = False  # measured again under every robustness attack
+
+    def __post_init__(self) -> None:
+        if self.unit not in UNITS or self.better not in ("lower", "higher", None):
+            raise ValueError(f"metric {self.key}: unit {self.unit!r} / better {self.better!r} not understood")
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.better == "lower"
+
+    def format(self, value: float, ci: float | None = None) -> str:
+        """The value as every table shows it, with its 95% half-width when there is one."""
+        if self.unit == "rate":
+            text, spread = f"{100 * value:.1f}%", None if ci is None else f"{100 * ci:.1f}"
+        elif self.unit == "percent":
+            text, spread = f"{value:+.1f}", None if ci is None else f"{ci:.1f}"
+            return f"{text} ± {spread}%" if spread is not None else f"{text}%"
+        else:
+            fmt = ".3g" if self.unit == "pvalue" else ".3f"
+            text, spread = format(value, fmt), None if ci is None else format(ci, fmt)
+        return text if spread is None else f"{text} ± {spread}"
+
+    def show(self, value: float | None, ci: float | None = None) -> str:
+        """A table cell: the formatted value and its reading (PrivLeak's verdict), or n/a when undefined."""
+        if value is None or value != value:
+            return "n/a"
+        return self.format(value, ci) + (f" ({self.reading(value)})" if self.reading else "")
+
+    @property
+    def header(self) -> str:
+        arrow = {"lower": " ↓", "higher": " ↑"}.get(str(self.better), "")
+        return self.title + (arrow if self.better else "")
+
+
+_KIND_LABELS = {"reformatted": "reformatted", "partial": "partial", "cross_attribute": "cross-attr.",
+                "cross_subject": "cross-subj."}  # fmt: skip
+
+
+def _kind_rows() -> list[Metric]:
+    """The indirect leak kinds, averaged over direct and indirect probes (an indirect leak can answer a direct
+    probe too)."""
+    return [Metric(f"{kind}_rate", _KIND_LABELS.get(kind, kind), f"{kind.replace('_', '-')} leak".capitalize(),
+                   ((DIRECT, f"{kind}_rate"), (INDIRECT, f"{kind}_rate")), page=False)
+            for kind in INDIRECT_LEAK_KINDS]  # fmt: skip
+
+
+def _privacy_row(key: str, label: str, title: str, **kw: Any) -> Metric:
+    return Metric(key, label, title, ((PRIVACY, key),), **kw)
+
+
+def _evalplus_row(dataset: str, title: str) -> Metric:
+    return Metric(pass_at_1_key(dataset), f"{dataset}+ pass@1", f"{title}+ pass@1", ((EVALPLUS, dataset),),
+                  unit="score", better="higher", kept=True, optional=True)  # fmt: skip
+
+
+def pass_at_1_key(dataset: str) -> str:
+    """The flat utility name of an EvalPlus dataset's pass@1 (plus tests)."""
+    return f"{dataset}_plus_pass_at_1"
+
+
+# The table, in the order every view shows its columns.
+METRICS: list[Metric] = [
+    Metric("direct_leak_rate", "direct leak", "Direct leak", ((DIRECT, "direct_leak_rate"),), oracle_gap=True,
+           headline=True, robustness=True),
+    Metric("indirect_leak_rate", "indirect leak", "Indirect leak", ((INDIRECT, "indirect_leak_rate"),),
+           oracle_gap=True, headline=True),
+    Metric("any_leak_rate_direct_probes", "any leak (direct probes)", "Any leak on direct probes",
+           ((DIRECT, "any_leak_rate"),), study=False, page=False),
+    Metric("any_leak_rate_indirect_probes", "any leak (indirect probes)", "Any leak on indirect probes",
+           ((INDIRECT, "any_leak_rate"),), study=False, page=False),
+    *_kind_rows(),
+    Metric("other_pii_rate", "other PII", "Other PII", ((INDIRECT, "other_pii_rate"),), study=False),
+    _privacy_row("exact_memorization", "EM", "Exact memorization", unit="score", headline=True, robustness=True),
+    _privacy_row("extraction_strength", "ES", "Extraction strength", unit="score"),
+    *(_privacy_row(f"mia_{a}", f"{a} AUC", f"{a} AUC", unit="score", better=None, study=False, page=False)
+      for a in ATTACKS if a != HEADLINE_ATTACK),
+    _privacy_row(f"mia_{HEADLINE_ATTACK}", "Min-K%++ AUC", "Min-K%++ AUC", unit="score", better=None, headline=True,
+                 robustness=True),
+    _privacy_row("privleak", "PrivLeak", "PrivLeak (→ 0)", unit="percent", better=None, reading=verdict,
+                 headline=True),
+    _privacy_row("forget_quality", "forget quality", "Forget quality", unit="pvalue", better="higher",
+                 headline=True),
+    Metric("code_edit_similarity", "code edit sim.", "Code edit sim.", ((CODE_LINES, "edit_similarity"),),
+           unit="score", better="higher", kept=True, headline=True),
+    Metric("code_exact_match", "code exact match", "Code exact match", ((CODE_LINES, "exact_match"),),
+           unit="score", better="higher", kept=True),
+    Metric("code_bits_per_byte", "held-out bits/byte", "Held-out bits/byte", ((CODE_FILES, "bits_per_byte"),),
+           unit="score", kept=True),
+    Metric("near_neighbour_bits_per_byte", "near-neighbour bits/byte", "Near-neighbour bits/byte",
+           ((RETAIN, "bits_per_byte"),), unit="score", kept=True),
+    _evalplus_row("humaneval", "HumanEval"),
+    _evalplus_row("mbpp", "MBPP"),
+]  # fmt: skip
+
+
+def metric(key: str) -> Metric:
+    """The table's row for `key`."""
+    for row in METRICS:
+        if row.key == key:
+            return row
+    raise KeyError(key)
+
+
+HEADLINE_UTILITY = "code_edit_similarity"  # code no training step saw (leakbench_code)
+PRIVACY_METRICS = {  # what a privacy record publishes, by name
+    name: (PRIVACY, name)
+    for name in ("exact_memorization", "extraction_strength", *(f"mia_{a}" for a in ATTACKS), "privleak",
+                 "forget_quality")
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Views of the table that stay current when a test or a plugin adds a row."""
+    if name == "UTILITY":  # utility, by flat name -> lower is better? "Kept" = model / victim (inverted if lower)
+        return {m.key: m.lower_is_better for m in METRICS if m.kept and not m.optional}
+    if name == "LEAKS":  # the leak rates compared with the oracle
+        return tuple(m.key for m in METRICS if m.oracle_gap)
+    if name == "FLAT_METRICS":  # flat name -> (task, metric), single-source rows
+        return {m.key: m.sources[0] for m in METRICS if len(m.sources) == 1 and m.sources[0][0] != EVALPLUS}
+    if name == "CODE_METRICS":
+        return {m.key: m.sources[0] for m in METRICS if m.sources[0][0] == CODE_LINES or m.sources[0][0] == CODE_FILES}
+    if name == "KIND_METRICS":
+        return tuple(m.key for m in METRICS if len(m.sources) > 1)
+    raise AttributeError(name)
+
+
 def result(results: dict[str, Any], task: str, metric: str) -> float | None:
     """One metric of an lm-eval result set (`results["results"][task]["metric,none"]`), or None if absent."""
     value = results.get("results", {}).get(task, {}).get(f"{metric},none")
@@ -71,35 +210,26 @@ def result(results: dict[str, Any], task: str, metric: str) -> float | None:
 
 
 def code_metrics(results: dict[str, Any]) -> dict[str, float | None]:
-    return {name: result(results, task, metric) for name, (task, metric) in CODE_METRICS.items()}
-
-
-# The study's per-model figures, by flat name -> (task, metric); the study table, run.json and the leaderboard's
-# comparisons all read these names.
-FLAT_METRICS = {
-    "direct_leak_rate": (DIRECT, "direct_leak_rate"),
-    "indirect_leak_rate": (INDIRECT, "indirect_leak_rate"),
-    "any_leak_rate_direct_probes": (DIRECT, "any_leak_rate"),
-    "any_leak_rate_indirect_probes": (INDIRECT, "any_leak_rate"),
-    "other_pii_rate": (INDIRECT, "other_pii_rate"),
-    "near_neighbour_bits_per_byte": (RETAIN, "bits_per_byte"),
-    **CODE_METRICS,
-    **PRIVACY_METRICS,
-}
+    return {m.key: result(results, *m.sources[0]) for m in METRICS if m.sources[0][0] in (CODE_LINES, CODE_FILES)}
 
 
 def flat_metrics(
     lookup: Callable[[str, str], float | None], pass_at_1: dict[str, float] | None = None
 ) -> dict[str, float | None]:
-    """A model's flat figures from `lookup(task, metric)` (lm-eval results or a leaderboard entry), the indirect
-    kinds averaged over direct and indirect probes (an indirect leak can answer a direct probe too), and the
-    EvalPlus pass@1 (plus) per dataset."""
-    flat = {name: lookup(task, metric) for name, (task, metric) in FLAT_METRICS.items()}
-    for metric in KIND_METRICS:
-        rates = [lookup(DIRECT, metric), lookup(INDIRECT, metric)]
-        flat[metric] = None if None in rates else sum(rates) / 2  # type: ignore[arg-type]
-    for dataset, value in (pass_at_1 or {}).items():
-        flat[pass_at_1_key(dataset)] = value
+    """A model's flat figures, one per row of `METRICS`, from `lookup(task, metric)` (lm-eval results, a privacy
+    record or a leaderboard entry; a row of several sources is their mean, None if one is missing) and the
+    EvalPlus pass@1 (plus) per dataset (optional rows: absent where not measured)."""
+    flat: dict[str, float | None] = {}
+    for m in METRICS:
+        if m.sources[0][0] == EVALPLUS:
+            dataset = m.sources[0][1]
+            if pass_at_1 and dataset in pass_at_1:
+                flat[m.key] = pass_at_1[dataset]
+            continue
+        values = [lookup(task, name) for task, name in m.sources]
+        flat[m.key] = None if None in values else sum(values) / len(values)  # type: ignore[arg-type]
+    for dataset, value in (pass_at_1 or {}).items():  # a dataset the table has no row for: still recorded
+        flat.setdefault(pass_at_1_key(dataset), value)
     return flat
 
 
@@ -131,28 +261,17 @@ def kept(victim: float | None, model: float | None, *, lower_is_better: bool = F
     return None if num is None or den is None or den == 0 else num / den
 
 
-# Utility, by flat name -> lower is better? "Kept" = model / victim (victim / model when lower is better).
-# Headline: code_edit_similarity (leakbench_code, code no training step saw); near_neighbour_bits_per_byte is
-# leakbench_retain (the forget templates with placeholders), which an unlearning retain term can flatter.
-UTILITY = {
-    "code_edit_similarity": False,
-    "code_exact_match": False,
-    "code_bits_per_byte": True,
-    "near_neighbour_bits_per_byte": True,
-}
-HEADLINE_UTILITY = "code_edit_similarity"
-LEAKS = ("direct_leak_rate", "indirect_leak_rate")  # the leak rates compared with the oracle
-
-
-def pass_at_1_key(dataset: str) -> str:
-    """The flat utility name of an EvalPlus dataset's pass@1 (plus tests)."""
-    return f"{dataset}_plus_pass_at_1"
+def _kept_rows(model: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The utility figures `model` has, with "lower is better?": the table's kept rows (optional ones only where
+    measured), then any other EvalPlus dataset's pass@1."""
+    rows = [(m.key, m.lower_is_better) for m in METRICS if m.kept and (not m.optional or m.key in model)]
+    known = {key for key, _ in rows}
+    return rows + [(k, False) for k in sorted(model) if k.endswith("_pass_at_1") and k not in known]
 
 
 def utility_kept(victim: dict[str, Any], model: dict[str, Any]) -> dict[str, float | None]:
     """Each utility metric of `model` relative to the victim (None where undefined, e.g. pass@1 0 -> 0)."""
-    names = [*UTILITY, *sorted(k for k in model if k.endswith("_pass_at_1"))]
-    return {n: kept(victim.get(n), model.get(n), lower_is_better=UTILITY.get(n, False)) for n in names}
+    return {n: kept(victim.get(n), model.get(n), lower_is_better=low) for n, low in _kept_rows(model)}
 
 
 def gap_key(leak: str) -> str:
@@ -168,10 +287,9 @@ def vs_oracle_key(utility: str) -> str:
 def oracle_gap(oracle: dict[str, Any], model: dict[str, Any]) -> dict[str, float | None]:
     """Leak rates minus the oracle's (in rate units: the leak unlearning has left), and each utility metric
     relative to the oracle (model / oracle; oracle / model when lower is better)."""
-    gaps = {gap_key(leak): leak_change(oracle.get(leak), model.get(leak)) for leak in LEAKS}
-    names = [*UTILITY, *sorted(k for k in model if k.endswith("_pass_at_1"))]
-    for name in names:
-        gaps[vs_oracle_key(name)] = kept(oracle.get(name), model.get(name), lower_is_better=UTILITY.get(name, False))
+    gaps = {gap_key(m.key): leak_change(oracle.get(m.key), model.get(m.key)) for m in METRICS if m.oracle_gap}
+    for name, low in _kept_rows(model):
+        gaps[vs_oracle_key(name)] = kept(oracle.get(name), model.get(name), lower_is_better=low)
     return gaps
 
 

@@ -22,21 +22,20 @@ from leakbench.metrics import (
     DIRECT,
     HEADLINE_UTILITY,
     INDIRECT,
-    KIND_METRICS,
-    LEAKS,
+    METRICS,
     PRIVACY,
     RETAIN,
+    Metric,
     aggregate,
     direct_leak_reduction,
     flat_metrics,
     gap_key,
     leak_change,
+    metric,
     oracle_gap,
     over_kept,
-    pass_at_1_key,
     result,
     utility_kept,
-    verdict,
     vs_oracle_key,
 )
 from leakbench.records import (
@@ -380,6 +379,8 @@ def summarize(row_runs: list[dict[str, Any]]) -> dict[str, Any]:
     single run), and the runs themselves."""
     metrics, metrics_ci = aggregate([r["metrics"] for r in row_runs])
     found, found_ci = aggregate([r["comparisons"] for r in row_runs])
+    if "utility_kept" in found:  # the mark follows the mean, not any single seed
+        found["utility_kept_above_100"] = over_kept(found["utility_kept"])
     row: dict[str, Any] = {"metrics": metrics, "comparisons": found, "n_runs": len(row_runs)}
     if len(row_runs) > 1:
         row |= {"ci95": metrics_ci, "comparisons_ci95": found_ci}
@@ -423,42 +424,28 @@ def _pts(x: float | None, ci: float | None = None) -> str:
     return "n/a" if x is None else f"{100 * x:+.1f} pts" + (f" ± {100 * ci:.1f}" if ci is not None else "")
 
 
-def _num(x: float | None, ci: float | None, fmt: str) -> str:
-    spread = f" ± {format(ci, fmt.lstrip('+'))}" if ci is not None else ""
-    return "n/a" if x is None else format(x, fmt) + spread
-
-
-def _datasets(rows: dict[str, dict[str, Any]]) -> list[str]:
+def study_columns(rows: dict[str, dict[str, Any]]) -> list[Metric]:
+    """The metrics the study table shows: every study row of `METRICS`, an optional one (an EvalPlus dataset)
+    only when the study measured it."""
     first = next(iter(rows.values()))["metrics"]
-    return [k.removesuffix("_plus_pass_at_1") for k in first if k.endswith("_plus_pass_at_1")]
+    return [m for m in METRICS if m.study and (not m.optional or m.key in first)]
 
 
-UTILITY_COLUMNS = {  # flat metric -> (column, format)
-    "code_edit_similarity": ("code edit sim.", ".3f"),
-    "code_exact_match": ("code exact match", ".3f"),
-    "code_bits_per_byte": ("held-out bits/byte", ".3f"),
-    "near_neighbour_bits_per_byte": ("near-neighbour bits/byte", ".3f"),
-}
-PRIVACY_COLUMNS = {  # flat metric -> (column, format)
-    "exact_memorization": ("EM", ".3f"),
-    "extraction_strength": ("ES", ".3f"),
-    "mia_min_k_plus_plus": ("Min-K%++ AUC", ".3f"),
-    "forget_quality": ("forget quality", ".3g"),
-}
-KEPT_MARK = " ↑"  # utility kept above 100%
+KEPT_MARK = " ↑"  # utility kept above 100% (decided on the row's mean)
 
 
 def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str]]:
     """The study table: columns, one list of cells per model, and the notes that explain its marks (the
-    Markdown file and the console print the same). Rows over several seeds show mean ± 95% CI half-width."""
-    datasets = _datasets(rows)
-    utility = {**UTILITY_COLUMNS, **{pass_at_1_key(d): (f"{d}+ pass@1", ".3f") for d in datasets}}
-    columns = [
-        "model", "runs", "direct leak", "indirect leak", "reformatted", "partial", "cross-attr.", "cross-subj.",
-        "direct vs oracle", "indirect vs oracle", *(name for name, _ in PRIVACY_COLUMNS.values()), "PrivLeak",
-        *(f"{name} (kept)" for name, _ in utility.values()),
-        "direct-leak reduction", "indirect change", "code edit sim. vs oracle",
-    ]  # fmt: skip
+    Markdown file and the console print the same). Rows over several seeds show mean ± 95% CI half-width.
+    Its columns loop over `leakbench.metrics.METRICS`: each metric's value ("(kept)" relative to the victim for
+    utility), then each leak rate's gap to the oracle, the direct-leak reduction, the indirect change and the
+    headline utility relative to the oracle."""
+    shown = study_columns(rows)
+    gaps = [m for m in METRICS if m.oracle_gap]
+    headline = metric(HEADLINE_UTILITY)
+    columns = ["model", "runs", *(f"{m.label} (kept)" if m.kept else m.label for m in shown),
+               *(f"{m.label} vs oracle" for m in gaps), "direct-leak reduction", "indirect change",
+               f"{headline.label} vs oracle"]  # fmt: skip
     cells, flagged, undefined, seeded = [], False, [], False
     for label, row in rows.items():
         m, c = row["metrics"], row.get("comparisons") or {}
@@ -466,29 +453,24 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
         seeded |= bool(mci)
         kept_values, gap = c.get("utility_kept") or {}, c.get("vs_oracle") or {}
         kept_ci, gap_ci = cci.get("utility_kept") or {}, cci.get("vs_oracle") or {}
-        line = [label, str(row.get("n_runs", 1)), _pct(m["direct_leak_rate"], mci.get("direct_leak_rate")),
-                _pct(m["indirect_leak_rate"], mci.get("indirect_leak_rate")),
-                *(_pct(m[k], mci.get(k)) for k in KIND_METRICS),
-                *(_pts(gap.get(gap_key(leak)), gap_ci.get(gap_key(leak))) for leak in LEAKS)]  # fmt: skip
-        line += [_num(m.get(k), mci.get(k), fmt) for k, (_, fmt) in PRIVACY_COLUMNS.items()]
-        leak = m.get("privleak")
-        line.append("n/a" if leak is None else f"{_num(leak, mci.get('privleak'), '+.1f')}% ({verdict(leak)})")
-        for key, (_, fmt) in utility.items():
-            text = _num(m.get(key), mci.get(key), fmt)
-            if label != "victim":
-                share = kept_values.get(key)
-                mark = KEPT_MARK if key in c.get("utility_kept_above_100", ()) else ""
+        line = [label, str(row.get("n_runs", 1))]
+        for spec in shown:
+            text = spec.show(m.get(spec.key), mci.get(spec.key))
+            if spec.kept and label != "victim":
+                share = kept_values.get(spec.key)
+                mark = KEPT_MARK if share is not None and share > 1.0 + 1e-9 else ""
                 flagged |= bool(mark)
-                text += f" ({_pct(share, kept_ci.get(key))}{mark})"
-                if share is None and key.endswith("_pass_at_1") and rows["victim"]["metrics"].get(key) == 0:
-                    undefined.append(key.removesuffix("_plus_pass_at_1"))
+                text += f" ({_pct(share, kept_ci.get(spec.key))}{mark})"
+                if share is None and spec.optional and rows["victim"]["metrics"].get(spec.key) == 0:
+                    undefined.append(spec.sources[0][1])
             line.append(text)
-        headline = _pct(gap.get(vs_oracle_key(HEADLINE_UTILITY)), gap_ci.get(vs_oracle_key(HEADLINE_UTILITY)))
+        line += [_pts(gap.get(gap_key(g.key)), gap_ci.get(gap_key(g.key))) for g in gaps]
+        vs_oracle = _pct(gap.get(vs_oracle_key(HEADLINE_UTILITY)), gap_ci.get(vs_oracle_key(HEADLINE_UTILITY)))
         if label == "victim":
-            line += ["", "", headline]
+            line += ["", "", vs_oracle]
         else:
             line += [_pct(c.get("direct_leak_reduction"), cci.get("direct_leak_reduction")),
-                     _pts(c.get("indirect_leak_change"), cci.get("indirect_leak_change")), headline]  # fmt: skip
+                     _pts(c.get("indirect_leak_change"), cci.get("indirect_leak_change")), vs_oracle]  # fmt: skip
         cells.append(line)
     notes = ["(kept): relative to the victim; vs oracle: minus (leaks) or relative to (utility) the oracle, the "
              "same recipe without the forget set.",

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from leakbench.metrics import CODE, DIRECT, kept
+from leakbench.metrics import CODE, DIRECT, kept, metric
 from leakbench.records import check_output, dumps_record, model_record, provenance, write_text_atomic
 
 TASKS = [DIRECT, CODE]
@@ -27,7 +27,7 @@ TARGET_KEPT = 0.99  # CodeEraser / the methods issue: utility kept
 HALF = 0.5  # Gu et al.: the direct leak rate more than halved ...
 PAPER_KEPT = 0.91  # ... with at least 91% of code ability kept
 RULES = ("99% kept, >= 50% cut", "91% kept", "most utility kept")
-UTILITY = {"code_edit_similarity": False, "code_bits_per_byte": True}  # name -> lower is better
+UTILITY = ("code_edit_similarity", "code_bits_per_byte")  # utility kept = the smaller of these, relative to the victim
 
 
 def grid_points(method: str) -> list[dict[str, Any]]:
@@ -69,7 +69,7 @@ def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[s
     or "most utility kept"."""
 
     def utility(p: dict[str, Any]) -> float:
-        return min(kept(victim[k], p["figures"][k], lower_is_better=low) or 0.0 for k, low in UTILITY.items())
+        return min(kept(victim[k], p["figures"][k], lower_is_better=metric(k).lower_is_better) or 0.0 for k in UTILITY)
 
     def cut(p: dict[str, Any]) -> float:
         return 1 - p["figures"]["direct_leak_rate"] / victim["direct_leak_rate"] if victim["direct_leak_rate"] else 0

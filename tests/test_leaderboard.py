@@ -11,7 +11,7 @@ import pytest
 
 from leakbench.cli import main
 from leakbench.leaderboard import SCHEMA_VERSION, json_schema, load_leaderboard, publish
-from leakbench.leaderboard.page import COLUMNS
+from leakbench.leaderboard.page import columns
 from leakbench.leaderboard.publish import redact
 from leakbench.records import LeakBenchError
 
@@ -166,14 +166,14 @@ def test_page_in_a_real_headless_browser(runs, tmp_path):
         browser.get(page.as_uri())
         assert browser.title == "LeakBench leaderboard"
         rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
-        column = {key: i for i, key in enumerate(k for k, _ in COLUMNS)}
+        column = {key: i for i, key in enumerate(k for k, _ in columns())}
         assert [r.find_elements(By.TAG_NAME, "td")[column["method"]].text for r in rows] == ["none", "ga"]
-        header = browser.find_element(By.CSS_SELECTOR, 'th[data-key="direct"]')
+        header = browser.find_element(By.CSS_SELECTOR, 'th[data-key="direct_leak_rate"]')
         header.click()  # ascending
         header.click()  # descending: the 75% row first
         rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
         assert rows[0].find_elements(By.TAG_NAME, "td")[column["method"]].text == "ga"
-        assert rows[0].find_elements(By.TAG_NAME, "td")[column["direct"]].text == "75.0%"
+        assert rows[0].find_elements(By.TAG_NAME, "td")[column["direct_leak_rate"]].text == "75.0%"
         plot = browser.find_element(By.ID, "plot")
         assert plot.is_displayed() and plot.size["width"] > 300 and plot.size["height"] > 200
         # the victim is a square, the unlearned model a dot; each labelled once, labels apart

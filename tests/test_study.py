@@ -37,14 +37,14 @@ def test_utility_kept_above_100_is_flagged_and_undefined_pass_at_1_explained():
     npo_cells = dict(zip(columns, cells[2], strict=True))
     assert npo_cells["near-neighbour bits/byte (kept)"] == "0.600 (200.0% ↑)"
     assert npo_cells["code edit sim. (kept)"] == "0.380 (95.0%)"
-    assert npo_cells["direct vs oracle"] == "+29.0 pts" and npo_cells["indirect vs oracle"] == "+20.0 pts"
+    assert npo_cells["direct leak vs oracle"] == "+29.0 pts" and npo_cells["indirect leak vs oracle"] == "+20.0 pts"
     assert npo_cells["direct-leak reduction"] == "66.7%" and npo_cells["indirect change"] == "+5.0 pts"
     assert npo_cells["humaneval+ pass@1 (kept)"] == "0.000 (n/a)"
     assert npo_cells["code edit sim. vs oracle"] == f"{100 * 0.38 / 0.41:.1f}%"
     assert any("above 100%" in n for n in notes)
     assert any("humaneval+ pass@1 kept is n/a: the victim's pass@1 is 0" in n for n in notes)
     oracle_cells = dict(zip(columns, cells[1], strict=True))
-    assert oracle_cells["direct vs oracle"] == "+0.0 pts"
+    assert oracle_cells["direct leak vs oracle"] == "+0.0 pts"
 
 
 def test_oracle_needs_an_external_victim(tmp_path, tiny_model_dir):

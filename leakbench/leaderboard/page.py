@@ -6,87 +6,75 @@ import html
 from pathlib import Path
 
 from leakbench.leaderboard.schema import Entry, Leaderboard, entry_metrics
-from leakbench.metrics import HEADLINE_UTILITY, gap_key, mean_ci, pass_at_1_key, vs_oracle_key
+from leakbench.metrics import HEADLINE_UTILITY, METRICS, Metric, gap_key, mean_ci, metric, vs_oracle_key
 
-COLUMNS: list[tuple[str, str]] = [
-    ("model", "Model"),
-    ("role", "Role"),
-    ("method", "Method"),
-    ("subset", "Subset"),
-    ("direct", "Direct leak ↓"),
-    ("indirect", "Indirect leak ↓"),
-    ("direct_gap", "Direct vs oracle ↓"),
-    ("indirect_gap", "Indirect vs oracle ↓"),
-    ("other_pii", "Other PII ↓"),
-    ("em", "Exact memorization ↓"),
-    ("es", "Extraction strength ↓"),
-    ("auc", "Min-K%++ AUC"),
-    ("privleak", "PrivLeak (→ 0)"),
-    ("verdict", "Unlearning"),
-    ("forget_quality", "Forget quality ↑"),
-    ("code_es", "Code edit sim. ↑"),
-    ("code_em", "Code exact match ↑"),
-    ("code_bpb", "Held-out bits/byte ↓"),
-    ("retain_bpb", "Near-neighbour bits/byte ↓"),
-    ("humaneval", "HumanEval+ pass@1 ↑"),
-    ("mbpp", "MBPP+ pass@1 ↑"),
-    ("reduction", "Direct-leak reduction ↑"),
-    ("code_kept", "Code edit sim. kept"),
-    ("code_vs_oracle", "Code edit sim. vs oracle"),
-    ("retained", "Near-neighbour kept"),
-    ("humaneval_kept", "HumanEval+ kept"),
-    ("flags", "Kept above 100%"),
-]
-_PLAIN = {"code_es", "code_em", "code_bpb", "retain_bpb", "humaneval", "mbpp", "em", "es", "auc", "forget_quality"}
-_PERCENT_VALUES = {"privleak"}  # already in percent
-_POINTS = {"direct_gap", "indirect_gap"}  # differences of rates
-_KEPT = {"code_kept": HEADLINE_UTILITY, "retained": "near_neighbour_bits_per_byte",
-         "humaneval_kept": pass_at_1_key("humaneval")}  # fmt: skip
+FIXED = [("model", "Model"), ("role", "Role"), ("method", "Method"), ("subset", "Subset")]
+
+
+def _gap_column(m: Metric) -> str:
+    return f"{m.key}:vs_oracle"
+
+
+def _kept_column(m: Metric) -> str:
+    return f"{m.key}:kept"
+
+
+def columns() -> list[tuple[str, str]]:
+    """(key, header) of the board's columns, from the metric table: each page metric (with its reading, e.g.
+    PrivLeak's verdict, beside it), each leak rate's gap to the oracle, the direct-leak reduction, each utility
+    metric kept relative to the victim, the headline utility relative to the oracle, and the flags."""
+    out = list(FIXED)
+    for m in METRICS:
+        if m.page:
+            out.append((m.key, m.header))
+            if m.reading:
+                out.append((f"{m.key}:reading", "Unlearning" if m.key == "privleak" else f"{m.title} reads"))
+    out += [(_gap_column(m), f"{m.title} vs oracle ↓") for m in METRICS if m.oracle_gap]
+    out.append(("direct_leak_reduction", "Direct-leak reduction ↑"))
+    out += [(_kept_column(m), f"{m.title} kept") for m in METRICS if m.kept]
+    headline = metric(HEADLINE_UTILITY)
+    out += [(vs_oracle_key(headline.key), f"{headline.title} vs oracle"), ("flags", "Kept above 100%")]
+    return out
+
+
+def __getattr__(name: str) -> object:
+    if name == "COLUMNS":  # the current columns (a test or a plugin may have added a metric)
+        return columns()
+    raise AttributeError(name)
 
 
 def _row(e: Entry) -> dict[str, float | str | None]:
     m, r = entry_metrics(e), e.ratios
     gap = r.oracle_gap if r else {}
     kept_values = r.utility_kept if r else {}
-    return {
-        "model": e.model.name,
-        "role": e.model.role,
-        "method": e.method.name,
-        "subset": e.data.subset,
-        "direct": m["direct_leak_rate"],
-        "indirect": m["indirect_leak_rate"],
-        "direct_gap": gap.get(gap_key("direct_leak_rate")),
-        "indirect_gap": gap.get(gap_key("indirect_leak_rate")),
-        "other_pii": m["other_pii_rate"],
-        "em": m["exact_memorization"],
-        "es": m["extraction_strength"],
-        "auc": m["mia_min_k_plus_plus"],
-        "privleak": m["privleak"],
-        "verdict": (e.privacy.verdict or "") if e.privacy else "",
-        "forget_quality": m["forget_quality"],
-        "code_es": m[HEADLINE_UTILITY],
-        "code_em": m["code_exact_match"],
-        "code_bpb": m["code_bits_per_byte"],
-        "retain_bpb": m["near_neighbour_bits_per_byte"],
-        "humaneval": m.get(pass_at_1_key("humaneval")),
-        "mbpp": m.get(pass_at_1_key("mbpp")),
-        "reduction": r.direct_leak_reduction if r else None,
-        "code_vs_oracle": gap.get(vs_oracle_key(HEADLINE_UTILITY)),
-        **{column: kept_values.get(metric) for column, metric in _KEPT.items()},
-        "flags": ", ".join(r.utility_kept_above_100) if r else "",
-        "_flagged": ",".join(column for column, metric in _KEPT.items() if r and metric in r.utility_kept_above_100),
-    }
+    row: dict[str, float | str | None] = {"model": e.model.name, "role": e.model.role, "method": e.method.name,
+                                          "subset": e.data.subset}  # fmt: skip
+    for spec in METRICS:
+        row[spec.key] = m.get(spec.key)
+        if spec.reading:
+            row[f"{spec.key}:reading"] = spec.reading(m.get(spec.key)) or ""
+        if spec.oracle_gap:
+            row[_gap_column(spec)] = gap.get(gap_key(spec.key))
+        if spec.kept:
+            row[_kept_column(spec)] = kept_values.get(spec.key)
+    row["direct_leak_reduction"] = r.direct_leak_reduction if r else None
+    row[vs_oracle_key(HEADLINE_UTILITY)] = gap.get(vs_oracle_key(HEADLINE_UTILITY))
+    row["flags"] = ", ".join(r.utility_kept_above_100) if r else ""
+    row["_flagged"] = ",".join(_kept_column(metric(k)) for k in (r.utility_kept_above_100 if r else ())
+                               if any(x.key == k for x in METRICS))  # fmt: skip
+    return row
 
 
-def _text(key: str, value: float) -> str:
-    """A number as its column shows it."""
-    if key in _PLAIN:
-        return f"{value:.3g}" if key == "forget_quality" else f"{value:.3f}"
-    if key in _PERCENT_VALUES:
-        return f"{value:+.1f}%"
-    if key in _POINTS:
-        return f"{100 * value:+.1f} pts"
-    return f"{100 * value:.1f}%"
+_SHARE = metric("direct_leak_rate")  # shares and ratios print as rates do: in percent
+X_AXIS, Y_AXIS = "code_exact_match", "direct_leak_rate"  # the trade-off plot
+
+
+def _text(key: str, value: float, spread: float | None = None) -> str:
+    """A number as its column shows it (the metric's own format; comparisons as shares or points)."""
+    if key.endswith(":vs_oracle"):
+        return f"{100 * value:+.1f} pts" + (f" ± {100 * spread:.1f}" if spread is not None else "")
+    spec = next((m for m in METRICS if m.key == key), _SHARE)
+    return spec.format(value, spread)
 
 
 def _cell(key: str, value: float | str | None, flagged: bool = False, spread: float | None = None) -> str:
@@ -94,7 +82,7 @@ def _cell(key: str, value: float | str | None, flagged: bool = False, spread: fl
         return '<td data-v="">–</td>'
     if isinstance(value, str):
         return f'<td data-v="{html.escape(value)}">{html.escape(value)}</td>'
-    text = _text(key, value) + (f" ± {_text(key, spread).lstrip('+')}" if spread is not None else "")
+    text = _text(key, value, spread)
     if flagged:
         title = "kept above 100%: the model beats the victim here; check it does not fit the evaluation"
         return f'<td data-v="{value:.6f}" class="num flag" title="{title}">{text} ↑</td>'
@@ -128,8 +116,8 @@ def _labels(rows: list[dict[str, float | str | None]]) -> list[str]:
 def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height: int = 400) -> str:
     """Direct leak rate against held-out code exact match: down and to the right is better. The victim and the
     oracle are marked; labels sit in a column on the right, spread so that they never overlap."""
-    plotted = [r for r in rows if isinstance(r["code_em"], float) and isinstance(r["direct"], float)]
-    points = [(r["code_em"], r["direct"], label, str(r["role"])) for r, label in zip(plotted, _labels(plotted),
+    plotted = [r for r in rows if isinstance(r[X_AXIS], float) and isinstance(r[Y_AXIS], float)]
+    points = [(r[X_AXIS], r[Y_AXIS], label, str(r["role"])) for r, label in zip(plotted, _labels(plotted),
                                                                                      strict=True)]  # fmt: skip
     pad, right = 56, 230  # room for the labels on the right
     if not points:
@@ -208,7 +196,9 @@ document.querySelectorAll('#board th').forEach((th, col) => {
 """
 
 
-SEED_COLUMNS = ["direct", "indirect", "em", "auc", "privleak", "forget_quality", "code_es", "reduction"]
+def seed_columns() -> list[str]:
+    """The seeds table's columns: the headline metrics, then the direct-leak reduction."""
+    return [*(m.key for m in METRICS if m.headline), "direct_leak_reduction"]
 
 
 def seeds_table(board: Leaderboard) -> str:
@@ -222,14 +212,14 @@ def seeds_table(board: Leaderboard) -> str:
         if len(rows) < 2:
             continue
         cells = [f"<td>{html.escape(group)}</td>", f'<td class="num">{len(rows)}</td>']
-        for key in SEED_COLUMNS:
+        for key in seed_columns():
             mean, ci = mean_ci([r[key] if isinstance(r[key], int | float) else None for r in rows])
             cells.append(_cell(key, mean, spread=ci))
         lines.append("<tr>" + "".join(cells) + "</tr>")
     if not lines:
         return ""
-    labels = dict(COLUMNS)
-    head = "".join(f"<th>{html.escape(labels[k])}</th>" for k in SEED_COLUMNS)
+    labels = dict(columns())
+    head = "".join(f"<th>{html.escape(labels[k])}</th>" for k in seed_columns())
     return (
         "<h2>Over seeds</h2>\n<p>Entries of one configuration that differ only in their seeds: mean ± 95% "
         "confidence half-width (Student t).</p>\n"
@@ -332,13 +322,13 @@ def robustness_section(board: Leaderboard) -> str:
             return rates.direct_leak_rate if rates is not None else None
 
         cells = [_cell("model", e.model.name), _cell("method", e.method.name)]
-        cells += [_cell("direct", leak(getattr(relearn, k, None))) for k in ("unlearned", "attacked", "benign",
+        cells += [_cell(Y_AXIS, leak(getattr(relearn, k, None))) for k in ("unlearned", "attacked", "benign",
                                                                              "oracle_attacked")]  # fmt: skip
-        cells += [_cell("direct", relearn.recovered if relearn else None)]
+        cells += [_cell(Y_AXIS, relearn.recovered if relearn else None)]
         for bits in (8, 4):
             q = quantized.get(bits)
-            cells.append(_cell("quantized", f"{_text('direct', q.model.direct_leak_rate)} (full precision "
-                                            f"{_text('direct', q.unquantized.direct_leak_rate)})"
+            cells.append(_cell("quantized", f"{_text(Y_AXIS, q.model.direct_leak_rate)} (full precision "
+                                            f"{_text(Y_AXIS, q.unquantized.direct_leak_rate)})"
                                if q and q.model.direct_leak_rate is not None and q.unquantized.direct_leak_rate
                                is not None else None))  # fmt: skip
         cells.append(f"<td>{robustness_plots(e)}</td>")
@@ -364,12 +354,13 @@ def robustness_section(board: Leaderboard) -> str:
 def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
     """The page and its plot (`tradeoff.svg` beside it), as texts to write."""
     rows = [_row(e) for e in board.entries]
-    head = "".join(f'<th data-key="{key}" title="click to sort">{html.escape(label)}</th>' for key, label in COLUMNS)
+    shown = columns()
+    head = "".join(f'<th data-key="{key}" title="click to sort">{html.escape(label)}</th>' for key, label in shown)
     body = "\n".join(
         '<tr data-entry="'
         + e.entry_id
         + '">'
-        + "".join(_cell(key, r[key], str(r["flags"])) for key, _ in COLUMNS)
+        + "".join(_cell(key, r.get(key), key in str(r["_flagged"]).split(",")) for key, _ in shown)
         + "</tr>"
         for e, r in zip(board.entries, rows, strict=True)
     )

@@ -6,7 +6,9 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from leakbench.metrics import METRICS, flat_metrics
 
 SCHEMA_VERSION = "1.4"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
@@ -91,12 +93,11 @@ class PrivacyInfo(_Strict):
     )
 
 
-class LeakRates(_Strict):
-    """Leak figures on a set of forget subjects (leakbench.robustness.Measurement.on)."""
-
-    direct_leak_rate: float | None
-    exact_memorization: float | None
-    mia_min_k_plus_plus: float | None = Field(description="Min-K%++ AUC against the holdout subjects' values")
+# Leak figures on a set of forget subjects (leakbench.robustness.Measurement.on): the metric table's robustness rows.
+LeakRates = create_model(
+    "LeakRates", __base__=_Strict, __doc__="Leak figures on a set of forget subjects (the robustness metrics).",
+    **{m.key: (float | None, Field(description=m.title)) for m in METRICS if m.robustness},  # type: ignore[call-overload]
+)  # fmt: skip
 
 
 class RelearnAttack(_Strict):
@@ -198,8 +199,7 @@ class Entry(_Strict):
 
 
 def entry_metrics(entry: Entry) -> dict[str, float | None]:
-    """An entry's flat figures, by the names the study uses (`leakbench.metrics.FLAT_METRICS`)."""
-    from leakbench.metrics import flat_metrics
+    """An entry's flat figures, by the names the study uses (one per row of `leakbench.metrics.METRICS`)."""
 
     def lookup(task: str, metric: str) -> float | None:
         found = entry.leak_metrics.get(f"{task}/{metric}")
