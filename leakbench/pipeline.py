@@ -44,6 +44,7 @@ from leakbench.records import (
     check_number,
     check_output,
     dumps_record,
+    model_label,
     model_record,
     provenance,
     write_text_atomic,
@@ -253,8 +254,6 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         oracle_dir: Path | None
         if cfg.model:
             victim_dir, oracle_dir = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
-            from leakbench.privacy import model_label
-
             # folder name plus content: two studies of different victims in folders of the same name stay apart
             victim_name = model_label(victim_dir)
             oracle_name = model_label(oracle_dir) if oracle_dir else None

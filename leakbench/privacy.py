@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
-from leakbench.records import DataError, UsageError, check_number
+from leakbench.records import DataError, UsageError, check_number, check_release, model_label, model_record, provenance
 
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs
 RECORD_KIND = "leakbench-privacy"
@@ -263,7 +263,6 @@ def measure(
 
     from leakbench.data import DEFAULT_RELEASE, in_split, read_manifest, read_table, release_dir, release_hash
     from leakbench.harness import reconstruct_rows
-    from leakbench.records import check_release, model_record, provenance
     from leakbench.training import context_length, load_causal_lm
 
     started = time.perf_counter()
@@ -395,12 +394,3 @@ def read_record(path: str | Path, where: str) -> dict[str, Any]:
         raise DataError(f"{path}: no such file ({where})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable JSON record ({where}: {exc.__class__.__name__})") from None
-
-
-def model_label(model_dir: str | Path) -> str:
-    """A portable name for the measured model: a local folder's name and content fingerprint (never its path),
-    or a hub id as given."""
-    from leakbench.leaderboard.publish import model_fingerprint
-
-    path = Path(model_dir)
-    return f"{path.resolve().name}@{model_fingerprint(path)[:12]}" if path.is_dir() else str(model_dir)

@@ -111,6 +111,34 @@ def model_record(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return {}
 
 
+def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
+    """sha256 over the model directory's files (names, sizes, contents), skipping LeakBench's own records.
+    Beyond 1 GiB each file is sampled (1 MiB in every 64 MiB), so a 7B checkpoint takes well under a second."""
+    model_dir = Path(model_dir)
+    digest = hashlib.sha256()
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in MODEL_RECORDS)
+    sample = sum(p.stat().st_size for p in files) > (1 << 30)
+    for path in files:
+        size = path.stat().st_size
+        digest.update(f"{path.relative_to(model_dir).as_posix()}\0{size}\0".encode())
+        with path.open("rb") as fh:
+            if not sample:
+                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
+                    digest.update(block)
+                continue
+            for offset in range(0, size, 64 << 20):
+                fh.seek(offset)
+                digest.update(fh.read(1 << 20))
+    return digest.hexdigest()
+
+
+def model_label(model_dir: str | os.PathLike[str]) -> str:
+    """A portable name for the measured model: a local folder's name and content fingerprint (never its path),
+    or a hub id as given."""
+    path = Path(model_dir)
+    return f"{path.resolve().name}@{model_fingerprint(path)[:12]}" if path.is_dir() else str(model_dir)
+
+
 def check_release(record: dict[str, Any], release_hash: str, model_dir: str | os.PathLike[str]) -> None:
     """A model trained on one data release is only unlearned or measured against that release's forget set."""
     recorded = record.get("data_release_hash")

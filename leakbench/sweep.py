@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from leakbench.metrics import CODE, DIRECT, kept, metric
-from leakbench.records import check_output, dumps_record, model_record, provenance, write_text_atomic
+from leakbench.records import check_output, dumps_record, model_label, model_record, provenance, write_text_atomic
 
 TASKS = [DIRECT, CODE]
 TARGET_KEPT = 0.99  # CodeEraser / the methods issue: utility kept
@@ -87,7 +87,6 @@ def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[s
 def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str = "mini",
               seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """Sweep `methods` on the victim `model` into `out`; returns (and writes) OUT/sweep.json."""
-    from leakbench.privacy import model_label
     from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
 
     out = check_output(out, kind="directory")

@@ -210,7 +210,7 @@ def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
     from conftest import run_leakbench
 
     from leakbench.data import release_hash
-    from leakbench.leaderboard.publish import model_fingerprint
+    from leakbench.records import model_fingerprint
 
     model, out, cwd = lm_eval_run
     board = tmp_path / "lb" / "leaderboard.json"

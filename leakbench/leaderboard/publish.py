@@ -54,6 +54,7 @@ from leakbench.records import (
     dumps_record,
     input_file,
     locked,
+    model_fingerprint,
     model_record,
     os_error_message,
     write_text_atomic,
@@ -306,26 +307,6 @@ def _model_ref(args: dict[str, Any], results: dict[str, Any]) -> str:
             return args[key].strip()
     name = results.get("model_name")
     return name if isinstance(name, str) and name else "unknown"
-
-
-def model_fingerprint(model_dir: Path) -> str:
-    """sha256 over the model directory's files (names, sizes, contents), skipping LeakBench's own records.
-    Beyond 1 GiB each file is sampled (1 MiB in every 64 MiB), so a 7B checkpoint takes well under a second."""
-    digest = hashlib.sha256()
-    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in ("victim.json", "unlearn.json"))
-    sample = sum(p.stat().st_size for p in files) > (1 << 30)
-    for path in files:
-        size = path.stat().st_size
-        digest.update(f"{path.relative_to(model_dir).as_posix()}\0{size}\0".encode())
-        with path.open("rb") as fh:
-            if not sample:
-                for block in iter(lambda fh=fh: fh.read(1 << 20), b""):
-                    digest.update(block)
-                continue
-            for offset in range(0, size, 64 << 20):
-                fh.seek(offset)
-                digest.update(fh.read(1 << 20))
-    return digest.hexdigest()
 
 
 def _is_absolute(ref: str) -> bool:
