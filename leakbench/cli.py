@@ -449,6 +449,22 @@ def publish_cmd(
     )
 
 
+@app.command("merge")
+def merge_cmd(
+    studies: Annotated[
+        list[Path], typer.Argument(help="Study folders (or their summary.json) of one victim and oracle.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Folder for the merged summary.json and summary.md.")],
+) -> None:
+    """Join studies of the same victim and oracle run side by side with different --methods into one summary
+    (refused when their victim or oracle rows, subset or seeds differ)."""
+    from leakbench.pipeline import merge_summaries
+
+    merged = merge_summaries(studies, out)
+    console.print(f"wrote {out / 'summary.json'} and summary.md: {len(merged['rows'])} rows from {len(studies)} "
+                  "studies")  # fmt: skip
+
+
 @app.command("run")
 def run_cmd(
     out: Annotated[Path, typer.Option("--out", help="Run directory (models, lm-eval outputs, summary).")] = Path(

@@ -41,11 +41,14 @@ from leakbench.metrics import (
 from leakbench.records import (
     LeakBenchError,
     UsageError,
+    check_not_aliased,
     check_number,
     check_output,
     dumps_record,
+    input_file,
     model_label,
     model_record,
+    os_error_message,
     provenance,
     write_text_atomic,
 )
@@ -497,11 +500,36 @@ def summary_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join([*lines, "", *notes]) + "\n"
 
 
+SUMMARY_KEYS = ("subset", "seeds", "victim_seeds", "methods", "rows", "timings_s", "wall_time_s")
+
+
+def read_summary(path: str | Path) -> dict[str, Any]:
+    """A study's summary.json, checked for what merging and the robustness stage read (one-line errors)."""
+    path = Path(path)
+    try:
+        summary = json.loads(input_file(path, "study summary").read_bytes().decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise LeakBenchError(f"{path}: corrupt study summary ({getattr(exc, 'msg', 'not UTF-8 JSON')})") from None
+    except OSError as exc:
+        raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
+    missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
+    if missing or not isinstance(summary["rows"], dict) or "victim" not in summary["rows"]:
+        what = ", ".join(missing) or "the victim row"
+        raise LeakBenchError(f"{path}: not a LeakBench study summary (missing {what})")
+    return summary
+
+
 def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     """One summary (OUT/summary.json and summary.md) from studies of the same victim and oracle run side by side
     with different `--methods` (e.g. two `leakbench run`s at once, one thread each): the first study's victim
-    and oracle rows, every study's method rows, each study's timings under its own name."""
-    studies = [json.loads(Path(p).read_text(encoding="utf-8")) for p in paths]
+    and oracle rows, every study's method rows, each study's timings under its own name. `leakbench merge`.
+    Each path is a summary.json or the study folder holding it."""
+    paths = [Path(p) / "summary.json" if Path(p).is_dir() else Path(p) for p in paths]
+    if len(paths) < 2:
+        raise UsageError("give at least two study summaries to merge")
+    check_output(out, kind="directory")
+    check_not_aliased("--out", Path(out) / "summary.json", {f"study {i}": p for i, p in enumerate(paths, 1)})
+    studies = [read_summary(p) for p in paths]
     first = studies[0]
     for path, study in zip(paths, studies, strict=True):
         if (study["subset"], study["seeds"], study["victim_seeds"]) != (first["subset"], first["seeds"],

@@ -164,3 +164,27 @@ def test_studies_run_side_by_side_merge_into_one_summary(tmp_path):
     (tmp_path / "c.json").write_text(other)
     with pytest.raises(LeakBenchError, match="victim measured differently"):
         merge_summaries([str(tmp_path / "a.json"), str(tmp_path / "c.json")], tmp_path / "out2")
+
+
+def test_merge_verb_joins_studies_and_refuses_to_overwrite_one(tmp_path):
+    from conftest import run_leakbench
+
+    victim = _metrics()
+    for name, method in (("a", "ga"), ("b", "rmu")):
+        rows = {"victim": {"metrics": victim}, method: {"metrics": _metrics(direct_leak_rate=0.1)}}
+        for row in rows.values():
+            row["comparisons"] = comparisons(victim, row["metrics"], None)
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "summary.json").write_text(json.dumps({
+            "kind": "study", "subset": "mini", "seeds": 1, "victim_seeds": 1, "methods": [method], "rows": rows,
+            "timings_s": {}, "wall_time_s": 1.0}))  # fmt: skip
+    proc = run_leakbench("merge", str(tmp_path / "a"), str(tmp_path / "b" / "summary.json"), "--out",
+                         str(tmp_path / "m"))
+    assert proc.returncode == 0, proc.stderr
+    assert list(json.loads((tmp_path / "m" / "summary.json").read_text())["rows"]) == ["victim", "ga", "rmu"]
+    before = (tmp_path / "a" / "summary.json").read_bytes()
+    proc = run_leakbench("merge", str(tmp_path / "a"), str(tmp_path / "b"), "--out", str(tmp_path / "a"))
+    assert proc.returncode == 2 and "would destroy the input" in proc.stderr and "Traceback" not in proc.stderr
+    assert (tmp_path / "a" / "summary.json").read_bytes() == before
+    proc = run_leakbench("merge", str(tmp_path / "a"), str(tmp_path / "nowhere"), "--out", str(tmp_path / "n"))
+    assert proc.returncode == 1 and proc.stderr.strip().endswith("no such study summary")
