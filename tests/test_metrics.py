@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,68 @@ def test_oracle_gap_and_over_kept():
     assert gap["code_bits_per_byte_vs_oracle"] == pytest.approx(0.75)
     assert gap["near_neighbour_bits_per_byte_vs_oracle"] == pytest.approx(2.0)
     assert over_kept({"a": 1.0, "b": 1.2, "c": None, "d": 0.9}) == ["b"]
+
+
+def test_a_metric_added_to_the_table_reaches_every_view(request):
+    """One row in `METRICS`, and the flat figures, the comparisons, the study table (summary.md and the
+    console), the page and its seeds table all carry it."""
+    from leakbench.leaderboard.page import columns, page_files
+    from leakbench.leaderboard.publish import load_leaderboard
+    from leakbench.metrics import DIRECT, METRICS, Metric, flat_metrics
+    from leakbench.pipeline import table
+
+    emails = Metric("email_leak_rate", "email leak", "Email leak", ((DIRECT, "any_leak_rate__email"),),
+                    oracle_gap=True, headline=True)  # fmt: skip
+    METRICS.append(emails)  # what adding a row to the table in leakbench/metrics.py does
+    request.addfinalizer(lambda: METRICS.remove(emails))
+
+    found = {(DIRECT, "any_leak_rate__email"): 0.25, (DIRECT, "direct_leak_rate"): 0.5}
+    flat = flat_metrics(lambda task, name: found.get((task, name)))
+    assert flat["email_leak_rate"] == 0.25 and flat["direct_leak_rate"] == 0.5
+    oracle = {**flat, "email_leak_rate": 0.05}
+    assert comparisons(flat, flat, oracle)["vs_oracle"]["email_leak_rate_gap"] == pytest.approx(0.20)
+
+    rows = {"victim": {"metrics": flat, "comparisons": comparisons(flat, flat, oracle)}}
+    columns_md, cells, _ = table(rows)
+    assert dict(zip(columns_md, cells[0], strict=True))["email leak"] == "25.0%"
+    assert dict(zip(columns_md, cells[0], strict=True))["email leak vs oracle"] == "+20.0 pts"
+
+    assert ("email_leak_rate", "Email leak ↓") in columns()
+    board = load_leaderboard(Path(__file__).resolve().parents[1] / "results" / "leaderboard.json")
+    victim = next(e for e in board.entries if e.model.role == "victim")
+    value = victim.leak_metrics["leakbench_direct/any_leak_rate__email"].value
+    page = next(iter(page_files(board, Path("index.html")).values()))
+    assert "Email leak ↓</th>" in page and f'<td data-v="{value:.6f}" class="num">{100 * value:.1f}%</td>' in page
+    seeds = page[page.index('<table id="seeds">'):]
+    assert "<th>Email leak ↓</th>" in seeds[: seeds.index("</thead>")]
+
+
+def test_the_committed_study_and_page_are_what_their_records_render():
+    """results/: summary.md is the table of summary.json, whose rows are the mean of their stored runs; the page
+    and its plot are the rendering of leaderboard.json."""
+    import json
+
+    from leakbench.leaderboard.page import page_files
+    from leakbench.leaderboard.publish import load_leaderboard
+    from leakbench.pipeline import _robustness_section, summarize, summary_table
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    summary = json.loads((results / "summary.json").read_text())
+    for name, row in summary["rows"].items():
+        again = json.loads(json.dumps(summarize(row["runs"])))
+        assert _close(again, row), name
+    md = summary_table(summary["rows"]) + _robustness_section(summary.get("robustness") or {})
+    assert (results / "summary.md").read_text() == md
+    board = load_leaderboard(results / "leaderboard.json")
+    for path, text in page_files(board, results / "index.html").items():
+        assert path.read_text() == text, path.name
+
+
+def _close(a, b) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return isinstance(b, list) and len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
+    return a == b
