@@ -30,14 +30,14 @@ from leakbench.records import (
     atomic_dir,
     check_number,
     check_output,
-    dumps_record,
     provenance,
     sha256_file,
     write_text_atomic,
 )
+from leakbench.schemas import BaseModelRecord
 
 EOS = "<|endoftext|>"
-RECORD = "base.json"
+RECORD = BaseModelRecord.FILE
 EMBEDDED = Path(__file__).resolve().parent / "models" / "base"
 # sha256 of EMBEDDED/model.safetensors: set when the shipped base is rebuilt
 EMBEDDED_SHA256 = "3bc3d75076234a0bf588e3f2f40cfb32b6cb957fcdcc65646d450d2ea6a38e42"
@@ -166,8 +166,8 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
     out = check_output(out, kind="directory")
     if (out / RECORD).is_file() and not overwrite:
         try:
-            record = json.loads((out / RECORD).read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = BaseModelRecord.read(out).dump()
+        except LeakBenchError:
             record = {}  # a damaged record: replaced only with --overwrite
         if record.get("config_key") == cfg.key():
             log(f"reusing the base in {out} (built with the same arguments)")
@@ -216,7 +216,7 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
     losses = [{"step": e["step"], "loss": round(e["loss"], 4)} for e in trainer.state.log_history if "loss" in e]
     with atomic_dir(out, overwrite=True) as tmp:
         save_model(model, tokenizer, tmp)
-        record = provenance(
+        typed = BaseModelRecord(**provenance(
             kind="base", config=asdict(cfg), config_key=cfg.key(), parameters=parameters,
             architecture={"family": "llama", "hidden": cfg.hidden, "layers": cfg.layers, "heads": cfg.heads,
                           "context": cfg.block, "vocab_size": len(tokenizer)},
@@ -227,8 +227,9 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
                     "files": [{"path": r["path"], "sha256": r["sha256"]} for r in corpus]},
             tokens_seen=cfg.steps * cfg.batch_size * cfg.block, steps=cfg.steps, loss_curve=losses,
             wall_time_s=round(wall, 1), weights_sha256=sha256_file(tmp / "model.safetensors"),
-        )  # fmt: skip
-        (tmp / RECORD).write_text(dumps_record(record))
+        ))  # fmt: skip
+        typed.write(tmp)
+        record = typed.dump()
     shutil.rmtree(work, ignore_errors=True)
     log(f"base saved to {out} ({wall:.0f}s of training)")
     return record

@@ -28,10 +28,10 @@ from leakbench.records import (
     check_not_aliased,
     check_number,
     check_output,
-    dumps_record,
     input_file,
     provenance,
 )
+from leakbench.schemas import UtilityRecord
 
 DATASETS = ("humaneval", "mbpp")
 # Official file names (HumanEval+ v0.1.10, MBPP+ v0.2.0), looked for in --data-dir.
@@ -372,7 +372,7 @@ def run_utility(
     from datetime import datetime
 
     eval_results = {"date": datetime.now().strftime("%Y-%m-%d %H:%M"), "hash": dataset_hash, "eval": evaluation["eval"]}
-    record = provenance(
+    record = UtilityRecord(**provenance(
         kind="utility",
         dataset=dataset,
         mini=mini,
@@ -390,9 +390,9 @@ def run_utility(
             for tid, rs in evaluation["eval"].items()
         },
         **evaluation["pass_at_k"],
-    )
+    ))
     with atomic_dir(out, overwrite=overwrite) as tmp:
         (tmp / "eval_results.json").write_text(json.dumps(eval_results) + "\n")
         (tmp / "samples.jsonl").write_text("".join(json.dumps(s) + "\n" for s in samples))
-        (tmp / "utility.json").write_text(dumps_record(record))
-    return record
+        record.write(tmp)
+    return record.dump()

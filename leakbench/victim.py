@@ -31,12 +31,12 @@ from leakbench.records import (
     check_not_aliased,
     check_number,
     check_output,
-    dumps_record,
     provenance,
 )
+from leakbench.schemas import VictimRecord
 from leakbench.training import LORA_RANK
 
-RECORD = "victim.json"
+RECORD = VictimRecord.FILE
 
 
 @dataclass(frozen=True)
@@ -217,8 +217,8 @@ def build(
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     if existing.is_file():
         try:
-            record = json.loads(existing.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            record = VictimRecord.read(existing).dump()
+        except LeakBenchError:
             record = {}  # a damaged record: rebuild only with --overwrite, like any other victim
         if reusable(record, cfg, data_hash) and not overwrite:
             log(f"reusing the victim in {out} (built with the same arguments)")
@@ -267,7 +267,7 @@ def build(
         train(trainer)
         model = save_model(model, tokenizer, tmp, scratch=tmp / "_trainer")
         wall = time.perf_counter() - started
-        record = provenance(
+        typed = VictimRecord(**provenance(
             kind="victim",
             victim="oracle" if cfg.oracle else "victim",
             base="embedded" if cfg.base is None else cfg.base,
@@ -280,7 +280,8 @@ def build(
             steps=steps,
             wall_time_s=round(wall, 1),
             seed=cfg.seed,
-        )
-        (tmp / RECORD).write_text(dumps_record(record))
+        ))
+        typed.write(tmp)
+        record = typed.dump()
     log(f"victim saved to {out} ({wall:.0f}s)")
     return record

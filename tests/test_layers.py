@@ -16,7 +16,7 @@ FLOORS = [
     {"", "records", "resources"},  # the shared base ("" is the package's own __init__: the version)
     {"data", "heldout", "corpus"},  # the synthetic world and the code it is mixed with
     {"scoring", "training"},  # the leak scorer; model loading and the shared Trainer plumbing
-    {"base", "metrics"},  # the embedded base model; the metric table
+    {"base", "metrics", "schemas"},  # the embedded base model; the metric table; the typed records
     {"harness", "privacy", "unlearn", "victim", "utility"},  # the verbs' engines
     {"leaderboard"},
     {"robustness", "sweep", "pipeline"},  # what composes the verbs
