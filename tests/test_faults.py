@@ -234,6 +234,11 @@ def _board(data: object) -> Callable[[Path], None]:
     return lambda w: (w / "lb").mkdir(exist_ok=True) or (w / "lb" / "leaderboard.json").write_text(json.dumps(data))
 
 
+def _loop(path: str) -> Callable[[Path], None]:
+    """A symbolic link that points at itself: resolving it (or anything below it) loops."""
+    return lambda w: (w / path).symlink_to(w / path)
+
+
 GOOD_ROWS = [score_row(), score_row("nothing"), score_row("Pw-7hG2kLq9Zr", others=[OTTO])]
 ROWS = _in("in.jsonl", GOOD_ROWS)
 U = ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{evalplus}"]
@@ -677,6 +682,27 @@ CASES = [
          setup=_mkfile("s/summary.json", json.dumps({"subset": "mini", "methods": ["ga"], "rows": {
              "victim": {"runs": [{"label": "victim"}]}, "ga": {"runs": [{"label": "ga"}]}}})),
          keep=("s/summary.json",)),
+    # -- issue 24, class 1: an output path that is a symbolic link loop: one line, exit 1, before any work
+    Case("loop-data-build", ["data", "build", "--out", "{w}/loop", "--subjects", "2"], 1, "loop: .*symbolic link loop",
+         setup=_loop("loop")),
+    Case("loop-data-export", ["data", "export", "--out", "{w}/loop/x"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-score", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/loop"], 1, "symbolic link loop",
+         setup=_all(ROWS, _loop("loop")), keep=("in.jsonl",)),
+    Case("loop-unlearn", ["unlearn", "--model", "{w}/m", "--method", "ga", "--out", "{w}/loop"], 1,
+         "symbolic link loop", setup=_loop("loop")),
+    Case("loop-utility", [*U, "--samples", "{w}/samples.jsonl", "--out", "{w}/loop"], 1, "symbolic link loop",
+         setup=_all(_loop("loop"), _samples([{"task_id": "HumanEval/0", "solution": "x"}]))),
+    Case("loop-victim-build", ["victim", "build", "--out", "{w}/loop"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-base-build", ["base", "build", "--out", "{w}/loop"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-publish-leaderboard", [*PUB[:2], "--leaderboard", "{w}/loop", "--html", "{w}/i.html"], 1,
+         "symbolic link loop", copy=("run",), setup=_loop("loop"), absent=("i.html",)),
+    Case("loop-publish-html", [*PUB[:4], "--html", "{w}/loop"], 1, "symbolic link loop", copy=("run",),
+         setup=_loop("loop"), absent=("lb",)),
+    Case("loop-privacy-checked-first", ["privacy", "--model", "{tiny}", "--out", "{w}/loop"], 1,
+         "symbolic link loop", setup=_loop("loop")),
+    Case("loop-run", ["run", "--out", "{w}/loop", "--no-publish"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-sweep", ["sweep", "--model", "{tiny}", "--out", "{w}/loop"], 1, "symbolic link loop",
+         setup=_loop("loop")),
 ]
 
 
