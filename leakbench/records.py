@@ -243,6 +243,48 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_texts_atomic(texts: dict[Path, str]) -> None:
+    """Write several files all or nothing: every text staged beside its target first (any failure removes them
+    all and leaves every target as it was), then renamed into place in the order given, with signals held."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            for target, text in texts.items():
+                tmp = stack.enter_context(_staged(target))
+                tmp.write_text(text, encoding="utf-8")
+                staged.append((tmp, target))
+            with signals_deferred():
+                for tmp, target in staged:
+                    try:
+                        os.replace(tmp, target)
+                    except OSError as exc:
+                        raise LeakBenchError(f"cannot write {os_error_message(exc, target)}") from None
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, readable as results are (removed by the caller once renamed or not)."""
+    path = check_output(path, kind="file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as exc:
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    try:
+        yield Path(tmp)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
         for row in rows:
