@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leakbench.leaderboard.schema import ROBUSTNESS_RECORD, RunRecord
+from leakbench.leaderboard.schema import INCOMPLETE, ROBUSTNESS_RECORD, RunRecord
 from leakbench.metrics import (
     CODE,
     DIRECT,
@@ -218,6 +218,11 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         label: str, model_dir: Path, run: dict[str, Any], reference: dict[str, Any] | None
     ) -> tuple[dict[str, float | None], dict[str, Any]]:
         run_dir = runs / label
+        # A re-evaluation replaces lm_eval/, utility/, privacy.json and run.json one after another; until run.json
+        # is written the folder says it is incomplete, so a stop half-way (new results beside old records) is
+        # refused by publish rather than published as a mix. Written first, removed last.
+        write_text_atomic(run_dir / INCOMPLETE, "being evaluated by `leakbench run`; publish refuses this folder "
+                          "until the evaluation finishes\n")  # fmt: skip
         log(f"    {label}: {', '.join(STUDY_TASKS)} on the {cfg.subset} subset")
         results = timed(f"eval_{label}", lambda: evaluate(
             model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
@@ -244,6 +249,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         record = RunRecord(**run, model_source=_study_source(model_dir, out), metrics=metrics,
                            provenance=provenance())  # fmt: skip
         write_text_atomic(run_dir / "run.json", dumps_record(record.model_dump(mode="json", exclude_none=True)))
+        (run_dir / INCOMPLETE).unlink()
         return metrics, privacy
 
     robustness: dict[str, dict[str, Any]] = {}

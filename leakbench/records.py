@@ -6,6 +6,7 @@ Nothing here imports the rest of leakbench.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -14,6 +15,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from importlib import metadata
@@ -149,6 +151,18 @@ def check_release(record: dict[str, Any], release_hash: str, model_dir: str | os
         )
 
 
+def resolved(path: str | os.PathLike[str]) -> Path:
+    """`path` made absolute with every symbolic link followed; a link loop (or a path the system refuses to
+    resolve) is a one-line error naming the path, not a traceback. Every path comparison goes through here."""
+    try:
+        return Path(path).resolve()
+    except RuntimeError:  # Python < 3.13: "Symlink loop from ..."
+        problem = "a symbolic link loop"
+    except OSError as exc:
+        problem = "a symbolic link loop" if exc.errno == errno.ELOOP else os_error_message(exc, path)
+    raise LeakBenchError(f"{path}: cannot be resolved ({problem}); remove or fix the link")
+
+
 def _blocking_ancestor(path: Path) -> Path | None:
     """The first existing ancestor of `path` that is not a directory (so nothing can be created below it)."""
     for parent in reversed(path.absolute().parents):
@@ -160,6 +174,7 @@ def _blocking_ancestor(path: Path) -> Path | None:
 def check_output(path: str | os.PathLike[str], *, kind: str = "file") -> Path:
     """Refuse an output path that can never be written: under a regular file, or of the wrong kind."""
     path = Path(path)
+    resolved(path)  # a symbolic link loop: refused here, before any work
     blocker = _blocking_ancestor(path)
     if blocker is not None:
         raise LeakBenchError(f"{path}: cannot be created, {blocker} is a file, not a directory")
@@ -171,7 +186,7 @@ def check_output(path: str | os.PathLike[str], *, kind: str = "file") -> Path:
 
 
 def _same_or_inside(inner: Path, outer: Path) -> bool:
-    inner, outer = inner.resolve(), outer.resolve()
+    inner, outer = resolved(inner), resolved(outer)
     return inner == outer or outer in inner.parents
 
 
@@ -184,7 +199,7 @@ def check_not_aliased(output_option: str, output: str | os.PathLike[str], inputs
             continue
         src = Path(value)
         if _same_or_inside(src, out):
-            relation = "is" if src.resolve() == out.resolve() else "contains"
+            relation = "is" if resolved(src) == resolved(out) else "contains"
             raise UsageError(
                 f"{output_option} {out} {relation} the input {option} {src}: writing it would destroy the input; "
                 "choose another output"
@@ -256,31 +271,135 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def write_texts_atomic(texts: dict[Path, str]) -> None:
+    """Write several files all or nothing: every text staged beside its target first (any failure removes them
+    all and leaves every target as it was), then renamed into place in the order given, with signals held."""
+    staged: list[tuple[Path, Path]] = []
+    try:
+        with contextlib.ExitStack() as stack:
+            for target, text in texts.items():
+                tmp = stack.enter_context(_staged(target))
+                tmp.write_text(text, encoding="utf-8")
+                staged.append((tmp, target))
+            with signals_deferred():
+                for tmp, target in staged:
+                    try:
+                        os.replace(tmp, target)
+                    except OSError as exc:
+                        raise LeakBenchError(f"cannot write {os_error_message(exc, target)}") from None
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _staged(path: Path) -> Iterator[Path]:
+    """A temporary file beside `path`, readable as results are (removed by the caller once renamed or not)."""
+    path = check_output(path, kind="file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_umask())
+    except OSError as exc:
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    try:
+        yield Path(tmp)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def write_jsonl_atomic(path: str | os.PathLike[str], rows: Iterable[dict[str, Any]]) -> None:
     with atomic_path(path) as tmp, tmp.open("w", encoding="utf-8", newline="\n") as fh:
         for row in rows:
             fh.write(dumps_row(row) + "\n")
 
 
+def _lock_file(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+def _acquire(lock: Path, timeout_s: float) -> int | None:
+    """An exclusive `flock` on the file `lock` (created if needed): its descriptor, or None after `timeout_s`.
+
+    The holder removes the file when it lets go (`_release`), so nothing is left behind. That is safe because a
+    waiter that wins the lock checks that the name still leads to the file it locked: if the holder removed it
+    meanwhile, the waiter's lock guards nothing and it starts again on the new file. The kernel drops the lock
+    of a process that dies, so a killed run never blocks the next one (its empty file is reused)."""
+    import fcntl
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+            continue
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            current = os.stat(lock)
+        except FileNotFoundError:
+            current = None
+        if current is not None and os.path.samestat(os.fstat(fd), current):
+            return fd
+        os.close(fd)  # removed by the previous holder between our open and our lock: try the new file
+
+
+def _release(lock: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        lock.unlink()  # while still holding it: see `_acquire`
+    os.close(fd)
+
+
 @contextlib.contextmanager
 def locked(path: str | os.PathLike[str], timeout_s: float = 600.0) -> Iterator[None]:
-    """Hold an exclusive lock on `path` (a hidden `.NAME.lock` file beside it) for a read-modify-write:
-    atomic renames prevent torn files, this prevents lost updates between concurrent processes."""
-    from filelock import FileLock, Timeout
-
+    """Hold an exclusive lock on `path` (a hidden `.NAME.lock` file beside it, removed when released) for a
+    read-modify-write: atomic renames prevent torn files, this prevents lost updates between concurrent
+    processes."""
     path = check_output(path, kind="file")
-    lock = FileLock(path.with_name(f".{path.name}.lock"), timeout=timeout_s)
+    lock = _lock_file(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        lock.acquire()
-    except Timeout:
-        raise LeakBenchError(f"{path}: still locked by another process after {timeout_s:.0f}s") from None
+        fd = _acquire(lock, timeout_s)
     except OSError as exc:
         raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+    if fd is None:
+        raise LeakBenchError(f"{path}: still locked by another process after {timeout_s:.0f}s")
     try:
         yield
     finally:
-        lock.release()
+        _release(lock, fd)
+
+
+@contextlib.contextmanager
+def _claimed(path: Path) -> Iterator[None]:
+    """Claim the output folder `path` for this process (its `.NAME.lock` beside it) until the block ends: a
+    second writer into the same folder gets a clear error instead of silently replacing the first one's work."""
+    lock = _lock_file(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _acquire(lock, 0)
+    except OSError as exc:
+        raise LeakBenchError(f"cannot create {os_error_message(exc, path)}") from None
+    if fd is None:
+        raise LeakBenchError(
+            f"{path}: another process is writing this folder right now; wait for it to finish or choose another "
+            "output"
+        )
+    try:
+        yield
+    finally:
+        _release(lock, fd)
 
 
 @contextlib.contextmanager
@@ -291,13 +410,19 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     which is removed on the way out.
     """
     path = check_output(path, kind="directory")
-    if path.exists() and not overwrite and any(path.iterdir()):
-        raise LeakBenchError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-    except OSError as exc:
-        raise LeakBenchError(f"cannot create {os_error_message(exc, path)}") from None
+    with _claimed(path):  # held from the emptiness check to the final rename: one writer per folder
+        if path.exists() and not overwrite and any(path.iterdir()):
+            raise LeakBenchError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        except OSError as exc:
+            raise LeakBenchError(f"cannot create {os_error_message(exc, path)}") from None
+        with _replacing(path, tmp) as staged:
+            yield staged
+
+
+@contextlib.contextmanager
+def _replacing(path: Path, tmp: Path) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())

@@ -234,6 +234,26 @@ def _board(data: object) -> Callable[[Path], None]:
     return lambda w: (w / "lb").mkdir(exist_ok=True) or (w / "lb" / "leaderboard.json").write_text(json.dumps(data))
 
 
+def _loop(path: str) -> Callable[[Path], None]:
+    """A symbolic link that points at itself: resolving it (or anything below it) loops."""
+    return lambda w: (w / path).symlink_to(w / path)
+
+
+def _privacy_json(**metrics: float) -> Callable[[Path], None]:
+    """A `leakbench privacy` record in the run folder, on the release the run's tasks used, with these metrics."""
+
+    def write(w: Path) -> None:
+        from leakbench.data import release_hash
+
+        figures = {"exact_memorization": 0.9, "extraction_strength": 0.8, "mia_min_k_plus_plus": 0.99, **metrics}
+        (w / "run" / "privacy.json").write_text(json.dumps({
+            "kind": "leakbench-privacy", "model": "m@abc", "k": 0.4, "headline_attack": "min_k_plus_plus",
+            "counts": {"forget_values": 3, "holdout_values": 2}, "metrics": figures,
+            "release": {"name": "v2", "hash": release_hash(), "subset": "mini"}}))  # fmt: skip
+
+    return write
+
+
 GOOD_ROWS = [score_row(), score_row("nothing"), score_row("Pw-7hG2kLq9Zr", others=[OTTO])]
 ROWS = _in("in.jsonl", GOOD_ROWS)
 U = ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{evalplus}"]
@@ -677,6 +697,52 @@ CASES = [
          setup=_mkfile("s/summary.json", json.dumps({"subset": "mini", "methods": ["ga"], "rows": {
              "victim": {"runs": [{"label": "victim"}]}, "ga": {"runs": [{"label": "ga"}]}}})),
          keep=("s/summary.json",)),
+    # -- issue 24, class 1: an output path that is a symbolic link loop: one line, exit 1, before any work
+    Case("loop-data-build", ["data", "build", "--out", "{w}/loop", "--subjects", "2"], 1, "loop: .*symbolic link loop",
+         setup=_loop("loop")),
+    Case("loop-data-export", ["data", "export", "--out", "{w}/loop/x"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-score", ["score", "--in", "{w}/in.jsonl", "--out", "{w}/loop"], 1, "symbolic link loop",
+         setup=_all(ROWS, _loop("loop")), keep=("in.jsonl",)),
+    Case("loop-unlearn", ["unlearn", "--model", "{w}/m", "--method", "ga", "--out", "{w}/loop"], 1,
+         "symbolic link loop", setup=_loop("loop")),
+    Case("loop-utility", [*U, "--samples", "{w}/samples.jsonl", "--out", "{w}/loop"], 1, "symbolic link loop",
+         setup=_all(_loop("loop"), _samples([{"task_id": "HumanEval/0", "solution": "x"}]))),
+    Case("loop-victim-build", ["victim", "build", "--out", "{w}/loop"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-base-build", ["base", "build", "--out", "{w}/loop"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-publish-leaderboard", [*PUB[:2], "--leaderboard", "{w}/loop", "--html", "{w}/i.html"], 1,
+         "symbolic link loop", copy=("run",), setup=_loop("loop"), absent=("i.html",)),
+    Case("loop-publish-html", [*PUB[:4], "--html", "{w}/loop"], 1, "symbolic link loop", copy=("run",),
+         setup=_loop("loop"), absent=("lb",)),
+    Case("loop-privacy-checked-first", ["privacy", "--model", "{tiny}", "--out", "{w}/loop"], 1,
+         "symbolic link loop", setup=_loop("loop")),
+    Case("loop-run", ["run", "--out", "{w}/loop", "--no-publish"], 1, "symbolic link loop", setup=_loop("loop")),
+    Case("loop-sweep", ["sweep", "--model", "{tiny}", "--out", "{w}/loop"], 1, "symbolic link loop",
+         setup=_loop("loop")),
+    # -- class 2: a record read from disk holds only finite numbers, named with file and field
+    Case("publish-privacy-infinity", PUB, 1, r"privacy.json: metrics.exact_memorization is Infinity", copy=("run",),
+         setup=_privacy_json(exact_memorization=float("inf")), absent=("lb",)),
+    Case("publish-privacy-finite-is-published", PUB, 0, copy=("run",), setup=_privacy_json()),
+    Case("publish-utility-nan", PUB, 1, r"utility.json: pass@1.plus is NaN", copy=("run",),
+         setup=_mkfile("run/utility.json", '{"dataset": "humaneval", "mini": true, "dataset_hash": "x", "n_tasks": 1, '
+                       '"pass@1": {"base": 0.5, "plus": NaN}, "time_limits": {}}'), absent=("lb",)),
+    Case("publish-board-infinity", PUB, 1, r"leaderboard.json: entries\[0\]\.x is -Infinity", copy=("run",),
+         setup=_board({"schema_version": "1.3", "benchmark": "LeakBench", "entries": [{"x": float("-inf")}]}),
+         keep=BOARD_KEEP),
+    # -- class 5: a run folder stopped half-way through its re-evaluation is refused, not published as a mix
+    Case("publish-run-incomplete", PUB, 1, r"stopped half-way \(run.incomplete", copy=("run",),
+         setup=_mkfile("run/run.incomplete", "being evaluated"), absent=("lb",)),
+    # -- class 6: publish is all or nothing, and writes over no file of the user's
+    Case("publish-html-read-only-keeps-board", [*PUB[:4], "--html", "{w}/ro/index.html"], 1, "permission denied",
+         copy=("run",), setup=_all(_board({"schema_version": "1.3", "benchmark": "LeakBench", "entries": []}),
+                                   _mkdir("ro", 0o555)),
+         as_user=True, keep=BOARD_KEEP, absent=("lb/leaderboard.schema.json", "ro/index.html")),
+    Case("publish-keeps-users-schema", PUB, 1, "not a schema LeakBench wrote", copy=("run",),
+         setup=_mkfile("lb/leaderboard.schema.json", '{"title": "my own schema"}'),
+         keep=("lb/leaderboard.schema.json",), absent=("lb/leaderboard.json", "lb/index.html")),
+    Case("publish-privacy-json-is-dir", PUB, 1, "privacy.json: is a directory", copy=("run",),
+         setup=_mkdir("run/privacy.json"), absent=("lb",)),
+    Case("publish-run-json-is-dir", PUB, 1, "run.json: is a directory", copy=("run",),
+         setup=_mkdir("run/run.json"), absent=("lb",)),
 ]
 
 

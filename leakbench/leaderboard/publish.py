@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from leakbench.leaderboard.schema import (
+    INCOMPLETE,
     MIGRATIONS,
     ROBUSTNESS_KIND,
     ROBUSTNESS_RECORD,
@@ -57,7 +59,7 @@ from leakbench.records import (
     model_fingerprint,
     model_record,
     os_error_message,
-    write_text_atomic,
+    write_texts_atomic,
 )
 
 EXAMPLES_PER_TASK = 5
@@ -76,6 +78,31 @@ def _read_json(path: Path) -> Any:
         raise LeakBenchError(f"{path}: JSON nested too deeply") from None
     except OSError as exc:
         raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
+
+
+def _finite(path: Path, data: Any, where: str = "") -> Any:
+    """`data` (read from `path`) unchanged when every number in it is finite; Python's json reads and writes NaN
+    and Infinity, which would reach the leaderboard's arithmetic, so a record holding one is refused with its file
+    and field named."""
+    if isinstance(data, float) and not math.isfinite(data):
+        raise LeakBenchError(f"{path}: {where or 'the record'} is {json.dumps(data)}, not a finite number; "
+                             "re-measure or fix the file")  # fmt: skip
+    if isinstance(data, dict):
+        for key, value in data.items():
+            _finite(path, value, f"{where}.{key}" if where else str(key))
+    elif isinstance(data, list):
+        for i, value in enumerate(data):
+            _finite(path, value, f"{where}[{i}]")
+    return data
+
+
+def _record_file(path: Path, what: str) -> bool:
+    """Whether the run folder holds the record `path`; something else under its name is refused, not skipped."""
+    if not path.exists() and not path.is_symlink():
+        return False
+    if not path.is_file():
+        raise LeakBenchError(f"{path}: {'is a directory' if path.is_dir() else 'not a regular file'}, expected {what}")
+    return True
 
 
 def _task_versions() -> dict[str, Any]:
@@ -204,7 +231,7 @@ def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
             label = f"{task}/{name}" if filt == "none" else f"{task}/{name},{filt}"
 
             def num(x: Any) -> float | None:
-                return float(x) if isinstance(x, int | float) and x == x else None  # NaN -> None
+                return float(x) if isinstance(x, int | float) and math.isfinite(x) else None  # NaN, inf -> None
 
             out[label] = Metric(value=num(value), stderr=num(stderr))
     return out
@@ -267,7 +294,7 @@ def redact(text: str, findings: list[dict[str, str]]) -> str:
 def _utilities(run_dir: Path) -> list[Utility]:
     out = []
     for path in sorted(run_dir.rglob("utility.json")):
-        u = _read_json(path)
+        u = _finite(path, _read_json(path))
         try:
             out.append(
                 Utility(
@@ -369,9 +396,15 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise LeakBenchError(f"{run_dir}: {'is not a directory' if run_dir.exists() else 'no such run directory'}")
+    if (run_dir / INCOMPLETE).exists():
+        raise LeakBenchError(
+            f"{run_dir}: its evaluation was stopped half-way ({INCOMPLETE} is there), so its lm-eval results, "
+            "run.json and privacy.json may come from different runs; re-run the study to finish it"
+        )
     results, files = _lm_eval_results(run_dir)
     release = _release(results, files[-1])
-    run = _read_json(run_dir / "run.json") if (run_dir / "run.json").is_file() else {}
+    run = _finite(run_dir / "run.json", _read_json(run_dir / "run.json")) if _record_file(
+        run_dir / "run.json", "a LeakBench run record") else {}
     if not isinstance(run, dict):
         raise LeakBenchError(f"{run_dir / 'run.json'}: expected a JSON object")
     if run:
@@ -425,11 +458,13 @@ def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, d
     from leakbench.privacy import RECORD_KIND
 
     path = run_dir / "privacy.json"
-    if not path.is_file():
+    if not _record_file(path, "a LeakBench privacy record"):
         return None, {}
     record = _read_json(path)
     if not isinstance(record, dict) or record.get("kind") != RECORD_KIND or not isinstance(record.get("metrics"), dict):
         raise LeakBenchError(f"{path}: not a LeakBench privacy record (write it with `leakbench privacy`)")
+    for key in ("metrics", "counts", "k"):  # what the entry takes from it
+        _finite(path, record.get(key), key)
     _check_release(path, record, release)
     metrics = {}
     for name in PRIVACY_METRICS:
@@ -452,14 +487,14 @@ def _robustness(run_dir: Path, release: DataRelease) -> Robustness | None:
     """`leakbench robustness`'s record in the run folder (robustness.json), if any, checked against the release
     the lm-eval tasks ran on."""
     path = run_dir / ROBUSTNESS_RECORD
-    if not path.is_file():
+    if not _record_file(path, "a LeakBench robustness record"):
         return None
     record = _read_json(path)
     if not isinstance(record, dict) or record.get("kind") != ROBUSTNESS_KIND:
         raise LeakBenchError(f"{path}: not a LeakBench robustness record (write it with `leakbench robustness`)")
     _check_release(path, record, release)
     try:
-        return Robustness.model_validate(_robustness_entry(record))
+        return Robustness.model_validate(_finite(path, _robustness_entry(record)))
     except (ValidationError, KeyError, TypeError, AttributeError) as exc:
         reason = _first_error(exc) if isinstance(exc, ValidationError) else f"missing or malformed {exc}"
         raise LeakBenchError(f"{path}: not a LeakBench robustness record ({reason})") from None
@@ -528,7 +563,7 @@ def load_leaderboard(path: Path) -> Leaderboard:
     schema versions, invalid content and duplicated entries rather than rewriting them."""
     if not path.exists():
         return Leaderboard()
-    data = _read_json(input_file(path, "leaderboard file"))
+    data = _finite(path, _read_json(input_file(path, "leaderboard file")))
     if not isinstance(data, dict):
         raise LeakBenchError(f"{path}: not a LeakBench leaderboard (expected a JSON object)")
     version = data.get("schema_version")
@@ -596,6 +631,7 @@ def _check_outputs(leaderboard: Path, html: Path | None, run_dirs: list[Path]) -
     if html is not None:
         outputs.update({"--html": html, "the plot file": html.with_name("tradeoff.svg")})
     inputs = {str(p): p for d in run_dirs if d.is_dir() for pattern in RUN_FILES for p in d.rglob(pattern)}
+    _check_schema_file(outputs["the schema file"])
     resolved: dict[Path, str] = {}
     for option, path in outputs.items():
         check_output(path, kind="file")
@@ -605,6 +641,25 @@ def _check_outputs(leaderboard: Path, html: Path | None, run_dirs: list[Path]) -
             raise UsageError(f"{option} {path} is also {resolved[key]}: each output needs its own file")
         resolved[key] = f"{option} {path}" if option.startswith("--") else option
     return outputs
+
+
+SCHEMA_TITLE = "LeakBench leaderboard"  # how the JSON Schema publish writes beside the leaderboard begins its title
+
+
+def _check_schema_file(path: Path) -> None:
+    """publish rewrites `leaderboard.schema.json` beside the leaderboard, but never a file of that name that
+    LeakBench did not write (a user's own schema): refused before any work."""
+    if not path.exists() and not path.is_symlink():
+        return
+    try:
+        title = json.loads(path.read_bytes().decode("utf-8")).get("title")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError, AttributeError):
+        title = None
+    if not (isinstance(title, str) and title.startswith(SCHEMA_TITLE)):
+        raise LeakBenchError(
+            f"{path}: exists and is not a schema LeakBench wrote (its title does not begin with {SCHEMA_TITLE!r}); "
+            "publish would replace it: move it away or publish the leaderboard into another folder"
+        )
 
 
 def publish(
@@ -621,13 +676,15 @@ def publish(
     collected = [collect(d, examples=examples) for d in dirs]
     with locked(path):
         new_board, counts = _merge(load_leaderboard(path), collected)  # re-read: another publish may have landed
-        texts = {path: json.dumps(new_board.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"}
-        texts[path.with_name("leaderboard.schema.json")] = dumps_record(json_schema())
+        # every text first, then all of them staged and renamed together, the leaderboard last: a page or schema
+        # that cannot be written leaves the leaderboard (and every other file) as it was
+        texts = {path.with_name("leaderboard.schema.json"): dumps_record(json_schema())}
         if html is not None:
             from leakbench.leaderboard.page import page_files
 
             texts.update(page_files(new_board, html))
-        for target, text in texts.items():
-            if not target.is_file() or target.read_text(encoding="utf-8", errors="replace") != text:
-                write_text_atomic(target, text)
+        texts[path] = json.dumps(new_board.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
+        _check_schema_file(path.with_name("leaderboard.schema.json"))  # (again: it may have appeared meanwhile)
+        write_texts_atomic({target: text for target, text in texts.items()
+                            if not target.is_file() or target.read_text(encoding="utf-8", errors="replace") != text})
     return counts

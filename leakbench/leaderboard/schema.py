@@ -144,6 +144,9 @@ class ForgetSetSize(_Strict):
 
 
 ROBUSTNESS_RECORD = "robustness.json"  # in a run folder, written by `leakbench robustness`, read by publish
+# in a run folder while `leakbench run` (re)evaluates it, removed once its run.json is written: a folder still holding
+# it was stopped half-way (new lm-eval results beside old records), and publish refuses it
+INCOMPLETE = "run.incomplete"
 ROBUSTNESS_KIND = "leakbench-robustness"
 
 
