@@ -350,7 +350,8 @@ def privacy_cmd(
     """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
     zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
     from leakbench.privacy import measure, read_record
-    from leakbench.records import UsageError, check_output, dumps_record, write_text_atomic
+    from leakbench.records import UsageError, check_output
+    from leakbench.schemas import PrivacyRecord
 
     cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)
     check_output(out, kind="file")
@@ -359,7 +360,7 @@ def privacy_cmd(
         raise UsageError(f"{out}: exists; pass --overwrite to replace it")
     ref = read_record(reference, "--reference") if reference is not None else None
     record = measure(model, cfg, reference=ref, device=device, log=console.print)
-    write_text_atomic(out, dumps_record(record))
+    PrivacyRecord.parse(record, str(out)).write(out)
     m = record["metrics"]
     line = ", ".join(f"{spec.label} {spec.show(m[spec.key])}" for spec in METRICS
                      if spec.study and spec.sources[0][0] == PRIVACY and m.get(spec.key) is not None)  # fmt: skip

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from leakbench.leaderboard.schema import INCOMPLETE, ROBUSTNESS_RECORD, RunRecord
 from leakbench.metrics import (
     CODE,
     DIRECT,
@@ -44,14 +43,12 @@ from leakbench.records import (
     check_not_aliased,
     check_number,
     check_output,
-    dumps_record,
-    input_file,
     model_label,
     model_record,
-    os_error_message,
     provenance,
     write_text_atomic,
 )
+from leakbench.schemas import INCOMPLETE, PrivacyRecord, RobustnessRecord, RunRecord, StudySummary
 
 if TYPE_CHECKING:
     from leakbench.robustness import RobustnessConfig
@@ -243,12 +240,12 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         if reference is None and run["role"] == "oracle":  # the oracle against itself: 0 and 1 by construction
             privacy["metrics"].update(compare(privacy, privacy))
             privacy["reference"] = privacy["model"]
-        write_text_atomic(run_dir / "privacy.json", dumps_record(privacy))
-        (run_dir / ROBUSTNESS_RECORD).unlink(missing_ok=True)  # attacks on an earlier model of this label
+        PrivacyRecord.parse(privacy, f"{label}'s privacy record").write(run_dir)
+        (run_dir / RobustnessRecord.FILE).unlink(missing_ok=True)  # attacks on an earlier model of this label
         metrics = study_metrics(results, pass_at_1, privacy["metrics"])
         record = RunRecord(**run, model_source=_study_source(model_dir, out), metrics=metrics,
                            provenance=provenance())  # fmt: skip
-        write_text_atomic(run_dir / "run.json", dumps_record(record.model_dump(mode="json", exclude_none=True)))
+        record.write(run_dir)
         (run_dir / INCOMPLETE).unlink()
         return metrics, privacy
 
@@ -365,7 +362,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
 
 def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     """FOLDER/summary.json (the record) and summary.md (the table, and the robustness table when there is one)."""
-    write_text_atomic(folder / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")
+    StudySummary.parse(json.loads(json.dumps(summary)), str(folder / StudySummary.FILE)).write(folder)
     write_text_atomic(folder / "summary.md", summary_table(rows) + _robustness_section(summary.get("robustness") or {}))
 
 
@@ -506,23 +503,9 @@ def summary_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join([*lines, "", *notes]) + "\n"
 
 
-SUMMARY_KEYS = ("subset", "seeds", "victim_seeds", "methods", "rows", "timings_s", "wall_time_s")
-
-
 def read_summary(path: str | Path) -> dict[str, Any]:
-    """A study's summary.json, checked for what merging and the robustness stage read (one-line errors)."""
-    path = Path(path)
-    try:
-        summary = json.loads(input_file(path, "study summary").read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-        raise LeakBenchError(f"{path}: corrupt study summary ({getattr(exc, 'msg', 'not UTF-8 JSON')})") from None
-    except OSError as exc:
-        raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
-    missing = [k for k in SUMMARY_KEYS if not isinstance(summary, dict) or k not in summary]
-    if missing or not isinstance(summary["rows"], dict) or "victim" not in summary["rows"]:
-        what = ", ".join(missing) or "the victim row"
-        raise LeakBenchError(f"{path}: not a LeakBench study summary (missing {what})")
-    return summary
+    """A study's summary.json (`leakbench.schemas.StudySummary`), one-line errors naming file and field."""
+    return StudySummary.read(path).dump()
 
 
 def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
@@ -530,7 +513,7 @@ def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     with different `--methods` (e.g. two `leakbench run`s at once, one thread each): the first study's victim
     and oracle rows, every study's method rows, each study's timings under its own name. `leakbench merge`.
     Each path is a summary.json or the study folder holding it."""
-    paths = [Path(p) / "summary.json" if Path(p).is_dir() else Path(p) for p in paths]
+    paths = [Path(p) / StudySummary.FILE if Path(p).is_dir() else Path(p) for p in paths]
     if len(paths) < 2:
         raise UsageError("give at least two study summaries to merge")
     check_output(out, kind="directory")
@@ -574,15 +557,15 @@ def add_robustness(
     from leakbench.unlearn import check_methods
 
     study = Path(study)
-    path = study / "summary.json"
+    path = study / StudySummary.FILE
+    if not path.exists():
+        raise LeakBenchError(f"{path}: no such file; give the --out folder of a finished `leakbench run`")
+    summary = read_summary(path)
+    rows, subset = summary["rows"], summary["subset"]
     try:
-        summary = json.loads(path.read_text(encoding="utf-8"))
-        rows, subset = summary["rows"], summary["subset"]
         first = {row: str(found["runs"][0]["label"]) for row, found in rows.items()}  # each row's first run
-    except FileNotFoundError:
-        raise LeakBenchError(f"{path}: no such file; give the --out folder of a finished `leakbench run`") from None
-    except (OSError, UnicodeDecodeError, ValueError, KeyError, IndexError, TypeError):
-        raise LeakBenchError(f"{path}: not a LeakBench study summary (rows missing or unreadable)") from None
+    except (KeyError, IndexError, TypeError):
+        raise LeakBenchError(f"{path}: not a LeakBench study summary (a row without its runs' labels)") from None
     chosen = list(methods or [m for m in summary.get("methods", []) if m in rows])
     check_methods(chosen)
     missing = [m for m in chosen if m not in rows]

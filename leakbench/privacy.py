@@ -32,9 +32,9 @@ from typing import Any
 
 from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
 from leakbench.records import DataError, UsageError, check_number, check_release, model_label, model_record, provenance
+from leakbench.schemas import PrivacyRecord
 
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs
-RECORD_KIND = "leakbench-privacy"
 
 
 @dataclass
@@ -310,7 +310,7 @@ def measure(
     }
     manifest = read_manifest(data_dir=root)
     record: dict[str, Any] = {
-        "kind": RECORD_KIND,
+        "kind": PrivacyRecord.KIND,
         "model": model_label(model_dir),
         "device": str(device),
         "release": {"name": manifest.get("release", "v1"), "hash": data_hash, "subset": cfg.subset},
@@ -366,7 +366,7 @@ def compare(record: dict[str, Any], reference: dict[str, Any]) -> dict[str, floa
 
 def check_reference(reference: Any, cfg: PrivacyConfig, data_hash: str, where: str = "--reference") -> None:
     """A reference record must be a privacy record of the same release, subset and k."""
-    if not isinstance(reference, dict) or reference.get("kind") != RECORD_KIND:
+    if not isinstance(reference, dict) or reference.get("kind") != PrivacyRecord.KIND:
         raise DataError(f"{where}: not a LeakBench privacy record (write one with `leakbench privacy`)")
     release = reference.get("release") or {}
     if release.get("hash") != data_hash or release.get("subset") != cfg.subset or reference.get("k") != cfg.k:
@@ -389,8 +389,11 @@ def read_record(path: str | Path, where: str) -> dict[str, Any]:
     import json
 
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise DataError(f"{path}: no such file ({where})") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise DataError(f"{path}: not a readable JSON record ({where}: {exc.__class__.__name__})") from None
+    if not isinstance(data, dict) or data.get("kind") != PrivacyRecord.KIND:
+        raise DataError(f"{where}: not a LeakBench privacy record (write one with `leakbench privacy`)")
+    return PrivacyRecord.parse(data, f"{path} ({where})").dump()

@@ -37,9 +37,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leakbench.leaderboard.schema import ROBUSTNESS_KIND, ROBUSTNESS_RECORD
 from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
 from leakbench.records import LeakBenchError, UsageError, check_number
+from leakbench.schemas import RobustnessRecord
 
 AXES = ("relearn", "quantize", "sequential", "scaling")
 BITS = (8, 4)
@@ -458,7 +458,7 @@ class Robustness:
         self.log(f"    robustness of {method}: {', '.join(cfg.axes)}")
         unlearned = self._measure_dir(unlearned_dir)
         record: dict[str, Any] = {
-            "kind": ROBUSTNESS_KIND,
+            "kind": RobustnessRecord.KIND,
             "method": method,
             "release": self.release,
             "settings": dataclasses.asdict(cfg),
@@ -626,7 +626,7 @@ def study_stage(
     """The robustness stage of a study in `out`: every method (-> the label of its first run, whose model is
     OUT/models/<label>) assessed; each record written to OUT/runs/<label>/robustness.json (published with the
     entry) and returned by method."""
-    from leakbench.records import dumps_record, model_record, write_text_atomic
+    from leakbench.records import model_record
 
     out = Path(out)
     stage = Robustness(victim_dir, oracle_dir, cfg, subset=subset, data_dir=data_dir, ner=ner, log=log)
@@ -634,7 +634,7 @@ def study_stage(
     for method, label in labels.items():
         model_dir = out / "models" / label
         record = stage.assess(method, model_dir, unlearn_overrides(model_record(model_dir)), work=out)
-        write_text_atomic(out / "runs" / label / ROBUSTNESS_RECORD, dumps_record(record))
+        RobustnessRecord.parse(record, f"{label}'s robustness record").write(out / "runs" / label)
         records[method] = record
     return records
 

@@ -30,15 +30,24 @@ def first_error(exc: ValidationError) -> str:
     return f"{'.'.join(str(x) for x in first['loc']) or 'top level'}: {first['msg']}"
 
 
-def _finite(data: Any, where: str = "") -> str | None:
-    """The path of the first number in `data` that is not finite (Infinity, NaN), or None."""
+def _not_finite(data: Any, where: str = "") -> tuple[str, float] | None:
+    """The path and value of the first number in `data` that is not finite (Infinity, NaN), or None: Python's json
+    reads and writes them, and they would reach the leaderboard's arithmetic."""
     if isinstance(data, float) and not math.isfinite(data):
-        return where or "top level"
+        return where or "the record", data
     if isinstance(data, dict):
-        return next((p for k, v in data.items() if (p := _finite(v, f"{where}.{k}" if where else str(k)))), None)
+        return next((p for k, v in data.items() if (p := _not_finite(v, f"{where}.{k}" if where else str(k)))), None)
     if isinstance(data, list):
-        return next((p for i, v in enumerate(data) if (p := _finite(v, f"{where}[{i}]"))), None)
+        return next((p for i, v in enumerate(data) if (p := _not_finite(v, f"{where}[{i}]"))), None)
     return None
+
+
+def check_finite(data: Any, where: str) -> Any:
+    """`data` (read from `where`) unchanged when every number in it is finite; else a one-line error."""
+    if (bad := _not_finite(data)) is not None:
+        raise LeakBenchError(f"{where}: {bad[0]} is {json.dumps(bad[1])}, not a finite number; re-measure or fix "
+                             "the file")  # fmt: skip
+    return data
 
 
 class Part(BaseModel):
@@ -52,6 +61,7 @@ class Record(Part):
 
     FILE: ClassVar[str]  # the file name in its folder (a model dir, a run dir, a study dir)
     KIND: ClassVar[str]
+    TITLE: ClassVar[str]  # what errors call it: "not a LeakBench <TITLE>"
     VERSION: ClassVar[str] = "1"
     # earlier schema versions and how each becomes the next; "0" is the untyped file of the same content
     MIGRATIONS: ClassVar[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
@@ -72,7 +82,7 @@ class Record(Part):
             step = cls.MIGRATIONS.get(version, _untyped if version == "0" else None)
             if step is None:
                 known = ", ".join(sorted({"0", *cls.MIGRATIONS, cls.VERSION}))
-                raise LeakBenchError(f"{where}: unknown {cls.FILE} schema_version {version!r} (this LeakBench reads "
+                raise LeakBenchError(f"{where}: unknown {cls.TITLE} schema_version {version!r} (this LeakBench reads "
                                      f"{known}); upgrade leakbench")  # fmt: skip
             data = step(data)
             version = str(data["schema_version"])
@@ -82,17 +92,16 @@ class Record(Part):
     def parse(cls: type[R], data: Any, where: str) -> R:
         """A record from its JSON content: migrated, checked (kind, finite numbers, every field) and typed."""
         if not isinstance(data, dict):
-            raise LeakBenchError(f"{where}: not a LeakBench {cls.FILE} (expected a JSON object)")
+            raise LeakBenchError(f"{where}: not a LeakBench {cls.TITLE} (expected a JSON object)")
+        check_finite(data, where)
         data = cls.migrate(data, where)
         if data.get("kind") != cls.KIND:
-            raise LeakBenchError(f"{where}: not a LeakBench {cls.FILE} (kind {data.get('kind')!r}, expected "
+            raise LeakBenchError(f"{where}: not a LeakBench {cls.TITLE} (kind {data.get('kind')!r}, expected "
                                  f"{cls.KIND!r})")  # fmt: skip
-        if (bad := _finite(data)) is not None:
-            raise LeakBenchError(f"{where}: {bad} is not a finite number")
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            raise LeakBenchError(f"{where}: not a valid {cls.FILE} ({first_error(exc)})") from None
+            raise LeakBenchError(f"{where}: not a LeakBench {cls.TITLE} ({first_error(exc)})") from None
 
     @classmethod
     def read(cls: type[R], path: str | os.PathLike[str]) -> R:
@@ -106,7 +115,8 @@ class Record(Part):
         except UnicodeDecodeError:
             raise LeakBenchError(f"{path}: not UTF-8 text (a JSON record was expected)") from None
         except json.JSONDecodeError as exc:
-            raise LeakBenchError(f"{path}: corrupt or truncated JSON ({exc.msg} at line {exc.lineno})") from None
+            raise LeakBenchError(f"{path}: corrupt or truncated JSON, not a LeakBench {cls.TITLE} ({exc.msg} at "
+                                 f"line {exc.lineno})") from None
         except RecursionError:
             raise LeakBenchError(f"{path}: JSON nested too deeply") from None
         except OSError as exc:
@@ -142,6 +152,7 @@ class BaseModelRecord(Record):
     """`base.json` beside the embedded base model's weights (`leakbench base build`)."""
 
     FILE: ClassVar[str] = "base.json"
+    TITLE: ClassVar[str] = "base record"
     KIND: ClassVar[str] = "base"
     kind: Literal["base"] = "base"
     config: dict[str, Any]
@@ -161,6 +172,7 @@ class VictimRecord(Record):
     """`victim.json` beside a victim's or an oracle's weights (`leakbench victim build`)."""
 
     FILE: ClassVar[str] = "victim.json"
+    TITLE: ClassVar[str] = "victim record"
     KIND: ClassVar[str] = "victim"
     kind: Literal["victim"] = "victim"
     victim: Literal["victim", "oracle"]
@@ -186,6 +198,7 @@ class UnlearnRecord(Record):
     """`unlearn.json` beside an unlearned model's weights (`leakbench unlearn`)."""
 
     FILE: ClassVar[str] = "unlearn.json"
+    TITLE: ClassVar[str] = "unlearning record"
     KIND: ClassVar[str] = "unlearn"
     kind: Literal["unlearn"] = "unlearn"
     method: str
@@ -214,6 +227,7 @@ class UtilityRecord(Record):
     """`utility.json` in a utility folder (`leakbench utility`: EvalPlus)."""
 
     FILE: ClassVar[str] = "utility.json"
+    TITLE: ClassVar[str] = "utility.json"
     KIND: ClassVar[str] = "utility"
     model_config = ConfigDict(extra="forbid", protected_namespaces=(), populate_by_name=True)
     kind: Literal["utility"] = "utility"
@@ -248,6 +262,7 @@ class PrivacyRecord(Record):
     """`privacy.json` in a run folder (`leakbench privacy`)."""
 
     FILE: ClassVar[str] = "privacy.json"
+    TITLE: ClassVar[str] = "privacy record"
     KIND: ClassVar[str] = "leakbench-privacy"
     kind: Literal["leakbench-privacy"] = "leakbench-privacy"
     model: str
@@ -322,6 +337,7 @@ class RobustnessRecord(Record):
     """`robustness.json` in a run folder (`leakbench robustness`): every attack on one unlearned model."""
 
     FILE: ClassVar[str] = "robustness.json"
+    TITLE: ClassVar[str] = "robustness record"
     KIND: ClassVar[str] = "leakbench-robustness"
     kind: Literal["leakbench-robustness"] = "leakbench-robustness"
     method: str
@@ -343,6 +359,7 @@ class RunRecord(Record):
     """`run.json`, written by `leakbench run` beside each model's lm-eval outputs; `publish` validates it."""
 
     FILE: ClassVar[str] = "run.json"
+    TITLE: ClassVar[str] = "run record"
     KIND: ClassVar[str] = "run"
     kind: Literal["run"] = "run"
     model_name: str
@@ -358,6 +375,12 @@ class RunRecord(Record):
     wall_times_s: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float | None] = Field(default_factory=dict, description="one per leakbench.metrics.METRICS row")
     provenance: dict[str, Any] = Field(default_factory=dict)
+
+
+    def dump(self) -> dict[str, Any]:
+        """As run.json has always read: the provenance nested under `provenance`, no null fields."""
+        nested = {"leakbench", "versions", "git_commit", "date", "hardware"}
+        return self.model_dump(mode="json", exclude_none=True, exclude=nested)
 
 
 def _run_0_to_1(data: dict[str, Any]) -> dict[str, Any]:
@@ -381,6 +404,7 @@ class StudySummary(Record):
     """`summary.json` of a study (`leakbench run`, `leakbench merge`, `leakbench robustness`)."""
 
     FILE: ClassVar[str] = "summary.json"
+    TITLE: ClassVar[str] = "study summary"
     KIND: ClassVar[str] = "study"
     kind: Literal["study"] = "study"
     subset: str
@@ -391,7 +415,7 @@ class StudySummary(Record):
     utility: list[str] = Field(default_factory=list)
     rows: dict[str, StudyRow]
     published: dict[str, int] | None = None
-    robustness: dict[str, dict[str, Any]] | None = None
+    robustness: dict[str, RobustnessRecord] | None = None
     merged_from: list[dict[str, Any]] | None = None
     timings_s: dict[str, float]
     wall_time_s: float
@@ -401,6 +425,7 @@ class SweepRecord(Record):
     """`sweep.json` (`leakbench sweep`): every point tried per method and the one chosen."""
 
     FILE: ClassVar[str] = "sweep.json"
+    TITLE: ClassVar[str] = "sweep record"
     KIND: ClassVar[str] = "sweep"
     kind: Literal["sweep"] = "sweep"
     subset: str
@@ -410,6 +435,10 @@ class SweepRecord(Record):
     victim: dict[str, Any]
     methods: dict[str, dict[str, Any]]
 
+
+# In a run folder while `leakbench run` (re)evaluates it, removed once its run.json is written: a folder still holding
+# it was stopped half-way (new lm-eval results beside old records), and publish refuses it.
+INCOMPLETE = "run.incomplete"
 
 RECORDS: tuple[type[Record], ...] = (BaseModelRecord, VictimRecord, UnlearnRecord, UtilityRecord, PrivacyRecord,
                                      RobustnessRecord, RunRecord, StudySummary, SweepRecord)  # fmt: skip

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from leakbench.metrics import CODE, DIRECT, kept, metric
-from leakbench.records import check_output, dumps_record, model_label, model_record, provenance, write_text_atomic
+from leakbench.records import check_output, model_label, model_record, provenance, write_text_atomic
+from leakbench.schemas import SweepRecord
 
 TASKS = [DIRECT, CODE]
 TARGET_KEPT = 0.99  # CodeEraser / the methods issue: utility kept
@@ -113,11 +114,11 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
         results[method] = {"points": rows, "chosen": chosen["hyperparameters"], "rule": rule}
         log(f"sweep {method}: chose {chosen['point']} (direct leak "
             f"{chosen['figures']['direct_leak_rate']:.3f}; {rule})")  # fmt: skip
-    summary = provenance(
+    summary = SweepRecord(**provenance(
         kind="sweep", subset=subset, seed=seed, tasks=TASKS, rules=list(RULES),
         victim={"model": model_label(Path(model)), "seed": record.get("seed"), "config_key": record.get("config_key"),
                 "figures": victim},
         methods=results,
-    )  # fmt: skip
-    write_text_atomic(out / "sweep.json", dumps_record(summary))
-    return summary
+    ))  # fmt: skip
+    summary.write(out)
+    return summary.dump()

@@ -247,13 +247,19 @@ def _privacy_json(**metrics: float) -> Callable[[Path], None]:
 
         figures = {"exact_memorization": 0.9, "extraction_strength": 0.8, "mia_min_k_plus_plus": 0.99, **metrics}
         (w / "run" / "privacy.json").write_text(json.dumps({
-            "kind": "leakbench-privacy", "model": "m@abc", "k": 0.4, "headline_attack": "min_k_plus_plus",
-            "counts": {"forget_values": 3, "holdout_values": 2}, "metrics": figures,
+            "kind": "leakbench-privacy", "model": "m@abc", "device": "cpu", "k": 0.4, "headline_attack": "min_k_plus_plus",
+            "context": "the document before each value", "max_length": 512, "truth_ratios": [0.5],
+            "counts": {"forget_values": 3, "holdout_values": 2}, "metrics": figures, "wall_time_s": 1.0,
             "release": {"name": "v2", "hash": release_hash(), "subset": "mini"}}))  # fmt: skip
 
     return write
 
 
+# the smallest study summary a finished `leakbench run` could leave: a victim and one GA run
+STUDY_SUMMARY = json.dumps({
+    "kind": "study", "subset": "mini", "methods": ["ga"], "seeds": 1, "victim_seeds": 1, "timings_s": {},
+    "wall_time_s": 1.0, "rows": {row: {"metrics": {}, "comparisons": {}, "n_runs": 1, "runs": [{"label": row}]}
+                                 for row in ("victim", "ga")}})  # fmt: skip
 GOOD_ROWS = [score_row(), score_row("nothing"), score_row("Pw-7hG2kLq9Zr", others=[OTTO])]
 ROWS = _in("in.jsonl", GOOD_ROWS)
 U = ["utility", "--dataset", "humaneval", "--mini", "--data-dir", "{evalplus}"]
@@ -690,12 +696,10 @@ CASES = [
     Case("robustness-summary-corrupt", ["robustness", "{w}/s"], 1, "not a LeakBench study summary",
          setup=_mkfile("s/summary.json", "{oops"), keep=("s/summary.json",)),
     Case("robustness-method-not-in-study", ["robustness", "{w}/s", "--methods", "npo"], 2, "has no runs of npo",
-         setup=_mkfile("s/summary.json", json.dumps({"subset": "mini", "methods": ["ga"], "rows": {
-             "victim": {"runs": [{"label": "victim"}]}, "ga": {"runs": [{"label": "ga"}]}}})),
+         setup=_mkfile("s/summary.json", STUDY_SUMMARY),
          keep=("s/summary.json",)),
     Case("robustness-victim-missing", ["robustness", "{w}/s"], 2, "give --model",
-         setup=_mkfile("s/summary.json", json.dumps({"subset": "mini", "methods": ["ga"], "rows": {
-             "victim": {"runs": [{"label": "victim"}]}, "ga": {"runs": [{"label": "ga"}]}}})),
+         setup=_mkfile("s/summary.json", STUDY_SUMMARY),
          keep=("s/summary.json",)),
     # -- issue 24, class 1: an output path that is a symbolic link loop: one line, exit 1, before any work
     Case("loop-data-build", ["data", "build", "--out", "{w}/loop", "--subjects", "2"], 1, "loop: .*symbolic link loop",

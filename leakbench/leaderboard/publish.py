@@ -12,28 +12,28 @@ import hashlib
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from leakbench.leaderboard.schema import (
-    INCOMPLETE,
     MIGRATIONS,
-    ROBUSTNESS_KIND,
-    ROBUSTNESS_RECORD,
     SCHEMA_VERSION,
     DataRelease,
+    DeletionRequest,
     Entry,
     Example,
+    ForgetSetSize,
     Leaderboard,
     MethodInfo,
     Metric,
     ModelInfo,
     PrivacyInfo,
     Provenance,
+    QuantizationAttack,
     Ratios,
+    RelearnAttack,
     Robustness,
-    RunRecord,
     Utility,
     entry_metrics,
     json_schema,
@@ -41,12 +41,15 @@ from leakbench.leaderboard.schema import (
 from leakbench.metrics import (
     DIRECT,
     INDIRECT,
+    PRIVACY,
+    PRIVACY_METRICS,
     direct_leak_reduction,
     leak_change,
     oracle_gap,
     over_kept,
     pass_at_1_key,
     utility_kept,
+    verdict,
 )
 from leakbench.records import (
     LeakBenchError,
@@ -61,10 +64,21 @@ from leakbench.records import (
     os_error_message,
     write_texts_atomic,
 )
+from leakbench.schemas import (
+    INCOMPLETE,
+    PrivacyRecord,
+    Release,
+    RobustnessRecord,
+    RunRecord,
+    UtilityRecord,
+    check_finite,
+)
 
 EXAMPLES_PER_TASK = 5
+M = TypeVar("M", bound=BaseModel)
 # what publish reads in a run
-RUN_FILES = ("results_*.json", "samples_*.jsonl", "utility.json", "run.json", "privacy.json", ROBUSTNESS_RECORD)
+RUN_FILES = ("results_*.json", "samples_*.jsonl", *(r.FILE for r in (UtilityRecord, RunRecord, PrivacyRecord,
+                                                                  RobustnessRecord)))  # fmt: skip
 
 
 def _read_json(path: Path) -> Any:
@@ -78,22 +92,6 @@ def _read_json(path: Path) -> Any:
         raise LeakBenchError(f"{path}: JSON nested too deeply") from None
     except OSError as exc:
         raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
-
-
-def _finite(path: Path, data: Any, where: str = "") -> Any:
-    """`data` (read from `path`) unchanged when every number in it is finite; Python's json reads and writes NaN
-    and Infinity, which would reach the leaderboard's arithmetic, so a record holding one is refused with its file
-    and field named."""
-    if isinstance(data, float) and not math.isfinite(data):
-        raise LeakBenchError(f"{path}: {where or 'the record'} is {json.dumps(data)}, not a finite number; "
-                             "re-measure or fix the file")  # fmt: skip
-    if isinstance(data, dict):
-        for key, value in data.items():
-            _finite(path, value, f"{where}.{key}" if where else str(key))
-    elif isinstance(data, list):
-        for i, value in enumerate(data):
-            _finite(path, value, f"{where}[{i}]")
-    return data
 
 
 def _record_file(path: Path, what: str) -> bool:
@@ -292,23 +290,14 @@ def redact(text: str, findings: list[dict[str, str]]) -> str:
 
 
 def _utilities(run_dir: Path) -> list[Utility]:
-    out = []
-    for path in sorted(run_dir.rglob("utility.json")):
-        u = _finite(path, _read_json(path))
-        try:
-            out.append(
-                Utility(
-                    dataset=u["dataset"],
-                    mini=u.get("mini", False),
-                    dataset_hash=u["dataset_hash"],
-                    n_tasks=u["n_tasks"],
-                    pass_at_1=u["pass@1"],
-                    time_limits=u["time_limits"],
-                )
-            )
-        except (KeyError, TypeError, ValidationError) as exc:
-            raise LeakBenchError(f"{path}: not a LeakBench utility.json ({exc.__class__.__name__}: {exc})") from None
-    return out
+    return [project(Utility, UtilityRecord.read(path)) for path in sorted(run_dir.rglob(UtilityRecord.FILE))]
+
+
+def project(model: type[M], record: BaseModel | dict[str, Any]) -> M:
+    """The part of a record an entry republishes: the fields the entry's model declares, taken by name (the
+    model says what is kept; no key list is typed twice)."""
+    data = record.model_dump(mode="json") if isinstance(record, BaseModel) else record
+    return model.model_validate({k: data[k] for k in model.model_fields if k in data})
 
 
 def _model_args(results: dict[str, Any], path_hint: Path) -> dict[str, Any]:
@@ -403,15 +392,8 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
         )
     results, files = _lm_eval_results(run_dir)
     release = _release(results, files[-1])
-    run = _finite(run_dir / "run.json", _read_json(run_dir / "run.json")) if _record_file(
-        run_dir / "run.json", "a LeakBench run record") else {}
-    if not isinstance(run, dict):
-        raise LeakBenchError(f"{run_dir / 'run.json'}: expected a JSON object")
-    if run:
-        try:
-            RunRecord.model_validate(run)
-        except ValidationError as exc:
-            raise LeakBenchError(f"{run_dir / 'run.json'}: not a LeakBench run record ({_first_error(exc)})") from None
+    has_run = _record_file(run_dir / RunRecord.FILE, "a LeakBench run record")
+    run = RunRecord.read(run_dir / RunRecord.FILE).dump() if has_run else {}
     from leakbench import __version__
     from leakbench.records import package_version
 
@@ -454,83 +436,49 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
 def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, dict[str, Metric]]:
     """`leakbench privacy`'s record in the run folder (privacy.json), if any, checked against the release the
     lm-eval tasks ran on, as entry metrics under `leakbench_privacy/`."""
-    from leakbench.metrics import PRIVACY, PRIVACY_METRICS, verdict
-    from leakbench.privacy import RECORD_KIND
-
-    path = run_dir / "privacy.json"
+    path = run_dir / PrivacyRecord.FILE
     if not _record_file(path, "a LeakBench privacy record"):
         return None, {}
-    record = _read_json(path)
-    if not isinstance(record, dict) or record.get("kind") != RECORD_KIND or not isinstance(record.get("metrics"), dict):
-        raise LeakBenchError(f"{path}: not a LeakBench privacy record (write it with `leakbench privacy`)")
-    for key in ("metrics", "counts", "k"):  # what the entry takes from it
-        _finite(path, record.get(key), key)
-    _check_release(path, record, release)
-    metrics = {}
-    for name in PRIVACY_METRICS:
-        value = record["metrics"].get(name)
-        if value is not None and not (isinstance(value, int | float) and value == value):
-            raise LeakBenchError(f"{path}: metrics.{name} is not a number")
-        if value is not None:
-            metrics[f"{PRIVACY}/{name}"] = Metric(value=float(value), stderr=None)
-    try:
-        info = PrivacyInfo(
-            k=record.get("k"), headline_attack=record.get("headline_attack"), reference_model=record.get("reference"),
-            counts=record.get("counts") or {}, verdict=verdict(record["metrics"].get("privleak")),
-        )  # fmt: skip
-    except ValidationError as exc:
-        raise LeakBenchError(f"{path}: not a LeakBench privacy record ({_first_error(exc)})") from None
+    record = PrivacyRecord.read(path)
+    _check_release(path, record.release, release)
+    metrics = {f"{PRIVACY}/{name}": Metric(value=float(value), stderr=None)
+               for name in PRIVACY_METRICS if (value := record.metrics.get(name)) is not None}  # fmt: skip
+    info = PrivacyInfo(k=record.k, headline_attack=record.headline_attack, reference_model=record.reference,
+                       counts=record.counts, verdict=verdict(record.metrics.get("privleak")))  # fmt: skip
     return info, metrics
 
 
 def _robustness(run_dir: Path, release: DataRelease) -> Robustness | None:
     """`leakbench robustness`'s record in the run folder (robustness.json), if any, checked against the release
-    the lm-eval tasks ran on."""
-    path = run_dir / ROBUSTNESS_RECORD
+    the lm-eval tasks ran on, as the entry holds it."""
+    path = run_dir / RobustnessRecord.FILE
     if not _record_file(path, "a LeakBench robustness record"):
         return None
-    record = _read_json(path)
-    if not isinstance(record, dict) or record.get("kind") != ROBUSTNESS_KIND:
-        raise LeakBenchError(f"{path}: not a LeakBench robustness record (write it with `leakbench robustness`)")
-    _check_release(path, record, release)
+    record = RobustnessRecord.read(path)
+    _check_release(path, record.release, release)
+    q = record.quantize or {}
     try:
-        return Robustness.model_validate(_finite(path, _robustness_entry(record)))
-    except (ValidationError, KeyError, TypeError, AttributeError) as exc:
-        reason = _first_error(exc) if isinstance(exc, ValidationError) else f"missing or malformed {exc}"
+        return Robustness(
+            settings=record.settings,
+            relearn=project(RelearnAttack, record.relearn) if record.relearn else None,
+            quantized=[QuantizationAttack(bits=int(bits), scheme=scheme, model=q[f"{bits}bit"],
+                                          unquantized=q["unlearned"], victim=q[f"victim_{bits}bit"])
+                       for bits, scheme in q.get("schemes", {}).items()],
+            sequential=[project(DeletionRequest, point) for point in record.sequential or ()],
+            scaling=[project(ForgetSetSize, point) for point in record.scaling or ()],
+        )  # fmt: skip
+    except (ValidationError, KeyError, ValueError) as exc:
+        reason = _first_error(exc) if isinstance(exc, ValidationError) else f"quantize: missing or malformed {exc}"
         raise LeakBenchError(f"{path}: not a LeakBench robustness record ({reason})") from None
 
 
-def _check_release(path: Path, record: dict[str, Any], release: DataRelease) -> None:
+def _check_release(path: Path, measured: Release, release: DataRelease) -> None:
     """A record beside lm-eval's results must have been measured on the same release and subset."""
-    measured = record.get("release") or {}
-    if measured.get("hash") != release.hash or measured.get("subset") != release.subset:
+    if measured.hash != release.hash or measured.subset != release.subset:
         raise LeakBenchError(
-            f"{path}: measured on release {measured.get('name')}/{measured.get('subset')}, but the lm-eval tasks ran "
+            f"{path}: measured on release {measured.name}/{measured.subset}, but the lm-eval tasks ran "
             f"on {release.name}/{release.subset}; measure both on the same release and subset"
         )
-
-
-def _robustness_entry(record: dict[str, Any]) -> dict[str, Any]:
-    """A robustness record (`leakbench.robustness`) as the leaderboard entry holds it (`Robustness`)."""
-    out: dict[str, Any] = {"settings": record["settings"]}
-    if record.get("relearn"):
-        r = record["relearn"]
-        keep = ("slice_subjects", "evaluated_subjects", "steps", "lr", "victim", "oracle_attacked", "unlearned",
-                "attacked", "benign", "recovered")  # fmt: skip
-        out["relearn"] = {k: r[k] for k in keep}
-    if record.get("quantize"):
-        q = record["quantize"]
-        out["quantized"] = [
-            {"bits": int(bits), "scheme": scheme, "model": q[f"{bits}bit"], "unquantized": q["unlearned"],
-             "victim": q[f"victim_{bits}bit"]}
-            for bits, scheme in q["schemes"].items()
-        ]
-    keep_request = ("request", "subjects", "steps", "served", "pending", "victim_served", "victim_pending",
-                    "utility_kept")  # fmt: skip
-    out["sequential"] = [{k: p[k] for k in keep_request} for p in record.get("sequential") or ()]
-    keep_size = ("fraction", "subjects", "documents", "steps", "victim", "unlearned", "leak_reduction", "utility_kept")
-    out["scaling"] = [{k: p[k] for k in keep_size} for p in record.get("scaling") or ()]
-    return out
 
 
 def _first_error(exc: ValidationError) -> str:
@@ -563,7 +511,7 @@ def load_leaderboard(path: Path) -> Leaderboard:
     schema versions, invalid content and duplicated entries rather than rewriting them."""
     if not path.exists():
         return Leaderboard()
-    data = _finite(path, _read_json(input_file(path, "leaderboard file")))
+    data = check_finite(_read_json(input_file(path, "leaderboard file")), str(path))
     if not isinstance(data, dict):
         raise LeakBenchError(f"{path}: not a LeakBench leaderboard (expected a JSON object)")
     version = data.get("schema_version")

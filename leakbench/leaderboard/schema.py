@@ -6,9 +6,10 @@ import hashlib
 import json
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field
 
-from leakbench.metrics import METRICS, flat_metrics
+from leakbench.metrics import flat_metrics
+from leakbench.schemas import LeakRates
 
 SCHEMA_VERSION = "1.4"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
@@ -93,13 +94,6 @@ class PrivacyInfo(_Strict):
     )
 
 
-# Leak figures on a set of forget subjects (leakbench.robustness.Measurement.on): the metric table's robustness rows.
-LeakRates = create_model(
-    "LeakRates", __base__=_Strict, __doc__="Leak figures on a set of forget subjects (the robustness metrics).",
-    **{m.key: (float | None, Field(description=m.title)) for m in METRICS if m.robustness},  # type: ignore[call-overload]
-)  # fmt: skip
-
-
 class RelearnAttack(_Strict):
     slice_subjects: int = Field(description="forget subjects whose documents the attack fine-tunes on")
     evaluated_subjects: int = Field(description="the other forget subjects, which every figure here is measured on")
@@ -141,13 +135,6 @@ class ForgetSetSize(_Strict):
     unlearned: LeakRates = Field(description="on the subjects forgotten")
     leak_reduction: float | None = Field(description="1 - direct leak rate / the victim's, on those subjects")
     utility_kept: float | None = Field(description="held-out code bits/byte: the victim's / this model's")
-
-
-ROBUSTNESS_RECORD = "robustness.json"  # in a run folder, written by `leakbench robustness`, read by publish
-# in a run folder while `leakbench run` (re)evaluates it, removed once its run.json is written: a folder still holding
-# it was stopped half-way (new lm-eval results beside old records), and publish refuses it
-INCOMPLETE = "run.incomplete"
-ROBUSTNESS_KIND = "leakbench-robustness"
 
 
 class Robustness(_Strict):
@@ -209,25 +196,6 @@ def entry_metrics(entry: Entry) -> dict[str, float | None]:
         return found.value if found else None
 
     return flat_metrics(lookup, {u.dataset: u.pass_at_1["plus"] for u in entry.utility})
-
-
-class RunRecord(_Strict):
-    """`run.json`, written by `leakbench run` beside each model's lm-eval outputs; `publish` validates it."""
-
-    model_config = ConfigDict(extra="forbid", protected_namespaces=())
-    model_name: str
-    role: Literal["victim", "oracle", "control", "unlearned", "external"]
-    method: str = "none"
-    hyperparameters: dict[str, Any] | Literal["none"] | None = None
-    baseline_model_name: str | None = Field(default=None, description="the victim this model is compared with")
-    oracle_model_name: str | None = Field(default=None, description="the oracle this model is compared with")
-    group: str | None = Field(default=None, description="runs of one configuration that differ only in seeds")
-    parameters: int | None = None
-    model_source: str | None = None
-    seeds: dict[str, int | None] = Field(default_factory=dict)
-    wall_times_s: dict[str, Any] = Field(default_factory=dict)
-    metrics: dict[str, float | None] = Field(default_factory=dict, description="leakbench.metrics.FLAT_METRICS")
-    provenance: dict[str, Any] = Field(default_factory=dict)
 
 
 class Leaderboard(_Strict):
