@@ -48,7 +48,7 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
-from leakbench.schemas import INCOMPLETE, PrivacyRecord, RobustnessRecord, RunRecord, StudySummary
+from leakbench.schemas import INCOMPLETE, PrivacyRecord, RobustnessRecord, RunRecord, StudySummary, VictimRecord
 
 if TYPE_CHECKING:
     from leakbench.robustness import RobustnessConfig
@@ -181,183 +181,286 @@ def comparisons(victim: dict[str, Any], model: dict[str, Any], oracle: dict[str,
     }
 
 
-def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
-    """Run the study into `cfg.out`; returns (and writes) `summary.json`.
+STAGES = ("models", "measure", "unlearn", "robustness", "publish")  # what `leakbench run` does, in order
 
-    Layout: OUT/models/<label> (weights), OUT/runs/<label> (lm-eval outputs, utility.json, privacy.json, run.json:
-    one leaderboard entry each), OUT/summary.json and OUT/summary.md. With several seeds a label carries them
-    (`victim-v1`, `npo-v1-s2`); the table has one row per model kind, mean ± 95% CI over its runs.
-    """
-    import dataclasses
 
-    from leakbench.data import release_hash
-    from leakbench.harness import evaluate
-    from leakbench.privacy import PrivacyConfig, compare, measure
-    from leakbench.unlearn import UnlearnConfig, unlearn
-    from leakbench.victim import VictimConfig, build, reusable
+@dataclass
+class Pair:
+    """One victim and its oracle (None for a study of an external victim without one), named for the board."""
 
-    started = time.perf_counter()
-    data_hash = release_hash(data_dir=cfg.data_dir)
-    out = Path(cfg.out)
-    models, runs = out / "models", out / "runs"
-    timings: dict[str, float] = {}
-    privacy_cfg = PrivacyConfig(subset=cfg.subset, data_dir=cfg.data_dir)
+    victim: Path
+    oracle: Path | None
+    victim_name: str
+    oracle_name: str | None
+    record: dict[str, Any]  # the victim's victim.json (or {})
+    tag: str  # "-v1" for the second victim seed, "" with a single victim
 
-    def timed(label: str, fn: Callable[[], Any]) -> Any:
+
+@dataclass
+class Measured:
+    """The references' figures: what every unlearned model of one pair is compared with."""
+
+    victim: dict[str, float | None]
+    oracle: dict[str, float | None] | None
+    oracle_privacy: dict[str, Any] | None
+
+
+class Study:
+    """`leakbench run` as named stages (`STAGES`) over one state: build or reuse the models, measure them, unlearn
+    and measure each method, attack (robustness), publish. Every stage is resumable: a model built with the same
+    recipe, an unlearned model made with the same method, hyper-parameters and seed, and a run folder measured
+    with the same settings on the same weights are reused, not redone."""
+
+    def __init__(self, cfg: StudyConfig, log: Callable[[str], None] = print) -> None:
+        from leakbench.data import release_hash
+        from leakbench.privacy import PrivacyConfig
+
+        self.cfg, self.log, self.started = cfg, log, time.perf_counter()
+        self.out = Path(cfg.out)
+        self.models, self.runs = self.out / "models", self.out / "runs"
+        self.data_hash = release_hash(data_dir=cfg.data_dir)
+        self.privacy_cfg = PrivacyConfig(subset=cfg.subset, data_dir=cfg.data_dir)
+        self.timings: dict[str, float] = {}
+        self.utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
+        self.runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
+        self.labels: list[str] = []
+        self.family = ""  # what groups the runs of every victim seed: the first victim's name
+        self.attacked: tuple[Path, Path | None, dict[str, str]] | None = None  # robustness: the first pair's models
+        self.robustness: dict[str, Any] = {}
+
+    def timed(self, label: str, fn: Callable[[], Any]) -> Any:
         t = time.perf_counter()
         value = fn()
-        timings[label] = round(time.perf_counter() - t, 1)
+        self.timings[label] = round(time.perf_counter() - t, 1)
         return value
 
-    utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
+    # -- stage: models ---------------------------------------------------------------------------------------
 
-    def evaluate_model(
-        label: str, model_dir: Path, run: dict[str, Any], reference: dict[str, Any] | None
-    ) -> tuple[dict[str, float | None], dict[str, Any]]:
-        run_dir = runs / label
+    def models_stage(self, v: int) -> Pair:
+        """The victim and oracle of victim seed `v`: the given --model/--oracle, or the embedded base fine-tuned
+        with and without the forget set (reused when built with the same recipe and release)."""
+        import dataclasses
+
+        from leakbench.victim import VictimConfig, build, reusable
+
+        cfg = self.cfg
+        tag = f"-v{v}" if cfg.victim_seeds > 1 else ""
+        if cfg.model:
+            victim, oracle = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
+            # folder name plus content: two studies of different victims in folders of the same name stay apart
+            names = model_label(victim), model_label(oracle) if oracle else None
+            self.log(f"[1] victim: {victim}; oracle: {oracle or 'none given (no oracle gaps, no PrivLeak)'}")
+        else:
+            victim, oracle = self.models / f"victim{tag}", self.models / f"oracle{tag}"
+            vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
+            vcfg = dataclasses.replace(vcfg, seed=vcfg.seed + v)
+            names = f"leakbench-tiny-{vcfg.key()[:8]}", f"leakbench-tiny-{vcfg.key()[:8]}/oracle"
+            self.log(f"[1] {self._step(v)}victim and oracle: fine-tune (or reuse) the embedded base with and without "
+                     "the forget set")  # fmt: skip
+            for label, folder, c in ((f"victim{tag}", victim, vcfg),
+                                     (f"oracle{tag}", oracle, dataclasses.replace(vcfg, oracle=True))):  # fmt: skip
+                # cached by configuration and release: reused when built with the same, rebuilt when either changed
+                stale = (folder / VictimRecord.FILE).is_file() and not reusable(model_record(folder), c, self.data_hash)
+                self.timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s,
+                                                                       log=self.log))  # fmt: skip
+        self.family = self.family or names[0]
+        return Pair(victim, oracle, names[0], names[1], model_record(victim), tag)
+
+    # -- stage: measure --------------------------------------------------------------------------------------
+
+    def evaluation_key(self, model_dir: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
+        """What a run folder's figures depend on: the weights, the reference privacy record and every setting."""
+        cfg = self.cfg
+        return {"model": model_label(model_dir), "reference": (reference or {}).get("model"),
+                "release": self.data_hash, "subset": cfg.subset, "tasks": STUDY_TASKS, "ner": cfg.ner,
+                "batch_size": cfg.batch_size, "limit": cfg.limit, "backend": cfg.backend, "model_args": cfg.model_args,
+                "utility": [f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets],
+                "max_new_tokens": cfg.max_new_tokens}  # fmt: skip
+
+    def measure(self, label: str, model_dir: Path, run: dict[str, Any], reference: dict[str, Any] | None
+                ) -> tuple[dict[str, float | None], dict[str, Any]]:  # fmt: skip
+        """One model's figures in OUT/runs/LABEL: lm-eval's tasks, EvalPlus and privacy, then run.json (what
+        publish makes an entry of). A folder measured with the same key (`evaluation_key`) is reused."""
+        from leakbench.harness import evaluate
+        from leakbench.privacy import compare, measure
+
+        cfg, run_dir = self.cfg, self.runs / label
+        key = self.evaluation_key(model_dir, reference)
+        done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
+        if done is not None and done.evaluation == key and (run_dir / PrivacyRecord.FILE).is_file():
+            self.log(f"    {label}: measured already with these settings (reused)")
+            done = RunRecord(**{**run, "model_source": _study_source(model_dir, self.out), "metrics": done.metrics,
+                                "evaluation": key, "provenance": done.provenance})  # fmt: skip
+            done.write(run_dir)  # the names and seeds of this study (the figures are the folder's)
+            return done.metrics, PrivacyRecord.read(run_dir).dump()
         # A re-evaluation replaces lm_eval/, utility/, privacy.json and run.json one after another; until run.json
         # is written the folder says it is incomplete, so a stop half-way (new results beside old records) is
         # refused by publish rather than published as a mix. Written first, removed last.
         write_text_atomic(run_dir / INCOMPLETE, "being evaluated by `leakbench run`; publish refuses this folder "
                           "until the evaluation finishes\n")  # fmt: skip
-        log(f"    {label}: {', '.join(STUDY_TASKS)} on the {cfg.subset} subset")
-        results = timed(f"eval_{label}", lambda: evaluate(
+        self.log(f"    {label}: {', '.join(STUDY_TASKS)} on the {cfg.subset} subset")
+        results = self.timed(f"eval_{label}", lambda: evaluate(
             model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
             batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
         ))  # fmt: skip
         pass_at_1 = {}
-        for dataset, mini in utility_sets:
+        for dataset, mini in self.utility_sets:
             from leakbench.utility import run_utility
 
-            log(f"    {label}: EvalPlus {dataset}{'-mini' if mini else ''}")
-            record = timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
+            self.log(f"    {label}: EvalPlus {dataset}{'-mini' if mini else ''}")
+            record = self.timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
                 run_dir / "utility" / d, d, model_dir=model_dir, mini=m, data_dir=cfg.evalplus_dir,
                 limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
             ))  # fmt: skip
             pass_at_1[dataset] = record["pass@1"]["plus"]
-        log(f"    {label}: memorization and membership inference (leakbench privacy)")
-        privacy = timed(f"privacy_{label}", lambda: measure(model_dir, privacy_cfg, reference=reference))
+        self.log(f"    {label}: memorization and membership inference (leakbench privacy)")
+        privacy = self.timed(f"privacy_{label}", lambda: measure(model_dir, self.privacy_cfg, reference=reference))
         if reference is None and run["role"] == "oracle":  # the oracle against itself: 0 and 1 by construction
             privacy["metrics"].update(compare(privacy, privacy))
             privacy["reference"] = privacy["model"]
         PrivacyRecord.parse(privacy, f"{label}'s privacy record").write(run_dir)
         (run_dir / RobustnessRecord.FILE).unlink(missing_ok=True)  # attacks on an earlier model of this label
         metrics = study_metrics(results, pass_at_1, privacy["metrics"])
-        record = RunRecord(**run, model_source=_study_source(model_dir, out), metrics=metrics,
-                           provenance=provenance())  # fmt: skip
-        record.write(run_dir)
+        RunRecord(**run, model_source=_study_source(model_dir, self.out), metrics=metrics, evaluation=key,
+                  provenance=provenance()).write(run_dir)  # fmt: skip
         (run_dir / INCOMPLETE).unlink()
         return metrics, privacy
 
-    robustness: dict[str, dict[str, Any]] = {}
-    attacked: tuple[Path, Path | None, dict[str, str]] = (Path(), None, {})
-    runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
-    labels: list[str] = []
-    family = ""
-    for v in range(cfg.victim_seeds):
-        tag = f"-v{v}" if cfg.victim_seeds > 1 else ""
-        step = f"[victim {v + 1}/{cfg.victim_seeds}] " if cfg.victim_seeds > 1 else ""
-        oracle_dir: Path | None
-        if cfg.model:
-            victim_dir, oracle_dir = Path(cfg.model), Path(cfg.oracle) if cfg.oracle else None
-            # folder name plus content: two studies of different victims in folders of the same name stay apart
-            victim_name = model_label(victim_dir)
-            oracle_name = model_label(oracle_dir) if oracle_dir else None
-            log(f"[1] victim: {victim_dir}; oracle: {oracle_dir or 'none given (no oracle gaps, no PrivLeak)'}")
-        else:
-            victim_dir, oracle_dir = models / f"victim{tag}", models / f"oracle{tag}"
-            vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
-            vcfg = dataclasses.replace(vcfg, seed=vcfg.seed + v)
-            victim_name = f"leakbench-tiny-{vcfg.key()[:8]}"
-            oracle_name = f"{victim_name}/oracle"
-            log(f"[1] {step}victim and oracle: fine-tune (or reuse) the embedded base with and without the forget set")
-            for label, folder, c in (
-                (f"victim{tag}", victim_dir, vcfg),
-                (f"oracle{tag}", oracle_dir, dataclasses.replace(vcfg, oracle=True)),
-            ):
-                # cached by configuration and release: reused when built with the same, rebuilt when either changed
-                stale = (folder / "victim.json").is_file() and not reusable(model_record(folder), c, data_hash)
-                timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s, log=log))
-        vrecord = model_record(victim_dir)
-        family = family if v else victim_name  # what groups the runs of every seed: the first victim's name
-        log(f"[2] {step}leak, near-neighbour, held-out code, EvalPlus and privacy on the victim and the oracle")
-        oracle_metrics = oracle_privacy = None
-        if oracle_dir is not None:
-            orecord = model_record(oracle_dir)
-            oracle_run = _built_run(oracle_name, "oracle", orecord, baseline_model_name=victim_name,
-                                    group=f"{family}/oracle")  # fmt: skip
-            oracle_metrics, oracle_privacy = evaluate_model(f"oracle{tag}", oracle_dir, oracle_run, None)
-        victim_run = _built_run(victim_name, "victim", vrecord, oracle_model_name=oracle_name, group=f"{family}/victim")
-        victim_metrics, _ = evaluate_model(f"victim{tag}", victim_dir, victim_run, oracle_privacy)
-        found = [("victim", f"victim{tag}", victim_metrics, None)]
-        if oracle_metrics is not None:
-            found.append(("oracle", f"oracle{tag}", oracle_metrics, None))
+    def measure_stage(self, pair: Pair) -> Measured:
+        """The oracle (against itself) and the victim (against the oracle)."""
+        self.log(f"[2] {self._step(pair)}leak, near-neighbour, held-out code, EvalPlus and privacy on the victim and "
+                 "the oracle")  # fmt: skip
+        oracle = oracle_privacy = None
+        if pair.oracle is not None:
+            run = _built_run(pair.oracle_name or "", "oracle", model_record(pair.oracle),
+                             baseline_model_name=pair.victim_name, group=f"{self.family}/oracle")  # fmt: skip
+            oracle, oracle_privacy = self.measure(f"oracle{pair.tag}", pair.oracle, run, None)
+        run = _built_run(pair.victim_name, "victim", pair.record, oracle_model_name=pair.oracle_name,
+                         group=f"{self.family}/victim")  # fmt: skip
+        victim, _ = self.measure(f"victim{pair.tag}", pair.victim, run, oracle_privacy)
+        self._add("victim", f"victim{pair.tag}", victim, Measured(victim, oracle, oracle_privacy))
+        if oracle is not None:
+            self._add("oracle", f"oracle{pair.tag}", oracle, Measured(victim, oracle, oracle_privacy))
+        return Measured(victim, oracle, oracle_privacy)
+
+    # -- stage: unlearn --------------------------------------------------------------------------------------
+
+    def unlearn_stage(self, pair: Pair, refs: Measured) -> dict[str, str]:
+        """Every method at every seed from the pair's victim, each measured; returns each method's first label."""
+        import dataclasses
+
+        from leakbench.unlearn import UnlearnConfig, reusable_unlearned, unlearn
+
+        cfg, first = self.cfg, {}
         for i, method in enumerate(cfg.methods, 3):
-            base_ucfg = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
+            base = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
             for s in range(cfg.seeds):
-                label = f"{method}{tag}" + (f"-s{s}" if cfg.seeds > 1 else "")
-                log(f"[{i}] {step}unlearning: {method}" + (f" (seed {s + 1}/{cfg.seeds})" if cfg.seeds > 1 else ""))
-                ucfg = dataclasses.replace(base_ucfg, seed=base_ucfg.seed + s)
-                record = timed(f"unlearn_{label}", lambda u=ucfg, lab=label, vd=victim_dir: unlearn(
-                    vd, models / lab, u, data_dir=cfg.data_dir, overwrite=True, log=log))  # fmt: skip
+                label = f"{method}{pair.tag}" + (f"-s{s}" if cfg.seeds > 1 else "")
+                first.setdefault(method, label)
+                self.log(f"[{i}] {self._step(pair)}unlearning: {method}"
+                         + (f" (seed {s + 1}/{cfg.seeds})" if cfg.seeds > 1 else ""))  # fmt: skip
+                ucfg = dataclasses.replace(base, seed=base.seed + s)
+                record = reusable_unlearned(self.models / label, pair.victim, ucfg, self.data_hash)
+                if record is not None:
+                    self.log(f"    {label}: unlearned already with these settings (reused)")
+                else:
+                    record = self.timed(f"unlearn_{label}", lambda u=ucfg, lab=label: unlearn(
+                        pair.victim, self.models / lab, u, data_dir=cfg.data_dir, overwrite=True,
+                        log=self.log))  # fmt: skip
+                vrecord = pair.record
                 run = {
-                    "model_name": f"{victim_name}/{method}" + (f"@seed{ucfg.seed}" if cfg.seeds > 1 else ""),
-                    "role": "unlearned", "method": method, "group": f"{family}/{method}",
-                    "hyperparameters": record["hyperparameters"], "baseline_model_name": victim_name,
-                    "oracle_model_name": oracle_name, "parameters": vrecord.get("parameters"),
+                    "model_name": f"{pair.victim_name}/{method}" + (f"@seed{ucfg.seed}" if cfg.seeds > 1 else ""),
+                    "role": "unlearned", "method": method, "group": f"{self.family}/{method}",
+                    "hyperparameters": record["hyperparameters"], "baseline_model_name": pair.victim_name,
+                    "oracle_model_name": pair.oracle_name, "parameters": vrecord.get("parameters"),
                     "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
                     "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
                 }  # fmt: skip
-                metrics, _ = evaluate_model(label, models / label, run, oracle_privacy)
-                unlearn_info = {k: record[k] for k in ("hyperparameters", "steps", "wall_time_s", "loss_before",
-                                                       "loss_after")}  # fmt: skip
-                found.append((method, label, metrics, unlearn_info))
-        if v == 0:  # the robustness stage attacks the first victim's models: each method's first seed
-            first: dict[str, str] = {}
-            for row, label, _, unlearn_info in found:
-                if unlearn_info:
-                    first.setdefault(row, label)
-            attacked = (victim_dir, oracle_dir, first)
-        for row, label, metrics, unlearn_info in found:
-            labels.append(label)
-            runs_of.setdefault(row, []).append({
-                "label": label, "metrics": metrics,
-                "comparisons": comparisons(victim_metrics, metrics, oracle_metrics),
-                **({"unlearn": unlearn_info} if unlearn_info else {}),
-            })  # fmt: skip
-    rows = {row: summarize(row_runs) for row, row_runs in runs_of.items()}
+                metrics, _ = self.measure(label, self.models / label, run, refs.oracle_privacy)
+                self._add(method, label, metrics, refs, {k: record[k] for k in (
+                    "hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")})  # fmt: skip
+        return first
 
-    def summarized(**extra: Any) -> dict[str, Any]:
-        return provenance(
-            kind="study", subset=cfg.subset, methods=list(cfg.methods), seeds=cfg.seeds,
-            victim_seeds=cfg.victim_seeds, ner=cfg.ner, utility=[f"{d}{'-mini' if m else ''}" for d, m in utility_sets],
-            rows=rows, **extra, timings_s=timings, wall_time_s=round(time.perf_counter() - started, 1),
-        )  # fmt: skip
+    # -- stages: robustness, publish -------------------------------------------------------------------------
 
-    step = len(cfg.methods) + 3
-    if cfg.robustness:
+    def robustness_stage(self) -> None:
+        """The attacks on the first pair's unlearned models (each method's first seed); the summary is written
+        first, so that `leakbench robustness OUT` can take a failed stage up again."""
         from leakbench.robustness import RobustnessConfig, study_stage
 
-        # the measurements first: should the stage fail, `leakbench robustness OUT` can take it up again
-        write_summary(out, summarized(), rows)
-        log(f"[{step}] robustness: relearning and quantization attacks, sequential deletion requests, forget-set "
-            "scaling")  # fmt: skip
-        victim_dir, oracle_dir, first = attacked
-        robustness = timed("robustness", lambda: study_stage(
-            out, victim_dir, oracle_dir, first, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
-            data_dir=cfg.data_dir, ner=cfg.ner, log=log))  # fmt: skip
-        step += 1
-    published = None
-    board = Path(cfg.publish_to) if cfg.publish_to is not None else out
-    if cfg.publish:
-        from leakbench.leaderboard import publish
+        assert self.attacked is not None
+        self.write()
+        self.log(f"[{len(self.cfg.methods) + 3}] robustness: relearning and quantization attacks, sequential "
+                 "deletion requests, forget-set scaling")  # fmt: skip
+        victim, oracle, first = self.attacked
+        self.robustness = self.timed("robustness", lambda: study_stage(
+            self.out, victim, oracle, first, RobustnessConfig(**self.cfg.robustness_options), subset=self.cfg.subset,
+            data_dir=self.cfg.data_dir, ner=self.cfg.ner, log=self.log))  # fmt: skip
 
-        log(f"[{step}] publishing into {board}")
-        published = publish([runs / label for label in labels], board / "leaderboard.json", board / "index.html")
-    summary = summarized(published=published, **({"robustness": robustness} if robustness else {}))
-    for folder in dict.fromkeys([out, board] if cfg.publish else [out]):  # the study's folder and the board's
-        write_summary(folder, summary, rows)
-    return summary
+    def publish_stage(self) -> dict[str, Any]:
+        """Every run folder into the leaderboard (the study's folder, or --publish-to) and the summary written
+        beside it; returns the summary."""
+        cfg, board, published = self.cfg, Path(self.cfg.publish_to or self.out), None
+        if cfg.publish:
+            from leakbench.leaderboard import publish
+
+            self.log(f"[{len(cfg.methods) + 3 + cfg.robustness}] publishing into {board}")
+            published = publish([self.runs / label for label in self.labels], board / "leaderboard.json",
+                                board / "index.html")  # fmt: skip
+        summary = self.summary(published=published)
+        for folder in dict.fromkeys([self.out, board] if cfg.publish else [self.out]):  # the study's and the board's
+            write_summary(folder, summary, summary["rows"])
+        return summary
+
+    # -- the state -------------------------------------------------------------------------------------------
+
+    def _add(self, row: str, label: str, metrics: dict[str, float | None], refs: Measured,
+             unlearn_info: dict[str, Any] | None = None) -> None:  # fmt: skip
+        self.labels.append(label)
+        self.runs_of.setdefault(row, []).append({
+            "label": label, "metrics": metrics, "comparisons": comparisons(refs.victim, metrics, refs.oracle),
+            **({"unlearn": unlearn_info} if unlearn_info else {}),
+        })  # fmt: skip
+
+    def _step(self, v: int | Pair) -> str:
+        n = self.cfg.victim_seeds
+        index = v if isinstance(v, int) else int(v.tag[2:] or 0)
+        return f"[victim {index + 1}/{n}] " if n > 1 else ""
+
+    def summary(self, **extra: Any) -> dict[str, Any]:
+        cfg = self.cfg
+        rows = {row: summarize(row_runs) for row, row_runs in self.runs_of.items()}
+        if self.robustness:
+            extra["robustness"] = self.robustness
+        return provenance(
+            kind="study", subset=cfg.subset, methods=list(cfg.methods), seeds=cfg.seeds,
+            victim_seeds=cfg.victim_seeds, ner=cfg.ner,
+            utility=[f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets], rows=rows, **extra,
+            timings_s=self.timings, wall_time_s=round(time.perf_counter() - self.started, 1),
+        )  # fmt: skip
+
+    def write(self) -> None:
+        summary = self.summary()
+        write_summary(self.out, summary, summary["rows"])
+
+
+def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the study into `cfg.out` stage by stage (`STAGES`); returns (and writes) `summary.json`.
+
+    Layout: OUT/models/<label> (weights), OUT/runs/<label> (lm-eval outputs, utility.json, privacy.json, run.json:
+    one leaderboard entry each), OUT/summary.json and OUT/summary.md. With several seeds a label carries them
+    (`victim-v1`, `npo-v1-s2`); the table has one row per model kind, mean ± 95% CI over its runs.
+    """
+    study = Study(cfg, log)
+    for v in range(cfg.victim_seeds):
+        pair = study.models_stage(v)
+        refs = study.measure_stage(pair)
+        first = study.unlearn_stage(pair, refs)
+        if v == 0:  # the robustness stage attacks the first victim's models: each method's first seed
+            study.attacked = (pair.victim, pair.oracle, first)
+    if cfg.robustness:
+        study.robustness_stage()
+    return study.publish_stage()
 
 
 def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:

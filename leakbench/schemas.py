@@ -210,7 +210,9 @@ class UnlearnRecord(Record):
     subset: str
     data_release_hash: str
     source_model: str
-    victim: dict[str, Any] = Field(description="the record of the model unlearned from (victim.json), if any")
+    source_model_label: str | None = Field(default=None, description="the model unlearned from, by folder name and "
+                                           "content fingerprint (records.model_label)")
+    victim: str | dict[str, Any] = Field(description="what the model unlearned from says it is (its record's `victim`)")
     distributed: dict[str, Any] | None
     early_stopping: None = None
     loss_before: Losses
@@ -374,6 +376,9 @@ class RunRecord(Record):
     seeds: dict[str, int | None] = Field(default_factory=dict)
     wall_times_s: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, float | None] = Field(default_factory=dict, description="one per leakbench.metrics.METRICS row")
+    evaluation: dict[str, Any] | None = Field(
+        default=None, description="what the figures depend on (the weights' label, the reference, the settings): "
+        "`leakbench run` reuses a folder measured with the same")
     provenance: dict[str, Any] = Field(default_factory=dict)
 
 

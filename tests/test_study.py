@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from leakbench.leaderboard.schema import RunRecord
 from leakbench.pipeline import StudyConfig, comparisons, run_study, table
 from leakbench.records import UsageError
+from leakbench.schemas import RunRecord
 
 
 def _metrics(**changes):

@@ -19,17 +19,19 @@ from pathlib import Path
 from typing import Any
 
 from leakbench.records import (
+    LeakBenchError,
     UsageError,
     atomic_dir,
     check_not_aliased,
     check_number,
     check_release,
-    dumps_record,
+    model_label,
     model_record,
     provenance,
 )
+from leakbench.schemas import UnlearnRecord
 
-RECORD = "unlearn.json"
+RECORD = UnlearnRecord.FILE
 ALL = "all"
 
 
@@ -313,6 +315,7 @@ def unlearn(
             subset=subset,
             data_release_hash=data_hash,
             source_model=str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
+            source_model_label=model_label(model_dir),
             victim=record.get("victim", record),
             distributed=world(trainer) if trainer is not None else None,
             early_stopping=None,  # none: every run takes its full step budget
@@ -322,7 +325,7 @@ def unlearn(
         )
         if main:
             save_model(model, tokenizer, tmp, scratch=tmp / "_trainer")
-            (tmp / RECORD).write_text(dumps_record(result))
+            UnlearnRecord.parse(result, f"{out}/{RECORD}").write(tmp)
     if trainer is not None:
         trainer.accelerator.wait_for_everyone()
     log(f"{cfg.method}: forget loss {before['forget']:.3f} -> {after['forget']:.3f}, values "
@@ -381,3 +384,28 @@ def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) ->
                     sums["values"][1] += int(values.sum())
     model.train(was_training)
     return {name: total / max(count, 1) for name, (total, count) in sums.items()}
+
+
+def recorded_hyperparameters(cfg: UnlearnConfig) -> dict[str, Any]:
+    """The hyper-parameters `unlearn.json` records for `cfg` (as JSON reads them back)."""
+    import json
+
+    chosen = {**{k: v for k, v in asdict(cfg).items() if k not in ("method", "params", "beta")}, **cfg.hyper()}
+    return json.loads(json.dumps(chosen))
+
+
+def reusable_unlearned(out: str | Path, model_dir: str | Path, cfg: UnlearnConfig, data_hash: str
+                       ) -> dict[str, Any] | None:  # fmt: skip
+    """The record of an unlearned model in `out` made from `model_dir` with exactly `cfg` on the release
+    `data_hash` (the study reuses it), or None when there is none or it was made otherwise."""
+    try:
+        found = UnlearnRecord.find(out)
+    except LeakBenchError:
+        return None  # a damaged record: made again
+    source = Path(model_dir)
+    if found is None or not (Path(out) / "config.json").is_file():
+        return None
+    same = (found.method == cfg.method and found.seed == cfg.seed and found.data_release_hash == data_hash
+            and found.hyperparameters == recorded_hyperparameters(cfg)
+            and found.source_model_label is not None and found.source_model_label == model_label(source))  # fmt: skip
+    return found.dump() if same else None
