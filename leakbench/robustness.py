@@ -248,13 +248,8 @@ class Meter:
         from lm_eval.models.huggingface import HFLM
 
         from leakbench.harness import quiet_known_notices
-        from leakbench.privacy import (
-            DEFAULT_K,
-            document_requests,
-            exact_memorization,
-            membership_scores,
-            value_stats,
-        )
+        from leakbench.membership import ATTACKS as MEMBERSHIP
+        from leakbench.privacy import DEFAULT_K, document_requests, exact_memorization, value_stats
         from leakbench.training import context_length
 
         model.eval()
@@ -277,7 +272,7 @@ class Meter:
             for occurrence, st in zip(doc["occurrences"], per_doc, strict=True):
                 if st is None:
                     continue
-                score = membership_scores(st, DEFAULT_K)[HEADLINE_ATTACK]
+                score = MEMBERSHIP[HEADLINE_ATTACK](st, DEFAULT_K)
                 if i >= len(self.forget):
                     non_members.append(score)
                 else:
@@ -332,10 +327,10 @@ def load_quantized(model_dir: str | Path, bits: int) -> tuple[Any, Any]:
                                           llm_int8_skip_modules=full_precision_layers(model_dir))  # fmt: skip
     else:
         raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
-    from leakbench.privacy import check_device
+    from leakbench.training import choose_device
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization,
-                                                 device_map=check_device(None))  # fmt: skip
+                                                 device_map=choose_device(None))  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -410,11 +405,10 @@ class Robustness:
 
     def load_model(self, model_dir: str | Path) -> tuple[Any, Any]:
         """A model directory loaded on the GPU when there is one (else the CPU), with its tokenizer."""
-        from leakbench.privacy import check_device
-        from leakbench.training import load_causal_lm
+        from leakbench.training import choose_device, load_causal_lm
 
         model, tokenizer = load_causal_lm(model_dir)
-        return model.to(check_device(None)), tokenizer
+        return model.to(choose_device(None)), tokenizer
 
     def _measure_dir(self, model_dir: str | Path) -> Measurement:
         return self.meter.measure(*self.load_model(model_dir))
