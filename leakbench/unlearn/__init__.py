@@ -251,13 +251,14 @@ class UnlearnConfig:
         return out
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
+def parse_params(pairs: list[str], option: str = "--param") -> dict[str, str]:
     """`--param NAME=VALUE` options as a dict (values parsed later, against the method's hyper-parameters)."""
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"--param {pair!r}: expected NAME=VALUE (e.g. --param margin=0.5)")
+            example = " (e.g. --param margin=0.5)" if option == "--param" else ""
+            raise UsageError(f"{option} {pair!r}: expected NAME=VALUE{example}")
         out[name.strip().replace("-", "_")] = value.strip()
     return out
 
