@@ -30,8 +30,8 @@ from leakbench.records import (
     input_file,
     os_error_message,
 )
-from leakbench.robustness import AXES, RobustnessConfig
-from leakbench.unlearn import METHODS, UnlearnConfig
+from leakbench.robustness import ATTACKS, AXES, RobustnessConfig
+from leakbench.unlearn import METHODS, OPTIONS, PARAMS, UnlearnConfig
 from leakbench.utility import GENERATION_BATCH_SIZE, GT_TIME_LIMIT_FACTOR, MAX_NEW_TOKENS, MIN_TIME_LIMIT
 from leakbench.victim import VictimConfig
 
@@ -55,6 +55,18 @@ app.add_typer(victim_app, name="victim")
 
 console = Console()
 err_console = Console(stderr=True)
+
+
+# Help texts list what the registries hold (outside packages' entries by name: their declarations load on use).
+def _using(param: str) -> str:
+    """The built-in methods that read a hyper-parameter."""
+    return ", ".join(m for m in METHODS.builtin if param in METHODS[m].defaults)
+
+
+_METHODS = ", ".join(METHODS)
+_METHOD_TITLES = ", ".join(METHODS[m].title for m in METHODS.builtin)
+_PARAMS = "; ".join(f"{k} ({_using(k)})" for k in PARAMS if k not in OPTIONS)
+_ATTACK_TITLES = "; ".join(ATTACKS[a].title for a in AXES)
 
 
 def _version(value: bool) -> None:
@@ -254,21 +266,22 @@ def victim_build(
     build(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
 
 
-@app.command("unlearn")
+@app.command("unlearn", help=(
+    "Make a model forget the forget set on the HF Trainer (`accelerate launch -m leakbench unlearn` for several "
+    f"processes or GPUs): {_METHOD_TITLES}" + "".join(f", {m}" for m in METHODS if m not in METHODS.builtin) + "."))
 def unlearn_cmd(
     model: Annotated[str, typer.Option("--model", help="Victim model directory (or hub id).")],
-    method: Annotated[str, typer.Option(help=f"One of: {', '.join(METHODS)}.")],
+    method: Annotated[str, typer.Option(help=f"One of: {_METHODS}.")],
     out: Annotated[Path, typer.Option("--out", help="Directory for the unlearned model and unlearn.json.")],
     steps: Annotated[int | None, typer.Option(help="Optimizer steps (default: the method's).")] = None,
     lr: Annotated[float | None, typer.Option(help="Learning rate (default: the method's).")] = None,
     retain_weight: Annotated[
         float | None, typer.Option(help="Weight of the retain term (NLL, KL or RMU's activation match).")
     ] = None,
-    beta: Annotated[float | None, typer.Option(help="Inverse temperature of NPO, SimNPO, span, DPO, PLUM.")] = None,
+    beta: Annotated[float | None, typer.Option(help=f"Inverse temperature ({_using('beta')}).")] = None,
     param: Annotated[
         list[str] | None,
-        typer.Option(help="A method's other hyper-parameter as NAME=VALUE (repeatable), e.g. margin=0.5 "
-                          "(SimNPO), layer=2 / steering=20 (RMU), forget_loss=ga (span), rounds=3 (PLUM)."),
+        typer.Option(help=f"A method's other hyper-parameter as NAME=VALUE (repeatable), e.g. margin=0.5: {_PARAMS}."),
     ] = None,
     batch_size: Annotated[
         int, typer.Option(help="Forget/retain pairs per step, over all processes (the global batch).")
@@ -283,8 +296,6 @@ def unlearn_cmd(
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
 ) -> None:
-    """Make a model forget the forget set on the HF Trainer (`accelerate launch -m leakbench unlearn` for
-    several processes or GPUs): GA, GA+GD, GA+KL (Gu et al.), NPO, SimNPO, RMU, span-aware, redaction DPO, PLUM."""
     from leakbench.unlearn import parse_params, unlearn
 
     cfg = UnlearnConfig(
@@ -473,7 +484,7 @@ def run_cmd(
     ),
     subset: Annotated[str, typer.Option(help="mini (50 subjects, CPU) or full.")] = StudyConfig.subset,
     methods: Annotated[
-        str, typer.Option(help=f"Comma-separated unlearning methods, or 'all' ({', '.join(METHODS)}).")
+        str, typer.Option(help=f"Comma-separated unlearning methods, or 'all' ({_METHODS}).")
     ] = ",".join(StudyConfig.methods),
     model: Annotated[
         str | None, typer.Option(help="Use this victim model directory instead of building the embedded one.")
@@ -510,11 +521,11 @@ def run_cmd(
     ] = 1,
     robustness: Annotated[
         bool,
-        typer.Option(help="Also attack each method's first run: relearning, 8/4-bit quantization, sequential "
-                     "deletion requests, forget-set scaling (about 4 minutes per method on mini, 2 CPU cores)."),
+        typer.Option(help=f"Also attack each method's first run: {_ATTACK_TITLES} (about 4 minutes per method "
+                     "on mini, 2 CPU cores)."),
     ] = False,
     robustness_axes: Annotated[
-        str, typer.Option(help=f"With --robustness: the axes, comma-separated ({', '.join(AXES)}).")
+        str, typer.Option(help=f"With --robustness: the attacks, comma-separated ({', '.join(ATTACKS)}).")
     ] = ",".join(AXES),
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
 ) -> None:
@@ -573,13 +584,18 @@ def _print_robustness(records: dict) -> None:
     console.print(robustness_table(records), markup=False, highlight=False, soft_wrap=True)
 
 
-@app.command("robustness")
+@app.command("robustness", help=(
+    f"Is it really forgotten? Attack a finished study's unlearned models (each method's first run): {_ATTACK_TITLES}"
+    + "".join(f"; {a}" for a in ATTACKS if a not in AXES) + ". Adds the table to the study's summary and "
+    "robustness.json to each run folder; `leakbench publish` then puts it on the leaderboard."))
 def robustness_cmd(
     study: Annotated[Path, typer.Argument(help="The --out folder of a finished `leakbench run`.")],
     methods: Annotated[
         str | None, typer.Option(help="Comma-separated methods of the study (default: all of them).")
     ] = None,
-    axes: Annotated[str, typer.Option(help=f"Comma-separated: {', '.join(AXES)}.")] = ",".join(AXES),
+    axes: Annotated[
+        str, typer.Option(help=f"Attacks, comma-separated: {', '.join(ATTACKS)} (default: {', '.join(AXES)}).")
+    ] = ",".join(AXES),
     relearn_fraction: Annotated[
         float, typer.Option(help="Relearning: share of the forget subjects whose documents the attack trains on.")
     ] = RobustnessConfig.relearn_fraction,
@@ -600,12 +616,12 @@ def robustness_cmd(
     ner: Annotated[
         str | None, typer.Option(help="Presidio NER model for the leak scorer, or 'none' (default: the study's).")
     ] = None,
+    option: Annotated[
+        list[str] | None, typer.Option(help="An outside attack's own option as NAME=VALUE (repeatable).")
+    ] = None,
 ) -> None:
-    """Is it really forgotten? Attack a finished study's unlearned models (each method's first run): a relearning
-    attack on a slice of the forget subjects and its benign variant, 8/4-bit quantization, K sequential deletion
-    requests and nested forget-set sizes. Adds the table to the study's summary and robustness.json to each run
-    folder; `leakbench publish` then puts it on the leaderboard."""
     from leakbench.pipeline import add_robustness
+    from leakbench.unlearn import parse_params
 
     def numbers(option: str, text: str, kind: type) -> tuple:
         try:
@@ -615,7 +631,8 @@ def robustness_cmd(
 
     cfg = RobustnessConfig(axes=_items(axes), relearn_fraction=relearn_fraction, relearn_steps=relearn_steps,
                            relearn_lr=relearn_lr, bits=numbers("--bits", bits, int), requests=requests,
-                           sizes=numbers("--sizes", sizes, float), probes=probes, seed=seed)  # fmt: skip
+                           sizes=numbers("--sizes", sizes, float), probes=probes, seed=seed,
+                           options=parse_params(option or [], "--option"))  # fmt: skip
     summary = add_robustness(study, cfg, methods=_items(methods) if methods else None, model=model, oracle=oracle,
                              data_dir=data_dir, ner=ner, log=console.print)  # fmt: skip
     _print_robustness(summary["robustness"])

@@ -79,9 +79,9 @@ def evaluate(
 
     check_backend(backend, model_args)
     if device is None and backend == "hf":
-        import torch
+        from leakbench.training import choose_device
 
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = choose_device(None)
     manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
     with quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
         results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,

@@ -15,6 +15,7 @@ from typing import Any
 
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.subjects import FIELDS
+from leakbench.membership import BUILTIN as BUILTIN_MEMBERSHIP_ATTACKS
 from leakbench.records import LeakBenchError, write_text_atomic
 from leakbench.resources import resource_dir
 from leakbench.scoring.taxonomy import INDIRECT_LEAK_KINDS
@@ -39,7 +40,7 @@ PROBE_METRICS = (*SUMMARY_METRICS, *KIND_METRICS, *FIELD_METRICS, *PROBE_KIND_ME
 # `leakbench privacy`'s figures (leakbench.privacy computes them), published beside lm-eval's tasks under this name.
 PRIVACY = "leakbench_privacy"
 EVALPLUS = "evalplus"  # EvalPlus pass@1 (plus tests), by dataset: leakbench.utility
-ATTACKS = ("loss", "zlib", "min_k", "min_k_plus_plus")  # membership scores; `mia_<attack>` is each one's AUC
+ATTACKS = BUILTIN_MEMBERSHIP_ATTACKS  # loss, zlib, min_k, min_k_plus_plus; `mia_<attack>` is each one's AUC
 HEADLINE_ATTACK = "min_k_plus_plus"  # the AUC `privleak` compares
 PRIVLEAK_TOLERANCE = 10.0  # percent: |PrivLeak| within it reads as neither under- nor over-unlearned
 

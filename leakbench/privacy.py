@@ -24,29 +24,19 @@ from __future__ import annotations
 
 import math
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leakbench import membership
+from leakbench.membership import ValueStats
 from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
 from leakbench.records import DataError, UsageError, check_number, check_release, model_label, model_record, provenance
 from leakbench.schemas import PrivacyRecord
+from leakbench.training import choose_device
 
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs
-
-
-@dataclass
-class ValueStats:
-    """Per token of one scored value: log p(token | prefix), whether it is the argmax, and the mean and standard
-    deviation of log p(. | prefix) under p (Min-K%++'s standardization)."""
-
-    text: str
-    logprobs: list[float]
-    correct: list[bool]
-    mean: list[float]
-    std: list[float]
 
 
 # --- metrics on known inputs -----------------------------------------------------------------------------------
@@ -63,23 +53,10 @@ def extraction_strength(correct: Sequence[bool]) -> float:
     return 1 - k / len(correct)
 
 
-def _lowest_mean(values: Sequence[float], k: float) -> float:
-    n = max(1, int(len(values) * k))
-    return sum(sorted(values)[:n]) / n
-
-
 def membership_scores(stats: ValueStats, k: float = DEFAULT_K) -> dict[str, float]:
-    """The four membership scores of one value (lower = more likely a member)."""
-    loss = -sum(stats.logprobs) / len(stats.logprobs)
-    standardized = [
-        (lp - mu) / sd if sd > 0 else 0.0 for lp, mu, sd in zip(stats.logprobs, stats.mean, stats.std, strict=True)
-    ]
-    return {
-        "loss": loss,
-        "zlib": loss / len(zlib.compress(stats.text.encode("utf-8"))),
-        "min_k": -_lowest_mean(stats.logprobs, k),
-        "min_k_plus_plus": -_lowest_mean(standardized, k),
-    }
+    """The membership scores of one value by every registered attack (`leakbench.membership`; the built-in
+    four: lower = more likely a member)."""
+    return membership.scores(stats, k)
 
 
 def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
@@ -89,6 +66,12 @@ def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
     if not members or not non_members:
         raise DataError("membership AUC needs member and non-member values (a release with holdout subjects: v2)")
     return float(roc_auc_score([0] * len(members) + [1] * len(non_members), [*members, *non_members]))
+
+
+def member_auc(attack: str, members: Sequence[float], non_members: Sequence[float]) -> float:
+    """`auc` of a registered attack's scores, turned to its orientation (members low or high)."""
+    turn = membership.ATTACKS[attack].oriented
+    return auc([turn(x) for x in members], [turn(x) for x in non_members])
 
 
 def privleak(auc_model: float, auc_reference: float) -> float:
@@ -282,7 +265,7 @@ def measure(
         check_reference(reference, cfg, data_hash)
     if Path(model_dir).is_dir():  # a LeakBench model trained on another release would be measured on the wrong set
         check_release(model_record(model_dir), data_hash, model_dir)
-    device = check_device(device)
+    device = choose_device(device)
     model, tokenizer = load_causal_lm(model_dir)
     model.to(device).eval()
     max_length = context_length(model, 1024)
@@ -308,6 +291,8 @@ def measure(
         **{f"mia_{a}": auc([m[a] for m in members], [n[a] for n in non_members]) for a in ATTACKS},
         "truth_ratio": _mean(ratios),
     }
+    extra = {f"mia_{a}": member_auc(a, [m[a] for m in members], [n[a] for n in non_members])
+             for a in membership.plugins()}  # fmt: skip
     manifest = read_manifest(data_dir=root)
     record: dict[str, Any] = {
         "kind": PrivacyRecord.KIND,
@@ -325,29 +310,13 @@ def measure(
         },
         "metrics": metrics,
         "truth_ratios": ratios,
+        **({"extra_metrics": extra} if extra else {}),  # outside packages' membership attacks
     }
     if reference is not None:
         record["metrics"].update(compare(record, reference))
         record["reference"] = reference.get("model")
     record["wall_time_s"] = round(time.perf_counter() - started, 1)
     return provenance(**record)
-
-
-def check_device(device: str | None) -> str:
-    """The torch device to measure on (cuda when present by default); an unknown or absent one is a usage error."""
-    import torch
-
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        kind = torch.device(device).type
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
-    if kind == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {device}: no CUDA device is available here")
-    if kind == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"--device {device}: no MPS device is available here")
-    return device
 
 
 def _mean(values) -> float | None:

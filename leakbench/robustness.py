@@ -12,6 +12,10 @@
   (which must stay high), and utility.
 - scaling: the method on nested forget sets of growing size (MUSE's scalability).
 
+The attacks are a registry (`ATTACKS`: name -> `Attack` declaration, the built-in four above as `AXES`); outside
+packages add attacks through the entry-point group `leakbench.attacks`, selected by name like these (`--axes`),
+each one's record under its name in robustness.json.
+
 Subjects who share a forget document are never split across a slice, request or subset (a document is one
 person's data only when it mentions only them): the split is over groups of subjects linked by documents, in a
 seeded order. Each unlearning run on part of the forget set takes the method's steps in proportion to the part's
@@ -39,9 +43,9 @@ from typing import Any
 
 from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
 from leakbench.records import LeakBenchError, UsageError, check_number
+from leakbench.registry import Registry, check_reference, resolve
 from leakbench.schemas import RobustnessRecord
 
-AXES = ("relearn", "quantize", "sequential", "scaling")
 BITS = (8, 4)
 SCHEMES = {
     8: "bitsandbytes LLM.int8() (8-bit weights, outlier threshold 6.0; lm_head kept in full precision)",
@@ -49,9 +53,30 @@ SCHEMES = {
 }
 
 
+@dataclass(frozen=True)
+class Attack:
+    """A robustness attack's declaration (light: its hooks are callables or "module:function" references).
+
+    - `run(stage, target) -> record`: attack one unlearned model (`Target`) with the `Robustness` stage's
+      meter and models; the JSON-able record goes under the attack's name in robustness.json.
+    - `split(groups, cfg)`: the forget subjects it needs, from the seeded subject groups (computed and checked
+      before any model is loaded); the stage keeps it as `stage.parts[name]`.
+    - `references(stage)`: what it compares with, measured once per victim (`target.refs.by_attack[name]`).
+    - `settings`: the `RobustnessConfig` fields it reads; `options`: its own options with their defaults (set
+      with `RobustnessConfig.options`, `leakbench robustness --option NAME=VALUE`; read with `stage.option`).
+    """
+
+    run: Any
+    title: str
+    settings: tuple[str, ...] = ()
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    split: Any = None
+    references: Any = None
+
+
 @dataclass
 class RobustnessConfig:
-    axes: tuple[str, ...] = AXES
+    axes: tuple[str, ...] = dataclasses.field(default_factory=lambda: AXES)  # the built-in attacks
     relearn_fraction: float = 0.1  # of the forget subjects (whole document groups, at least one)
     relearn_steps: int = 24  # batches of `batch_size` documents: "a few dozen" steps
     # low enough that benign fine-tuning keeps the victim's leak (mini, seed-0 victim: 76.7% -> 76.7% at 1e-4,
@@ -64,14 +89,27 @@ class RobustnessConfig:
     batch_size: int = 8  # relearning batch (documents)
     eval_batch_size: int = 32  # lm-eval's batch
     seed: int = 0
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # outside attacks' own options
 
     def __post_init__(self) -> None:
         """Every option checked before a model is loaded."""
         self.axes = tuple(dict.fromkeys(self.axes))
-        unknown = [a for a in self.axes if a not in AXES]
+        unknown = [a for a in self.axes if a not in ATTACKS]
         if unknown or not self.axes:
             raise UsageError(f"unknown robustness axis {', '.join(map(repr, unknown)) or '(none given)'}; "
-                             f"choose from: {', '.join(AXES)}")  # fmt: skip
+                             f"choose from: {', '.join(ATTACKS)}")  # fmt: skip
+        declared = {k: v for a in self.axes for k, v in ATTACKS[a].options.items()}  # loads a plugin's declaration
+        self.options = dict(self.options)
+        for name, value in self.options.items():
+            if name not in declared:
+                raise UsageError(f"--option {name}: no selected robustness attack has this option"
+                                 + (f"; they have: {', '.join(declared)}" if declared else ""))  # fmt: skip
+            default = declared[name]
+            if isinstance(value, str) and isinstance(default, int | float) and not isinstance(default, bool):
+                try:
+                    self.options[name] = type(default)(value)
+                except ValueError:
+                    raise UsageError(f"--option {name}={value}: expected a {type(default).__name__}") from None
         check_number("--relearn-fraction", self.relearn_fraction)
         if not 0 < self.relearn_fraction < 1:
             raise UsageError(f"--relearn-fraction must be in (0, 1), got {self.relearn_fraction}")
@@ -166,15 +204,28 @@ def documents_of(docs: Sequence[dict[str, Any]], subjects: Sequence[str]) -> lis
     return [d for d in docs if wanted.issuperset(d["subject_ids"])]
 
 
-def splits(docs: Sequence[dict[str, Any]], cfg: RobustnessConfig) -> tuple[list[list[str]], list[str], list[str],
-                                                                          list[list[str]], list[list[str]]]:
-    """The subject groups, and for the axes selected: the relearning slice and evaluated subjects, the deletion
-    requests, the nested subsets (empty for an axis not selected)."""
+def splits(docs: Sequence[dict[str, Any]], cfg: RobustnessConfig) -> tuple[list[list[str]], dict[str, Any]]:
+    """The subject groups, and each selected attack's part of them (its `split`: the relearning slice and
+    evaluated subjects, the deletion requests, the nested subsets), by attack name."""
     groups = subject_groups(docs, cfg.seed)
-    sliced, evaluated = relearn_split(groups, cfg.relearn_fraction) if "relearn" in cfg.axes else ([], [])
-    requests = request_split(groups, cfg.requests) if "sequential" in cfg.axes else []
-    subsets = nested_subsets(groups, cfg.sizes) if "scaling" in cfg.axes else []
-    return groups, sliced, evaluated, requests, subsets
+    parts = {}
+    for name in selected(cfg):
+        if (split := ATTACKS[name].split) is not None:
+            parts[name] = resolve(split, f"the split of robustness attack {name}")(groups, cfg)
+    return groups, parts
+
+
+def selected(cfg: RobustnessConfig) -> tuple[str, ...]:
+    """The attacks `cfg` selects, in the registry's order (the built-in four first)."""
+    return tuple(name for name in ATTACKS if name in cfg.axes)
+
+
+def settings(cfg: RobustnessConfig) -> dict[str, Any]:
+    """The settings a record carries: the config (its `options` only when some are given)."""
+    out = dataclasses.asdict(cfg)
+    if not out["options"]:
+        del out["options"]
+    return out
 
 
 def scaled_steps(steps: int, part: int, whole: int) -> int:
@@ -248,13 +299,8 @@ class Meter:
         from lm_eval.models.huggingface import HFLM
 
         from leakbench.harness import quiet_known_notices
-        from leakbench.privacy import (
-            DEFAULT_K,
-            document_requests,
-            exact_memorization,
-            membership_scores,
-            value_stats,
-        )
+        from leakbench.membership import ATTACKS as MEMBERSHIP
+        from leakbench.privacy import DEFAULT_K, document_requests, exact_memorization, value_stats
         from leakbench.training import context_length
 
         model.eval()
@@ -277,7 +323,7 @@ class Meter:
             for occurrence, st in zip(doc["occurrences"], per_doc, strict=True):
                 if st is None:
                     continue
-                score = membership_scores(st, DEFAULT_K)[HEADLINE_ATTACK]
+                score = MEMBERSHIP[HEADLINE_ATTACK](st, DEFAULT_K)
                 if i >= len(self.forget):
                     non_members.append(score)
                 else:
@@ -332,10 +378,10 @@ def load_quantized(model_dir: str | Path, bits: int) -> tuple[Any, Any]:
                                           llm_int8_skip_modules=full_precision_layers(model_dir))  # fmt: skip
     else:
         raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
-    from leakbench.privacy import check_device
+    from leakbench.training import choose_device
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization,
-                                                 device_map=check_device(None))  # fmt: skip
+                                                 device_map=choose_device(None))  # fmt: skip
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -377,17 +423,29 @@ def relearn(model: Any, tokenizer: Any, docs: Sequence[dict[str, Any]], *, steps
 
 @dataclass
 class References:
-    """What every method's attacks are compared with, measured once per victim: the victim and the oracle, the
-    oracle under the relearning attack, and the victim quantized."""
+    """What every method's attacks are compared with, measured once per victim: the victim and the oracle, and
+    each attack's own references (the oracle under the relearning attack, the victim quantized), by name."""
 
     victim: Measurement
     oracle: Measurement | None
-    oracle_relearned: Measurement | None
-    victim_quantized: dict[int, Measurement]
+    by_attack: dict[str, Any]
+
+
+@dataclass
+class Target:
+    """One method's unlearned model under attack: its folder and measurement, the options it was unlearned with
+    (to unlearn again alike), the references, and a scratch folder (made on first use, removed afterwards)."""
+
+    method: str
+    model_dir: Path
+    unlearned: Measurement
+    overrides: dict[str, Any]
+    refs: References
+    scratch: Callable[[], Path]
 
 
 class Robustness:
-    """The four axes for one victim (and its oracle, when there is one), method after method."""
+    """The selected attacks for one victim (and its oracle, when there is one), method after method."""
 
     def __init__(self, victim_dir: str | Path, oracle_dir: str | Path | None, cfg: RobustnessConfig, *,
                  subset: str, data_dir: str | Path | None = None, ner: str | None = "none",
@@ -403,20 +461,24 @@ class Robustness:
             if model_dir is not None:
                 check_release(model_record(model_dir), self.release["hash"], model_dir)
         self.docs = read_table("forget", subset=subset, data_dir=data_dir)
-        self.groups, self.slice, self.evaluated, self.requests, self.subsets = splits(self.docs, cfg)
+        self.attacks = selected(cfg)
+        self.groups, self.parts = splits(self.docs, cfg)
         self.subjects = sorted(s for g in self.groups for s in g)
         self.meter = Meter(cfg, subset=subset, data_dir=data_dir, ner=ner)
         self._references: References | None = None
 
+    def option(self, attack: str, name: str) -> Any:
+        """An attack's own option: as given in the config, else its declared default."""
+        return self.cfg.options.get(name, ATTACKS[attack].options[name])
+
     def load_model(self, model_dir: str | Path) -> tuple[Any, Any]:
         """A model directory loaded on the GPU when there is one (else the CPU), with its tokenizer."""
-        from leakbench.privacy import check_device
-        from leakbench.training import load_causal_lm
+        from leakbench.training import choose_device, load_causal_lm
 
         model, tokenizer = load_causal_lm(model_dir)
-        return model.to(check_device(None)), tokenizer
+        return model.to(choose_device(None)), tokenizer
 
-    def _measure_dir(self, model_dir: str | Path) -> Measurement:
+    def measure_dir(self, model_dir: str | Path) -> Measurement:
         return self.meter.measure(*self.load_model(model_dir))
 
     def relearned(self, model_dir: str | Path, docs: Sequence[dict[str, Any]]) -> Measurement:
@@ -430,38 +492,32 @@ class Robustness:
     def references(self) -> References:
         if self._references is None:
             self.log("    robustness references: the victim and the oracle, as measured here")
-            victim = self._measure_dir(self.victim_dir)
-            oracle = self._measure_dir(self.oracle_dir) if self.oracle_dir else None
-            oracle_relearned = None
-            if self.oracle_dir and "relearn" in self.cfg.axes:
-                self.log("    robustness references: the oracle under the relearning attack")
-                oracle_relearned = self.relearned(self.oracle_dir, documents_of(self.docs, self.slice))
-            quantized = {}
-            if "quantize" in self.cfg.axes:
-                for bits in self.cfg.bits:
-                    self.log(f"    robustness references: the victim at {bits} bits")
-                    with quiet_int8_casts():
-                        quantized[bits] = self.meter.measure(*load_quantized(self.victim_dir, bits), utility=False)
-            self._references = References(victim, oracle, oracle_relearned, quantized)
+            victim = self.measure_dir(self.victim_dir)
+            oracle = self.measure_dir(self.oracle_dir) if self.oracle_dir else None
+            by_attack = {}
+            for name in self.attacks:
+                if (hook := ATTACKS[name].references) is not None:
+                    by_attack[name] = resolve(hook, f"the references of robustness attack {name}")(self)
+            self._references = References(victim, oracle, by_attack)
         return self._references
 
     def assess(self, method: str, unlearned_dir: str | Path, unlearn_overrides: dict[str, Any] | None = None,
                work: str | Path | None = None) -> dict[str, Any]:  # fmt: skip
-        """Every selected axis for one method whose unlearned model is `unlearned_dir`; returns the record.
-        Sequential and scaling runs unlearn again (with `unlearn_overrides`, as the study did) into a scratch
-        folder inside `work` (removed afterwards)."""
+        """Every selected attack on one method whose unlearned model is `unlearned_dir`; returns the record.
+        Attacks that unlearn again (sequential, scaling: with `unlearn_overrides`, as the study did) do it in a
+        scratch folder inside `work` (removed afterwards)."""
         from leakbench.records import provenance
 
         started = time.perf_counter()
         refs = self.references()
         cfg = self.cfg
         self.log(f"    robustness of {method}: {', '.join(cfg.axes)}")
-        unlearned = self._measure_dir(unlearned_dir)
+        unlearned = self.measure_dir(unlearned_dir)
         record: dict[str, Any] = {
             "kind": RobustnessRecord.KIND,
             "method": method,
             "release": self.release,
-            "settings": dataclasses.asdict(cfg),
+            "settings": settings(cfg),
             "subjects": {"forget": len(self.subjects), "groups": len(self.groups)},
             "measured_with": {
                 "direct_leak_rate": f"{DIRECT}: the first {cfg.probes} full direct probes of each subject",
@@ -476,65 +532,25 @@ class Robustness:
                 "unlearned_code_bits_per_byte": unlearned.code_bits_per_byte,
             },
         }
-        if "relearn" in cfg.axes:
-            record["relearn"] = self._relearn_axis(unlearned_dir, unlearned, refs)
-        if "quantize" in cfg.axes:
-            record["quantize"] = self._quantize_axis(unlearned_dir, unlearned, refs)
-        overrides = dict(unlearn_overrides or {})
-        if "sequential" in cfg.axes or "scaling" in cfg.axes:
-            with tempfile.TemporaryDirectory(prefix=".robustness-", dir=work) as scratch:
-                if "sequential" in cfg.axes:
-                    record["sequential"] = self._sequential_axis(method, overrides, Path(scratch), refs)
-                if "scaling" in cfg.axes:
-                    record["scaling"] = self._scaling_axis(method, overrides, Path(scratch), unlearned, refs)
+        with contextlib.ExitStack() as stack:
+            made: list[Path] = []
+
+            def scratch() -> Path:
+                if not made:
+                    made.append(Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=".robustness-",
+                                                                                     dir=work))))  # fmt: skip
+                return made[0]
+
+            target = Target(method, Path(unlearned_dir), unlearned, dict(unlearn_overrides or {}), refs, scratch)
+            for name in self.attacks:
+                record[name] = resolve(ATTACKS[name].run, f"robustness attack {name}")(self, target)
         record["wall_time_s"] = round(time.perf_counter() - started, 1)
         return provenance(**record)
 
-    def _relearn_axis(self, unlearned_dir, unlearned: Measurement, refs: References) -> dict[str, Any]:
-        cfg, ev = self.cfg, self.evaluated
-        slice_docs = documents_of(self.docs, self.slice)
-        self.log(f"      relearning attack: {cfg.relearn_steps} steps on the {len(slice_docs)} documents of "
-                 f"{len(self.slice)} subjects; measured on the other {len(ev)}")  # fmt: skip
-        attacked = self.relearned(unlearned_dir, slice_docs)
-        from leakbench.corpus import retain_training_documents
-
-        self.log(f"      benign relearning: {cfg.relearn_steps} steps on retain documents")
-        benign = self.relearned(unlearned_dir, retain_training_documents(self.subset, self.data_dir))
-        victim = refs.victim.on(ev)
-        out = {
-            "slice_subjects": len(self.slice),
-            "slice_documents": len(slice_docs),
-            "evaluated_subjects": len(ev),
-            "steps": cfg.relearn_steps,
-            "lr": cfg.relearn_lr,
-            "victim": victim,
-            "oracle": refs.oracle.on(ev) if refs.oracle else None,
-            "oracle_attacked": refs.oracle_relearned.on(ev) if refs.oracle_relearned else None,
-            "unlearned": unlearned.on(ev),
-            "attacked": attacked.on(ev),
-            "benign": benign.on(ev),
-            "slice_attacked": attacked.on(self.slice),  # the slice itself: that the attack took
-            "oracle_attacked_slice": refs.oracle_relearned.on(self.slice) if refs.oracle_relearned else None,
-        }
-        for name in ("unlearned", "attacked", "benign", "oracle_attacked"):
-            leak = (out[name] or {}).get("direct_leak_rate")
-            out[f"{name}_share_of_victim"] = _share(leak, victim["direct_leak_rate"])
-        out["recovered"] = out["attacked_share_of_victim"]
-        return out
-
-    def _quantize_axis(self, unlearned_dir, unlearned: Measurement, refs: References) -> dict[str, Any]:
-        out: dict[str, Any] = {"schemes": {str(b): SCHEMES[b] for b in self.cfg.bits},
-                               "unlearned": unlearned.on(self.subjects)}  # fmt: skip
-        for bits in self.cfg.bits:
-            self.log(f"      quantization attack: {bits}-bit weights")
-            with quiet_int8_casts():
-                quantized = self.meter.measure(*load_quantized(unlearned_dir, bits), utility=False)
-            out[f"{bits}bit"] = quantized.on(self.subjects)
-            out[f"victim_{bits}bit"] = refs.victim_quantized[bits].on(self.subjects)
-        return out
-
-    def _unlearn(self, method: str, overrides: dict[str, Any], start: Path, out: Path, subjects: Sequence[str]
-                 ) -> tuple[Path, int]:  # fmt: skip
+    def unlearn(self, method: str, overrides: dict[str, Any], start: Path, out: Path, subjects: Sequence[str]
+                ) -> tuple[Path, int]:  # fmt: skip
+        """`method` run again from `start` on the documents of `subjects` only, into `out`, with its steps in
+        proportion to them; returns (out, steps)."""
         from leakbench.unlearn import UnlearnConfig, unlearn
 
         base = UnlearnConfig(method=method, subset=self.subset, **overrides)
@@ -543,52 +559,169 @@ class Robustness:
         unlearn(start, out, ucfg, data_dir=self.data_dir, overwrite=True, log=lambda _: None)
         return out, steps
 
-    def _sequential_axis(self, method, overrides, scratch: Path, refs: References) -> list[dict[str, Any]]:
-        curve, model_dir = [], self.victim_dir
-        for k, request in enumerate(self.requests, 1):
-            self.log(f"      deletion request {k}/{len(self.requests)}: {len(request)} subjects")
-            previous = model_dir
-            model_dir, steps = self._unlearn(method, overrides, model_dir, scratch / f"request-{k}", request)
-            if previous != self.victim_dir:
-                import shutil
 
-                shutil.rmtree(previous, ignore_errors=True)
-            m = self._measure_dir(model_dir)
-            served = sorted(s for r in self.requests[:k] for s in r)
-            pending = sorted(s for r in self.requests[k:] for s in r)
-            curve.append({
-                "request": k, "subjects": len(request), "steps": steps,
-                "served_subjects": len(served), "pending_subjects": len(pending),
-                "served": m.on(served), "pending": m.on(pending) if pending else None,
-                "victim_served": refs.victim.on(served),
-                "victim_pending": refs.victim.on(pending) if pending else None,
-                "code_bits_per_byte": m.code_bits_per_byte,
-                "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
-            })  # fmt: skip
-        return curve
+# --- the built-in attacks ---------------------------------------------------------------------------------------
 
-    def _scaling_axis(self, method, overrides, scratch: Path, unlearned: Measurement, refs: References
-                      ) -> list[dict[str, Any]]:  # fmt: skip
-        curve = []
-        for size, subjects in zip(self.cfg.sizes, self.subsets, strict=True):
-            docs = documents_of(self.docs, subjects)
-            self.log(f"      forget set {100 * size:.0f}%: {len(subjects)} subjects, {len(docs)} documents")
-            if len(subjects) == len(self.subjects):  # the whole forget set: the method's own unlearned model
-                from leakbench.unlearn import UnlearnConfig
 
-                m, steps = unlearned, UnlearnConfig(method=method, **overrides).hyper()["steps"]
-            else:
-                model_dir, steps = self._unlearn(method, overrides, self.victim_dir, scratch / "scaling", subjects)
-                m = self._measure_dir(model_dir)
-            victim, after = refs.victim.on(subjects), m.on(subjects)
-            curve.append({
-                "fraction": size, "subjects": len(subjects), "documents": len(docs), "steps": steps,
-                "victim": victim, "unlearned": after,
-                "leak_reduction": direct_leak_reduction(victim["direct_leak_rate"], after["direct_leak_rate"]),
-                "code_bits_per_byte": m.code_bits_per_byte,
-                "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
-            })  # fmt: skip
-        return curve
+def _relearn_split(groups: list[list[str]], cfg: RobustnessConfig) -> tuple[list[str], list[str]]:
+    return relearn_split(groups, cfg.relearn_fraction)
+
+
+def _relearn_references(stage: Robustness) -> Measurement | None:
+    """The oracle under the relearning attack (None without an oracle)."""
+    if not stage.oracle_dir:
+        return None
+    stage.log("    robustness references: the oracle under the relearning attack")
+    return stage.relearned(stage.oracle_dir, documents_of(stage.docs, stage.parts["relearn"][0]))
+
+
+def relearn_attack(stage: Robustness, target: Target) -> dict[str, Any]:
+    """Fine-tune on the slice's documents (and, benign, on retain documents); measured on the other subjects."""
+    from leakbench.corpus import retain_training_documents
+
+    cfg, (sliced, ev), refs = stage.cfg, stage.parts["relearn"], target.refs
+    oracle_relearned = refs.by_attack.get("relearn")
+    slice_docs = documents_of(stage.docs, sliced)
+    stage.log(f"      relearning attack: {cfg.relearn_steps} steps on the {len(slice_docs)} documents of "
+              f"{len(sliced)} subjects; measured on the other {len(ev)}")  # fmt: skip
+    attacked = stage.relearned(target.model_dir, slice_docs)
+    stage.log(f"      benign relearning: {cfg.relearn_steps} steps on retain documents")
+    benign = stage.relearned(target.model_dir, retain_training_documents(stage.subset, stage.data_dir))
+    victim = refs.victim.on(ev)
+    out = {
+        "slice_subjects": len(sliced),
+        "slice_documents": len(slice_docs),
+        "evaluated_subjects": len(ev),
+        "steps": cfg.relearn_steps,
+        "lr": cfg.relearn_lr,
+        "victim": victim,
+        "oracle": refs.oracle.on(ev) if refs.oracle else None,
+        "oracle_attacked": oracle_relearned.on(ev) if oracle_relearned else None,
+        "unlearned": target.unlearned.on(ev),
+        "attacked": attacked.on(ev),
+        "benign": benign.on(ev),
+        "slice_attacked": attacked.on(sliced),  # the slice itself: that the attack took
+        "oracle_attacked_slice": oracle_relearned.on(sliced) if oracle_relearned else None,
+    }
+    for name in ("unlearned", "attacked", "benign", "oracle_attacked"):
+        leak = (out[name] or {}).get("direct_leak_rate")
+        out[f"{name}_share_of_victim"] = _share(leak, victim["direct_leak_rate"])
+    out["recovered"] = out["attacked_share_of_victim"]
+    return out
+
+
+def _quantize_references(stage: Robustness) -> dict[int, Measurement]:
+    """The victim quantized alike, per bit width."""
+    quantized = {}
+    for bits in stage.cfg.bits:
+        stage.log(f"    robustness references: the victim at {bits} bits")
+        with quiet_int8_casts():
+            quantized[bits] = stage.meter.measure(*load_quantized(stage.victim_dir, bits), utility=False)
+    return quantized
+
+
+def quantize_attack(stage: Robustness, target: Target) -> dict[str, Any]:
+    """The unlearned model with 8-bit / 4-bit weights, on every forget subject."""
+    out: dict[str, Any] = {"schemes": {str(b): SCHEMES[b] for b in stage.cfg.bits},
+                           "unlearned": target.unlearned.on(stage.subjects)}  # fmt: skip
+    for bits in stage.cfg.bits:
+        stage.log(f"      quantization attack: {bits}-bit weights")
+        with quiet_int8_casts():
+            quantized = stage.meter.measure(*load_quantized(target.model_dir, bits), utility=False)
+        out[f"{bits}bit"] = quantized.on(stage.subjects)
+        out[f"victim_{bits}bit"] = target.refs.by_attack["quantize"][bits].on(stage.subjects)
+    return out
+
+
+def _request_split(groups: list[list[str]], cfg: RobustnessConfig) -> list[list[str]]:
+    return request_split(groups, cfg.requests)
+
+
+def sequential_attack(stage: Robustness, target: Target) -> list[dict[str, Any]]:
+    """The deletion requests served one after another, each from the previous result."""
+    requests, refs = stage.parts["sequential"], target.refs
+    curve, model_dir = [], stage.victim_dir
+    for k, request in enumerate(requests, 1):
+        stage.log(f"      deletion request {k}/{len(requests)}: {len(request)} subjects")
+        previous = model_dir
+        model_dir, steps = stage.unlearn(target.method, target.overrides, model_dir,
+                                         target.scratch() / f"request-{k}", request)  # fmt: skip
+        if previous != stage.victim_dir:
+            import shutil
+
+            shutil.rmtree(previous, ignore_errors=True)
+        m = stage.measure_dir(model_dir)
+        served = sorted(s for r in requests[:k] for s in r)
+        pending = sorted(s for r in requests[k:] for s in r)
+        curve.append({
+            "request": k, "subjects": len(request), "steps": steps,
+            "served_subjects": len(served), "pending_subjects": len(pending),
+            "served": m.on(served), "pending": m.on(pending) if pending else None,
+            "victim_served": refs.victim.on(served),
+            "victim_pending": refs.victim.on(pending) if pending else None,
+            "code_bits_per_byte": m.code_bits_per_byte,
+            "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
+        })  # fmt: skip
+    return curve
+
+
+def _nested_split(groups: list[list[str]], cfg: RobustnessConfig) -> list[list[str]]:
+    return nested_subsets(groups, cfg.sizes)
+
+
+def scaling_attack(stage: Robustness, target: Target) -> list[dict[str, Any]]:
+    """The method on nested forget sets of growing size, each from the victim."""
+    refs, curve = target.refs, []
+    for size, subjects in zip(stage.cfg.sizes, stage.parts["scaling"], strict=True):
+        docs = documents_of(stage.docs, subjects)
+        stage.log(f"      forget set {100 * size:.0f}%: {len(subjects)} subjects, {len(docs)} documents")
+        if len(subjects) == len(stage.subjects):  # the whole forget set: the method's own unlearned model
+            from leakbench.unlearn import UnlearnConfig
+
+            m, steps = target.unlearned, UnlearnConfig(method=target.method, **target.overrides).hyper()["steps"]
+        else:
+            model_dir, steps = stage.unlearn(target.method, target.overrides, stage.victim_dir,
+                                             target.scratch() / "scaling", subjects)  # fmt: skip
+            m = stage.measure_dir(model_dir)
+        victim, after = refs.victim.on(subjects), m.on(subjects)
+        curve.append({
+            "fraction": size, "subjects": len(subjects), "documents": len(docs), "steps": steps,
+            "victim": victim, "unlearned": after,
+            "leak_reduction": direct_leak_reduction(victim["direct_leak_rate"], after["direct_leak_rate"]),
+            "code_bits_per_byte": m.code_bits_per_byte,
+            "utility_kept": kept(refs.victim.code_bits_per_byte, m.code_bits_per_byte, lower_is_better=True),
+        })  # fmt: skip
+    return curve
+
+
+def _check_attack(name: str, attack: Any) -> Attack:
+    where = f"robustness attack {name!r}"
+    if not isinstance(attack, Attack):
+        raise LeakBenchError(f"{where}: expected a leakbench.robustness.Attack declaration, "
+                             f"got {type(attack).__name__}")  # fmt: skip
+    for hook in ("run", "split", "references"):
+        if hook == "run" or getattr(attack, hook) is not None:
+            check_reference(getattr(attack, hook), f"{where}: {hook}")
+    fields = {f.name for f in dataclasses.fields(RobustnessConfig)}
+    unknown = [k for k in attack.settings if k not in fields]
+    clash = [k for k in attack.options if k in fields]
+    if unknown or clash:
+        raise LeakBenchError(f"{where}: settings that are not RobustnessConfig fields ({', '.join(unknown)}) or "
+                             f"options that are ({', '.join(clash)})")  # fmt: skip
+    return attack
+
+
+# the registry: the built-in four (AXES: a study's default), then outside packages' (entry-point group
+# `leakbench.attacks`), selected by name with `--axes`
+ATTACKS: Registry[Attack] = Registry("leakbench.attacks", "robustness attack", {
+    "relearn": Attack(relearn_attack, "relearning attack on a slice of the forget subjects, and its benign variant",
+                      ("relearn_fraction", "relearn_steps", "relearn_lr", "batch_size"),
+                      split=_relearn_split, references=_relearn_references),
+    "quantize": Attack(quantize_attack, "8/4-bit quantization", ("bits",), references=_quantize_references),
+    "sequential": Attack(sequential_attack, "sequential deletion requests", ("requests",), split=_request_split),
+    "scaling": Attack(scaling_attack, "nested forget-set sizes", ("sizes",), split=_nested_split),
+}, _check_attack)  # fmt: skip
+AXES: tuple[str, ...] = ATTACKS.builtin
 
 
 def _share(leak: float | None, victim: float | None) -> float | None:

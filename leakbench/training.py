@@ -29,6 +29,25 @@ def check_precision(precision: str) -> None:
             raise UsageError("bf16 needs a CUDA GPU that supports it; use fp32 here")
 
 
+def choose_device(device: str | None = None) -> str:
+    """The torch device of every verb that places a model itself (privacy, utility, robustness, the lm-eval
+    harness): the one given, checked, or cuda when present, else the cpu. An unknown or absent device is a usage
+    error."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        raise UsageError(f"--device {device!r} is not a torch device (cpu, cuda, cuda:1, mps, ...)") from None
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device {device}: no CUDA device is available here")
+    if kind == "mps" and not torch.backends.mps.is_available():
+        raise UsageError(f"--device {device}: no MPS device is available here")
+    return device
+
+
 def load_causal_lm(model_dir: str | Path):
     """Model and tokenizer from a local directory (or a hub id where the network allows), with clear errors."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
@@ -74,7 +93,6 @@ def training_arguments(
 ):
     """`TrainingArguments` shared by every training run here: a fixed step budget, no checkpoints or reporting,
     our own batch keys kept, seeded, and the CPU when there is no GPU. `batch_size` is per process."""
-    import torch
     from transformers import TrainingArguments
 
     settings: dict[str, Any] = {
@@ -89,7 +107,7 @@ def training_arguments(
         "seed": seed,
         "data_seed": seed,
         "remove_unused_columns": False,
-        "use_cpu": not torch.cuda.is_available(),
+        "use_cpu": choose_device(None) == "cpu",
         "dataloader_num_workers": 0,
         "bf16": precision == "bf16",
     }

@@ -141,10 +141,10 @@ def generate_samples(
     import torch
     from evalplus.sanitize import sanitize
 
-    from leakbench.training import context_length, load_causal_lm
+    from leakbench.training import choose_device, context_length, load_causal_lm
 
     model, tokenizer = load_causal_lm(model_dir)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = choose_device(None)
     model.to(device).eval()
     tokenizer.padding_side = "left"
     tokenizer.truncation_side = "left"  # keep the end of a long prompt: the signature being completed

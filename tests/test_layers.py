@@ -13,9 +13,9 @@ PACKAGE = Path(__file__).resolve().parents[1] / "leakbench"
 
 # Bottom to top. A unit is a top-level module or subpackage of `leakbench`.
 FLOORS = [
-    {"", "records", "resources"},  # the shared base ("" is the package's own __init__: the version)
+    {"", "records", "resources", "registry"},  # the shared base ("" is the package's __init__); the registries
     {"data", "heldout", "corpus"},  # the synthetic world and the code it is mixed with
-    {"scoring", "training"},  # the leak scorer; model loading and the shared Trainer plumbing
+    {"scoring", "training", "membership"},  # the leak scorer; model loading and the Trainer plumbing; MIA scores
     {"base", "metrics", "schemas"},  # the embedded base model; the metric table; the typed records
     {"harness", "privacy", "unlearn", "victim", "utility"},  # the verbs' engines
     {"leaderboard"},

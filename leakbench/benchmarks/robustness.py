@@ -66,14 +66,15 @@ def compare_relearn_rates(stage: Robustness, rates: list[float]) -> int:
     from leakbench.corpus import retain_training_documents
     from leakbench.robustness import documents_of
 
-    victim = stage.meter.measure(*stage.load_model(stage.victim_dir), utility=False).on(stage.evaluated)
-    print(f"victim: direct leak {100 * victim['direct_leak_rate']:.1f}% on the {len(stage.evaluated)} evaluated "
+    sliced, evaluated = stage.parts["relearn"]  # the relearning attack's split: slice, evaluated subjects
+    victim = stage.meter.measure(*stage.load_model(stage.victim_dir), utility=False).on(evaluated)
+    print(f"victim: direct leak {100 * victim['direct_leak_rate']:.1f}% on the {len(evaluated)} evaluated "
           "subjects", flush=True)  # fmt: skip
     retain = retain_training_documents(stage.subset, stage.data_dir)
     for lr in rates:
         stage.cfg = dataclasses.replace(stage.cfg, relearn_lr=lr)
-        benign = stage.relearned(stage.victim_dir, retain).on(stage.evaluated)
-        oracle = stage.relearned(stage.oracle_dir, documents_of(stage.docs, stage.slice)).on(stage.slice)
+        benign = stage.relearned(stage.victim_dir, retain).on(evaluated)
+        oracle = stage.relearned(stage.oracle_dir, documents_of(stage.docs, sliced)).on(sliced)
         print(f"lr {lr:g}: victim after benign relearning {100 * benign['direct_leak_rate']:.1f}% (evaluated "
               f"subjects); oracle after the attack {100 * oracle['direct_leak_rate']:.1f}% on the slice, exact "
               f"memorization {oracle['exact_memorization']:.3f}", flush=True)  # fmt: skip

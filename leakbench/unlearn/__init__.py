@@ -3,14 +3,15 @@ unlearning (CodeEraser's manner); redaction DPO; and PLUM's scorer-verified on-p
 
 `METHODS` is the registry, readable without torch: each method's trainer class (one file each in this package),
 its hyper-parameters with their defaults, and the grid the defaults were chosen from (`leakbench sweep`, on a
-victim built with another seed than the reported one). `unlearn()` loads a model, runs one method on its forget
-set with retain documents as the counterweight, and writes the model plus `unlearn.json` atomically.
+victim built with another seed than the reported one). Outside packages add methods through the entry-point
+group `leakbench.methods` (a `Method` declaration; see `leakbench.registry`). `unlearn()` loads a model, runs
+one method on its forget set with retain documents as the counterweight, and writes the model plus
+`unlearn.json` atomically; what the method trains on is its trainer's `forget_items` hook.
 """
 
 from __future__ import annotations
 
 import copy
-import importlib
 import os
 import tempfile
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ from leakbench.records import (
     model_record,
     provenance,
 )
+from leakbench.registry import Registry, check_reference, resolve
 from leakbench.schemas import UnlearnRecord
 
 RECORD = UnlearnRecord.FILE
@@ -84,38 +86,84 @@ OPTIONS = (*SHARED, "beta")  # hyper-parameters with their own command-line opti
 
 @dataclass(frozen=True)
 class Method:
-    trainer: str  # class name in leakbench/unlearn/<name>.py
+    """An unlearning method's declaration: light (no torch), checked when registered.
+
+    `trainer` is a subclass of `leakbench.unlearn.trainer.UnlearningTrainer`, given as "module:Class" (imported
+    only when the method runs) or as the class itself; `defaults` holds every hyper-parameter the method reads
+    (steps, lr and retain_weight at least) with its default; `params` declares the hyper-parameters that are not
+    in `PARAMS` yet (their types and ranges)."""
+
+    trainer: Any  # "module:Class" or the class
     title: str
     defaults: dict[str, Any]  # every hyper-parameter the method reads, with its default
     grid: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # what `leakbench sweep` tries
+    params: dict[str, Param] = field(default_factory=dict)  # the method's own hyper-parameters (beyond PARAMS)
+
+    def param(self, name: str) -> Param:
+        return self.params.get(name) or PARAMS[name]
+
+    def trainer_class(self) -> type:
+        """The trainer class (imports it, and torch)."""
+        from leakbench.unlearn.trainer import UnlearningTrainer
+
+        cls = resolve(self.trainer, f"the trainer of {self.title}")
+        if not (isinstance(cls, type) and issubclass(cls, UnlearningTrainer)):
+            raise LeakBenchError(f"the trainer of {self.title} ({self.trainer!r}) is not a subclass of "
+                                 "leakbench.unlearn.trainer.UnlearningTrainer")  # fmt: skip
+        return cls
+
+
+def _check_method(name: str, method: Any) -> Method:
+    """A declaration fit to run: its hyper-parameters declared, defaults in range, its grid over them."""
+    where = f"unlearning method {name!r}"
+    if not isinstance(method, Method):
+        raise LeakBenchError(f"{where}: expected a leakbench.unlearn.Method declaration, got {type(method).__name__}")
+    check_reference(method.trainer, f"{where}: trainer")
+    clash = [k for k in method.params if k in PARAMS]
+    missing = [k for k in SHARED if k not in method.defaults]
+    undeclared = [k for k in method.defaults if k not in method.params and k not in PARAMS]
+    for problem, names in (("redeclares the shared hyper-parameter(s)", clash), ("lacks", missing),
+                           ("has undeclared hyper-parameter(s) (declare them in `params`)", undeclared),
+                           ("has a grid over unknown hyper-parameter(s)", [k for k in method.grid
+                                                                           if k not in method.defaults])):  # fmt: skip
+        if names:
+            raise LeakBenchError(f"{where} {problem}: {', '.join(names)}")
+    try:
+        for k, v in method.defaults.items():
+            method.param(k).parse(k, v)
+    except UsageError as exc:
+        raise LeakBenchError(f"{where}: a default out of range ({exc})") from None
+    return method
 
 
 # Defaults: the points `leakbench sweep` chose on the seed-1 victim (results/sweep.json; the study reports the
 # seed-0 victim); the grid is what was tried. Retain weight 1 and beta 0.1 are the papers' and OpenUnlearning's;
 # SimNPO's beta 4.5 and margin 0 are OpenUnlearning's; RMU's layer (the middle) and its retain weight are ours.
-METHODS: dict[str, Method] = {
-    "ga": Method("GATrainer", "GA", {"steps": 40, "lr": 3e-5, "retain_weight": 0.0},
+_U = "leakbench.unlearn."  # the built-in trainers: one module each in this package
+BUILTIN_METHODS: dict[str, Method] = {
+    "ga": Method(_U + "ga:GATrainer", "GA", {"steps": 40, "lr": 3e-5, "retain_weight": 0.0},
                  {"lr": (3e-5, 1e-4, 3e-4)}),
-    "ga_gd": Method("GAGDTrainer", "GA+GD", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
+    "ga_gd": Method(_U + "ga_gd:GAGDTrainer", "GA+GD", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
                     {"lr": (8e-5, 3e-4)}),
-    "ga_kl": Method("GAKLTrainer", "GA+KL", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
+    "ga_kl": Method(_U + "ga_kl:GAKLTrainer", "GA+KL", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
                     {"lr": (5e-5, 3e-4)}),
-    "npo": Method("NPOTrainer", "NPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1},
+    "npo": Method(_U + "npo:NPOTrainer", "NPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1},
                   {"lr": (5e-4, 1e-3)}),
-    "simnpo": Method("SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 4.5,
-                                                  "margin": 0.0}, {"lr": (5e-4, 1e-3)}),
-    "rmu": Method("RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 10.0, "layer": "middle",
-                                        "steering": 100.0}, {"steering": (50.0, 100.0, 200.0)}),
-    "span": Method("SpanTrainer", "span-aware (CodeEraser-style)", {"steps": 40, "lr": 1e-3, "retain_weight": 1.0,
-                                                                     "beta": 0.1, "context_weight": 1.0,
-                                                                     "forget_loss": "npo"},
-                   {"lr": (5e-4, 1e-3, 2e-3)}),
-    "dpo": Method("DPOTrainer", "redaction DPO", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1},
-                  {"lr": (3e-4, 1e-3, 3e-3)}),
-    "plum": Method("PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
+    "simnpo": Method(_U + "simnpo:SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0,
+                                                            "beta": 4.5, "margin": 0.0}, {"lr": (5e-4, 1e-3)}),
+    "rmu": Method(_U + "rmu:RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 10.0, "layer": "middle",
+                                                 "steering": 100.0}, {"steering": (50.0, 100.0, 200.0)}),
+    "span": Method(_U + "span:SpanTrainer", "span-aware (CodeEraser-style)",
+                   {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1, "context_weight": 1.0,
+                    "forget_loss": "npo"}, {"lr": (5e-4, 1e-3, 2e-3)}),
+    "dpo": Method(_U + "dpo:DPOTrainer", "redaction DPO", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0,
+                                                          "beta": 0.1}, {"lr": (3e-4, 1e-3, 3e-3)}),
+    "plum": Method(_U + "plum:PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
                    {"steps": 40, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
                     "samples": 4}, {"lr": (3e-4, 1e-3)}),
 }  # fmt: skip
+# the registry: the built-in table, then outside packages' methods (entry-point group `leakbench.methods`)
+METHODS: Registry[Method] = Registry("leakbench.methods", "unlearning method", BUILTIN_METHODS, _check_method)
 DEFAULTS_CHOSEN_BY = "leakbench sweep on the seed-1 victim (results/sweep.json)"
 
 
@@ -138,7 +186,7 @@ def check_methods(names: tuple[str, ...] | list[str]) -> None:
 def trainer_class(name: str) -> type:
     """A method's trainer class (imports torch)."""
     check_methods([name])
-    return getattr(importlib.import_module(f"leakbench.unlearn.{name}"), METHODS[name].trainer)
+    return METHODS[name].trainer_class()
 
 
 @dataclass
@@ -184,14 +232,15 @@ class UnlearnConfig:
 
     def hyper(self) -> dict[str, Any]:
         """The method's hyper-parameters: its defaults, overridden by the options given, each checked."""
-        spec = METHODS[self.method].defaults
+        method = METHODS[self.method]
+        spec = method.defaults
         given = {**self.params, **{k: v for k in ("steps", "lr", "retain_weight", "beta")
                                    if (v := getattr(self, k)) is not None}}  # fmt: skip
         unknown = [k for k in given if k not in spec]
         if unknown:
             raise UsageError(f"method {self.method} has no hyper-parameter {', '.join(map(repr, unknown))}; "
                              f"its hyper-parameters: {', '.join(spec)}")  # fmt: skip
-        return {k: PARAMS[k].parse(k, given.get(k, default)) for k, default in spec.items()}
+        return {k: method.param(k).parse(k, given.get(k, default)) for k, default in spec.items()}
 
     def resolved(self) -> UnlearnConfig:
         """A copy with every hyper-parameter filled in (the record's `hyperparameters`)."""
@@ -203,13 +252,14 @@ class UnlearnConfig:
         return out
 
 
-def parse_params(pairs: list[str]) -> dict[str, str]:
+def parse_params(pairs: list[str], option: str = "--param") -> dict[str, str]:
     """`--param NAME=VALUE` options as a dict (values parsed later, against the method's hyper-parameters)."""
     out = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise UsageError(f"--param {pair!r}: expected NAME=VALUE (e.g. --param margin=0.5)")
+            example = " (e.g. --param margin=0.5)" if option == "--param" else ""
+            raise UsageError(f"{option} {pair!r}: expected NAME=VALUE{example}")
         out[name.strip().replace("-", "_")] = value.strip()
     return out
 
@@ -246,7 +296,7 @@ def unlearn(
     from leakbench.data import read_table, release_hash
     from leakbench.training import context_length, load_causal_lm, save_model, train, with_lora, world
     from leakbench.unlearn.pairs import PROMPT_TOKENS
-    from leakbench.unlearn.trainer import UnlearningCollator
+    from leakbench.unlearn.trainer import ForgetSource, UnlearningCollator
 
     cfg = config.resolved()
     hyper = cfg.hyper()
@@ -273,31 +323,18 @@ def unlearn(
             model = with_lora(model, cfg.lora_rank)  # the reference is the model with its adapters off
         elif trainer_cls.needs_reference:
             ref_model = copy.deepcopy(model)
-        if hasattr(trainer_cls, "prepare"):
-            trainer_cls.prepare(model, hyper)
+        trainer_cls.prepare(model, hyper)
         collator = UnlearningCollator(tokenizer.pad_token_id, cfg.values_only)
         before = forget_retain_loss(model, forget, retain, collator)
         rounds = hyper.get("rounds", 1)
-        wall, pair_counts, trainer = 0.0, [], None
+        source = ForgetSource(method=cfg.method, model=model, tokenizer=tokenizer, documents=forget_docs,
+                              encoded=forget, hyper=hyper, seed=cfg.seed, max_prompt=max_prompt, subset=subset,
+                              data_dir=data_dir, log=log)  # fmt: skip
+        wall, trainer = 0.0, None
         for r in range(rounds):
-            items: list[Any] = forget
-            if trainer_cls.forget_items == "pairs":
-                from leakbench.unlearn.pairs import redaction_pairs
-
-                items = redaction_pairs(tokenizer, forget_docs, max_prompt)
-            elif trainer_cls.forget_items == "on_policy_pairs":
-                from leakbench.unlearn.pairs import on_policy_pairs
-
-                items, counts = on_policy_pairs(model, tokenizer, forget_docs, read_table("subjects", subset=subset,
-                                                data_dir=data_dir), prompts=hyper["prompts"],
-                                                samples=hyper["samples"], seed=cfg.seed + r,
-                                                max_prompt=max_prompt)  # fmt: skip
-                pair_counts.append(counts)
-                log(f"{cfg.method} round {r + 1}/{rounds}: {counts['leaking']}/{counts['samples']} samples leak, "
-                    f"{counts['pairs']} pairs ({counts['redaction_chosen']} with the redaction chosen)")  # fmt: skip
-                if not items:
-                    log(f"{cfg.method}: no sample leaks any more; stopping after {r} round(s)")
-                    break
+            items = trainer_cls.forget_items(source, r)  # the method's own: documents, pairs, on-policy pairs
+            if items is None:  # the method has nothing left to train on
+                break
             steps = cfg.steps // rounds + (r < cfg.steps % rounds)
             trainer = _trainer(trainer_cls, model, ref_model, items, retain, collator, cfg, hyper, steps, cfg.seed + r,
                                tmp / "_trainer")  # fmt: skip
@@ -321,7 +358,7 @@ def unlearn(
             early_stopping=None,  # none: every run takes its full step budget
             loss_before=before,
             loss_after=after,
-            **({"on_policy_rounds": pair_counts} if pair_counts else {}),
+            **source.record,  # what the method adds (PLUM: its on-policy rounds)
         )
         if main:
             save_model(model, tokenizer, tmp, scratch=tmp / "_trainer")

@@ -6,7 +6,7 @@ loss = -mean log sigmoid(beta * ((log p_cur - log p_ref)(chosen) - (log p_cur - 
        [+ w * retain NLL]
 """
 
-from leakbench.unlearn.trainer import UnlearningTrainer, dpo_loss, sequence_logprob
+from leakbench.unlearn.trainer import ForgetSource, UnlearningTrainer, dpo_loss, sequence_logprob
 
 
 def preference_loss(trainer: UnlearningTrainer, model, inputs):
@@ -22,7 +22,12 @@ def preference_loss(trainer: UnlearningTrainer, model, inputs):
 class DPOTrainer(UnlearningTrainer):
     method = "dpo"
     needs_reference = True
-    forget_items = "pairs"
+
+    @classmethod
+    def forget_items(cls, source: ForgetSource, round: int):
+        from leakbench.unlearn.pairs import redaction_pairs
+
+        return redaction_pairs(source.tokenizer, source.documents, source.max_prompt)
 
     def unlearning_loss(self, model, inputs):
         return preference_loss(self, model, inputs)

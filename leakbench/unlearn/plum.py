@@ -9,8 +9,27 @@ model (`leakbench.unlearn.pairs`). The loss is redaction DPO's; only the pairs d
 """
 
 from leakbench.unlearn.dpo import DPOTrainer
+from leakbench.unlearn.trainer import ForgetSource
 
 
 class PLUMTrainer(DPOTrainer):
     method = "plum"
-    forget_items = "on_policy_pairs"
+
+    @classmethod
+    def forget_items(cls, source: ForgetSource, round: int):
+        """This round's on-policy pairs (their counts recorded as `on_policy_rounds`); None once nothing leaks."""
+        from leakbench.data import read_table
+        from leakbench.unlearn.pairs import on_policy_pairs
+
+        h, name = source.hyper, source.method
+        items, counts = on_policy_pairs(source.model, source.tokenizer, source.documents,
+                                        read_table("subjects", subset=source.subset, data_dir=source.data_dir),
+                                        prompts=h["prompts"], samples=h["samples"], seed=source.seed + round,
+                                        max_prompt=source.max_prompt)  # fmt: skip
+        source.record.setdefault("on_policy_rounds", []).append(counts)
+        source.log(f"{name} round {round + 1}/{h['rounds']}: {counts['leaking']}/{counts['samples']} samples leak, "
+                   f"{counts['pairs']} pairs ({counts['redaction_chosen']} with the redaction chosen)")  # fmt: skip
+        if not items:
+            source.log(f"{name}: no sample leaks any more; stopping after {round} round(s)")
+            return None
+        return items

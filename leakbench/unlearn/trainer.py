@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -28,6 +29,26 @@ class Pair:
     prompt: list[int]
     chosen: list[int]
     rejected: list[int]
+
+
+@dataclass
+class ForgetSource:
+    """What a method may build its forget items from (`UnlearningTrainer.forget_items`): the model being
+    unlearned, the forget documents (raw and encoded), its hyper-parameters; `record` collects what the method
+    adds to unlearn.json."""
+
+    method: str
+    model: Any
+    tokenizer: Any
+    documents: list[dict[str, Any]]
+    encoded: list[Example]
+    hyper: dict[str, Any]
+    seed: int
+    max_prompt: int  # the longest preference prompt, in tokens
+    subset: str
+    data_dir: str | Path | None
+    log: Callable[[str], None]
+    record: dict[str, Any] = field(default_factory=dict)
 
 
 class PairedDataset(torch.utils.data.Dataset):
@@ -111,7 +132,16 @@ class UnlearningTrainer(Trainer):
 
     method: ClassVar[str] = ""
     needs_reference: ClassVar[bool] = False
-    forget_items: ClassVar[str] = "documents"  # or "pairs" (preference methods)
+
+    @classmethod
+    def forget_items(cls, source: ForgetSource, round: int) -> list[Any] | None:
+        """The forget side of round `round`'s batches (rounds: the `rounds` hyper-parameter, else one); None
+        stops training. Default: the encoded forget documents (their value tokens marked, for span losses)."""
+        return source.encoded
+
+    @staticmethod
+    def prepare(model, hyper: dict[str, Any]) -> None:
+        """Adjust the model before training (RMU: freeze all but the layers it trains); default: nothing."""
 
     def __init__(self, *args: Any, ref_model=None, hyper: dict[str, Any] | None = None, **kwargs: Any):
         super().__init__(*args, **kwargs)

@@ -1,0 +1,160 @@
+"""Outside packages extend LeakBench through entry points: an unlearning method (`leakbench.methods`), a
+robustness attack (`leakbench.attacks`) and a membership attack (`leakbench.membership`), declared by a tiny
+plugin that is not pip-installed, only put on the path with its dist-info folder (importlib.metadata finds it
+there), and run for real in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from conftest import run_leakbench
+
+DECLARATIONS = '''
+"""A LeakBench plugin's declarations: light (no torch), the trainer named by reference."""
+from leakbench.membership import MembershipAttack
+from leakbench.robustness import Attack
+from leakbench.unlearn import Method, Param
+
+METHOD = Method(
+    "toyplug.trainer:ScaledGATrainer", "scaled GA (a plugin)",
+    {"steps": 2, "lr": 1e-3, "retain_weight": 0.0, "ascent_scale": 0.5},
+    params={"ascent_scale": Param(help="the weight of the gradient ascent")},
+)
+
+
+def leak_everywhere(stage, target):
+    """A trivial attack: the unlearned model's figures on every forget subject, under the attack's option."""
+    return {"label": stage.option("toy_probe", "label"), "method": target.method,
+            "subjects": len(stage.subjects), "unlearned": target.unlearned.on(stage.subjects)}
+
+
+ATTACK = Attack(leak_everywhere, "the unlearned model as it is (a plugin)", ("probes",), options={"label": "x"})
+
+
+def max_logprob(stats, k):
+    return max(stats.logprobs)
+
+
+MEMBERSHIP = MembershipAttack(max_logprob, "max log-probability (a plugin)", members_score="high")
+'''
+
+TRAINER = '''
+from leakbench.unlearn.trainer import UnlearningTrainer
+
+
+class ScaledGATrainer(UnlearningTrainer):
+    """Gradient ascent on the forget documents, scaled by a hyper-parameter of the plugin's own."""
+
+    def unlearning_loss(self, model, inputs):
+        return -self.hyper["ascent_scale"] * self.nll(model, inputs["forget"])
+'''
+
+ENTRY_POINTS = """
+[leakbench.methods]
+scaled_ga = toyplug:METHOD
+broken = toyplug:NOT_THERE
+
+[leakbench.attacks]
+toy_probe = toyplug:ATTACK
+
+[leakbench.membership]
+toy_max = toyplug:MEMBERSHIP
+"""
+
+
+@pytest.fixture(scope="module")
+def plugin_env(tmp_path_factory) -> dict[str, str]:
+    """The environment of a Python that sees the plugin: its package and dist-info folder on PYTHONPATH."""
+    root = tmp_path_factory.mktemp("plugins")
+    (root / "toyplug").mkdir()
+    (root / "toyplug" / "__init__.py").write_text(textwrap.dedent(DECLARATIONS))
+    (root / "toyplug" / "trainer.py").write_text(textwrap.dedent(TRAINER))
+    info = root / "toyplug-0.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 0.0\n")
+    (info / "entry_points.txt").write_text(ENTRY_POINTS.lstrip())
+    path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
+    return {**os.environ, "PYTHONPATH": path}
+
+
+def python(code: str, env: dict[str, str]) -> str:
+    proc = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True, env=env,
+                          timeout=900)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_the_registries_list_plugins_without_loading_torch(plugin_env):
+    out = python("""
+        import json, sys
+        import leakbench.cli
+        from leakbench.membership import ATTACKS as MEMBERSHIP
+        from leakbench.robustness import ATTACKS, AXES
+        from leakbench.unlearn import METHODS, UnlearnConfig
+        UnlearnConfig(method="scaled_ga", params={"ascent_scale": "0.25"})  # declaration loaded and checked
+        print(json.dumps({"methods": list(METHODS), "attacks": list(ATTACKS), "axes": list(AXES),
+                          "membership": list(MEMBERSHIP), "title": METHODS["scaled_ga"].title,
+                          "torch": "torch" in sys.modules}))
+    """, plugin_env)
+    found = json.loads(out)
+    assert found["methods"][-2:] == ["scaled_ga", "broken"] and found["methods"][0] == "ga"
+    assert found["attacks"][-1] == "toy_probe" and "toy_probe" not in found["axes"]  # not a default axis
+    assert found["membership"][-1] == "toy_max" and found["title"] == "scaled GA (a plugin)"
+    assert found["torch"] is False
+    help_text = run_leakbench("unlearn", "--help", env=plugin_env).stdout
+    assert "scaled_ga" in help_text and "ga_gd" in help_text
+    assert "toy_probe" in run_leakbench("robustness", "--help", env=plugin_env).stdout
+
+
+def test_a_broken_plugin_is_one_line_naming_it(plugin_env, tiny_model_dir, tmp_path):
+    proc = run_leakbench("unlearn", "--model", str(tiny_model_dir), "--method", "broken", "--out",
+                         str(tmp_path / "o"), env=plugin_env)  # fmt: skip
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "'broken'" in proc.stderr and "toyplug:NOT_THERE" in proc.stderr and "cannot be loaded" in proc.stderr
+
+
+def test_a_plugin_membership_attack_is_scored_beside_the_built_in_ones(plugin_env):
+    out = python("""
+        import json
+        from leakbench.privacy import ValueStats, member_auc, membership_scores
+        stats = ValueStats(text="ab", logprobs=[-1.0, -3.0, -2.0], correct=[True, False, True],
+                           mean=[-1.0, -1.0, -1.0], std=[1.0, 1.0, 1.0])
+        # members score high on this attack: the higher scores are told apart as members
+        print(json.dumps({"scores": membership_scores(stats, 0.4), "auc": member_auc("toy_max", [0.0], [-1.0])}))
+    """, plugin_env)
+    found = json.loads(out)
+    assert found["scores"]["toy_max"] == -1.0 and set(found["scores"]) >= {"loss", "zlib", "min_k", "min_k_plus_plus"}
+    assert found["auc"] == 1.0
+
+
+def test_a_plugin_method_unlearns_and_a_plugin_attack_attacks_it(plugin_env, tiny_model_dir, tmp_path):
+    study = tmp_path / "study"
+    model = study / "models" / "scaled"
+    proc = run_leakbench("unlearn", "--model", str(tiny_model_dir), "--method", "scaled_ga", "--steps", "1",
+                         "--batch-size", "2", "--param", "ascent_scale=0.25", "--out", str(model),
+                         env=plugin_env)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    record = json.loads((model / "unlearn.json").read_text())
+    assert record["method"] == "scaled_ga" and record["steps"] == 1
+    assert record["hyperparameters"]["ascent_scale"] == 0.25 and record["hyperparameters"]["lr"] == 1e-3
+    assert record["loss_after"]["forget"] > record["loss_before"]["forget"]
+
+    # the study's robustness stage with the plugin attack alone (its option set), on the method's model
+    python(f"""
+        from leakbench.robustness import RobustnessConfig, study_stage
+        cfg = RobustnessConfig(axes=("toy_probe",), probes=1, eval_batch_size=16, options={{"label": "hello"}})
+        study_stage({str(study)!r}, {str(tiny_model_dir)!r}, None, {{"scaled_ga": "scaled"}}, cfg, subset="mini",
+                    log=lambda m: None)
+    """, plugin_env)
+    attacked = json.loads((study / "runs" / "scaled" / "robustness.json").read_text())
+    assert attacked["kind"] == "leakbench-robustness" and attacked["method"] == "scaled_ga"
+    assert attacked["settings"]["axes"] == ["toy_probe"] and attacked["settings"]["options"] == {"label": "hello"}
+    toy = attacked["toy_probe"]
+    assert toy["label"] == "hello" and toy["method"] == "scaled_ga" and toy["subjects"] == 50
+    assert 0 <= toy["unlearned"]["direct_leak_rate"] <= 1
+    assert not {"relearn", "quantize", "sequential", "scaling"} & set(attacked)
