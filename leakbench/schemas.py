@@ -62,6 +62,7 @@ class Record(Part):
     FILE: ClassVar[str]  # the file name in its folder (a model dir, a run dir, a study dir)
     KIND: ClassVar[str]
     TITLE: ClassVar[str]  # what errors call it: "not a LeakBench <TITLE>"
+    SORTED: ClassVar[bool] = True  # keys sorted on disk (stable diffs); False where their order means something
     VERSION: ClassVar[str] = "1"
     # earlier schema versions and how each becomes the next; "0" is the untyped file of the same content
     MIGRATIONS: ClassVar[dict[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {}
@@ -110,7 +111,7 @@ class Record(Part):
         if path.is_dir() and path.name != cls.FILE:
             path = path / cls.FILE
         try:
-            raw = input_file(path, cls.FILE).read_bytes().decode("utf-8")
+            raw = input_file(path, cls.TITLE).read_bytes().decode("utf-8")
             data = json.loads(raw)
         except UnicodeDecodeError:
             raise LeakBenchError(f"{path}: not UTF-8 text (a JSON record was expected)") from None
@@ -136,7 +137,9 @@ class Record(Part):
         """Write the record atomically, into `folder/FILE` (or the file given)."""
         path = Path(folder_or_file)
         path = path if path.suffix == ".json" else path / self.FILE
-        write_text_atomic(path, dumps_record(self.dump()))
+        dumped = self.dump()
+        text = dumps_record(dumped) if self.SORTED else json.dumps(dumped, ensure_ascii=False, indent=2) + "\n"
+        write_text_atomic(path, text)
         return path
 
 
@@ -410,6 +413,7 @@ class StudySummary(Record):
 
     FILE: ClassVar[str] = "summary.json"
     TITLE: ClassVar[str] = "study summary"
+    SORTED: ClassVar[bool] = False  # the rows' order is the table's
     KIND: ClassVar[str] = "study"
     kind: Literal["study"] = "study"
     subset: str

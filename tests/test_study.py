@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from leakbench.pipeline import StudyConfig, comparisons, run_study, table
+from leakbench.pipeline import StudyConfig, comparisons, run_study, summarize, table
 from leakbench.records import UsageError
 from leakbench.schemas import RunRecord
 
@@ -144,10 +144,9 @@ def test_studies_run_side_by_side_merge_into_one_summary(tmp_path):
     victim, oracle = _metrics(), _metrics(direct_leak_rate=0.0)
 
     def study(name: str, methods: dict[str, float]) -> str:
-        rows = {"victim": {"metrics": victim}, "oracle": {"metrics": oracle}}
-        rows.update({m: {"metrics": _metrics(direct_leak_rate=rate)} for m, rate in methods.items()})
-        for row in rows.values():
-            row["comparisons"] = comparisons(victim, row["metrics"], oracle)
+        found = {"victim": victim, "oracle": oracle, **{m: _metrics(direct_leak_rate=r) for m, r in methods.items()}}
+        rows = {row: summarize([{"label": row, "metrics": m, "comparisons": comparisons(victim, m, oracle)}])
+                for row, m in found.items()}  # fmt: skip
         path = tmp_path / f"{name}.json"
         path.write_text(json.dumps({"kind": "study", "subset": "mini", "seeds": 3, "victim_seeds": 1,
                                     "methods": list(methods), "rows": rows, "timings_s": {"x": 1.0},
@@ -171,9 +170,9 @@ def test_merge_verb_joins_studies_and_refuses_to_overwrite_one(tmp_path):
 
     victim = _metrics()
     for name, method in (("a", "ga"), ("b", "rmu")):
-        rows = {"victim": {"metrics": victim}, method: {"metrics": _metrics(direct_leak_rate=0.1)}}
-        for row in rows.values():
-            row["comparisons"] = comparisons(victim, row["metrics"], None)
+        found = {"victim": victim, method: _metrics(direct_leak_rate=0.1)}
+        rows = {row: summarize([{"label": row, "metrics": m, "comparisons": comparisons(victim, m, None)}])
+                for row, m in found.items()}  # fmt: skip
         (tmp_path / name).mkdir()
         (tmp_path / name / "summary.json").write_text(json.dumps({
             "kind": "study", "subset": "mini", "seeds": 1, "victim_seeds": 1, "methods": [method], "rows": rows,
