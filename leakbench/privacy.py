@@ -232,6 +232,28 @@ def document_requests(docs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[
     return [(d["text"], [(o["start"], o["end"]) for o in d["occurrences"]]) for d in docs]
 
 
+@dataclass
+class Occurrence:
+    """One scored value occurrence: whose it is, whether the model was trained on it, and its token statistics."""
+
+    subject_id: str
+    member: bool  # a forget subject's (trained on) or a holdout subject's (never seen)
+    stats: ValueStats
+
+
+def occurrences(model: Any, tokenizer: Any, forget: list[dict[str, Any]], holdout: list[dict[str, Any]], *,
+                max_length: int, batch_size: int = 16, progress: Callable[[int], Any] | None = None,
+                ) -> list[Occurrence]:  # fmt: skip
+    """Every value occurrence of the forget documents (members) and the holdout documents (non-members), scored
+    in its document's context: what `measure` aggregates over the whole forget set and the robustness meter
+    over any set of subjects."""
+    stats = value_stats(model, tokenizer, document_requests(forget) + document_requests(holdout),
+                        max_length=max_length, batch_size=batch_size, progress=progress)  # fmt: skip
+    return [Occurrence(occurrence["subject_id"], i < len(forget), st)
+            for i, (doc, per_doc) in enumerate(zip(forget + holdout, stats, strict=True))
+            for occurrence, st in zip(doc["occurrences"], per_doc, strict=True) if st is not None]  # fmt: skip
+
+
 def measure(
     model_dir: str | Path,
     cfg: PrivacyConfig,
@@ -269,13 +291,12 @@ def measure(
     model, tokenizer = load_causal_lm(model_dir)
     model.to(device).eval()
     max_length = context_length(model, 1024)
-    requests = document_requests(forget) + document_requests(holdout)
-    with tqdm(total=len(requests) + len(rows), desc="privacy", unit="text", disable=log is None) as bar:
-        stats = value_stats(model, tokenizer, requests, max_length=max_length, batch_size=cfg.batch_size,
-                            progress=bar.update)  # fmt: skip
+    with tqdm(total=len(forget) + len(holdout) + len(rows), desc="privacy", unit="text", disable=log is None) as bar:
+        scored_values = occurrences(model, tokenizer, forget, holdout, max_length=max_length,
+                                    batch_size=cfg.batch_size, progress=bar.update)  # fmt: skip
         losses = choice_losses(model, tokenizer, rows, max_length=max_length, progress=bar.update)
-    member_stats = [s for per_doc in stats[: len(forget)] for s in per_doc if s is not None]
-    non_member_stats = [s for per_doc in stats[len(forget) :] for s in per_doc if s is not None]
+    member_stats = [o.stats for o in scored_values if o.member]
+    non_member_stats = [o.stats for o in scored_values if not o.member]
     scored = [x for st in member_stats + non_member_stats for x in st.logprobs] + [x for r in losses for x in r]
     if not all(math.isfinite(x) for x in scored):
         raise DataError(f"{model_dir}: the model gives non-finite log-probabilities (diverged weights?)")

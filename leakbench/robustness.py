@@ -300,7 +300,7 @@ class Meter:
 
         from leakbench.harness import quiet_known_notices
         from leakbench.membership import ATTACKS as MEMBERSHIP
-        from leakbench.privacy import DEFAULT_K, document_requests, exact_memorization, value_stats
+        from leakbench.privacy import DEFAULT_K, exact_memorization, occurrences
         from leakbench.training import context_length
 
         model.eval()
@@ -314,21 +314,16 @@ class Meter:
         for sample in results["samples"][DIRECT]:
             leaks[sample["doc"]["subject_id"]].append(float(sample["direct_leak_rate"]))
         bpb = results["results"].get(CODE_FILES, {}).get("bits_per_byte,none")
-        stats = value_stats(model, tokenizer, document_requests(self.forget + self.holdout),
-                            max_length=context_length(model, 1024))  # fmt: skip
         memorization: dict[str, list[float]] = defaultdict(list)
         members: dict[str, list[float]] = defaultdict(list)
         non_members: list[float] = []
-        for i, (doc, per_doc) in enumerate(zip(self.forget + self.holdout, stats, strict=True)):
-            for occurrence, st in zip(doc["occurrences"], per_doc, strict=True):
-                if st is None:
-                    continue
-                score = MEMBERSHIP[HEADLINE_ATTACK](st, DEFAULT_K)
-                if i >= len(self.forget):
-                    non_members.append(score)
-                else:
-                    members[occurrence["subject_id"]].append(score)
-                    memorization[occurrence["subject_id"]].append(exact_memorization(st.correct))
+        for o in occurrences(model, tokenizer, self.forget, self.holdout, max_length=context_length(model, 1024)):
+            score = MEMBERSHIP[HEADLINE_ATTACK](o.stats, DEFAULT_K)
+            if o.member:
+                members[o.subject_id].append(score)
+                memorization[o.subject_id].append(exact_memorization(o.stats.correct))
+            else:
+                non_members.append(score)
         return Measurement(dict(leaks), dict(memorization), dict(members), non_members,
                            float(bpb) if isinstance(bpb, int | float) else None)  # fmt: skip
 
