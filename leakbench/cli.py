@@ -19,6 +19,7 @@ from leakbench import __version__
 from leakbench.base import BaseConfig
 from leakbench.data import DEFAULT_RELEASE
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
+from leakbench.harness import BACKENDS
 from leakbench.metrics import METRICS, PRIVACY
 from leakbench.pipeline import StudyConfig
 from leakbench.privacy import PrivacyConfig
@@ -500,7 +501,7 @@ def run_cmd(
     batch_size: Annotated[str, typer.Option(help="lm-eval batch size: a number, 'auto' or 'auto:N'.")] = str(
         StudyConfig.batch_size
     ),
-    backend: Annotated[str, typer.Option(help="lm-eval model backend: hf or vllm.")] = StudyConfig.backend,
+    backend: Annotated[str, typer.Option(help=f"lm-eval model backend: {', '.join(BACKENDS)}.")] = StudyConfig.backend,
     model_args: Annotated[
         str, typer.Option(help="Backend arguments, k=v,... (e.g. dtype=bfloat16,tensor_parallel_size=2).")
     ] = StudyConfig.model_args,

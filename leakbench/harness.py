@@ -13,6 +13,7 @@ import logging
 import math
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -21,13 +22,42 @@ from leakbench.data import DEFAULT_RELEASE, check_split, read_table, release_dir
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.subjects import FIELDS
 from leakbench.records import LeakBenchError, UsageError, atomic_dir
+from leakbench.registry import Registry, check_reference, resolve
 from leakbench.resources import resource_dir
 from leakbench.scoring import INDIRECT_LEAK_KINDS, LeakScorer
 
 N_CHOICES = 10  # the true value and 9 decoys
 
 
-BACKENDS = ("hf", "vllm")  # lm-eval model types that load a local or hub checkpoint by `pretrained=`
+@dataclass(frozen=True)
+class Backend:
+    """An lm-eval model type that LeakBench evaluates a checkpoint with (`pretrained=<model dir>`).
+
+    `register`: a "module:attribute" reference imported before evaluating, whose import registers the model type
+    with lm-eval (`@lm_eval.api.registry.register_model(...)`); `lm_eval_name`: lm-eval's name for the type
+    (default: the backend's own name); `requires`: a module that must be importable (checked up front)."""
+
+    title: str
+    requires: str | None = None
+    register: str | None = None
+    lm_eval_name: str | None = None
+
+
+def _check_backend_declaration(name: str, backend: Any) -> Backend:
+    if not isinstance(backend, Backend):
+        raise LeakBenchError(f"model backend {name!r}: expected a leakbench.harness.Backend declaration, got "
+                             f"{type(backend).__name__}")  # fmt: skip
+    if backend.register is not None:
+        check_reference(backend.register, f"model backend {name!r}: register")
+    return backend
+
+
+# lm-eval model types that load a local or hub checkpoint by `pretrained=`; outside packages add theirs under the
+# entry-point group `leakbench.backends`
+BACKENDS: Registry[Backend] = Registry("leakbench.backends", "model backend", {
+    "hf": Backend("Hugging Face transformers (lm-eval's hf)"),
+    "vllm": Backend("vLLM (lm-eval's vllm; a GPU machine)", requires="vllm"),
+}, _check_backend_declaration)  # fmt: skip
 
 
 def check_backend(backend: str, model_args: str = "") -> None:
@@ -39,14 +69,24 @@ def check_backend(backend: str, model_args: str = "") -> None:
 
     if backend not in BACKENDS:
         raise UsageError(f"unknown --backend {backend!r}; choose one of: {', '.join(BACKENDS)}")
-    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise LeakBenchError("--backend vllm needs vLLM: `pip install vllm` on a machine with a GPU")
+    spec = BACKENDS[backend]
+    if spec.requires and importlib.util.find_spec(spec.requires) is None:
+        raise LeakBenchError(f"--backend {backend} needs {spec.requires}: `pip install {spec.requires}`"
+                             + (" on a machine with a GPU" if backend == "vllm" else ""))  # fmt: skip
     pieces = [p for p in model_args.split(",") if p.strip()]
     if any("=" not in p or not p.split("=", 1)[0].strip() for p in pieces):
         raise UsageError(f"--model-args must be k=v pairs separated by commas, got {model_args!r}")
     parsed = simple_parse_args_string(model_args)
     if "pretrained" in parsed:
         raise UsageError("--model-args must not set pretrained: the model directory is passed separately")
+
+
+def lm_eval_model(backend: str) -> str:
+    """lm-eval's name for a backend, its model type registered with lm-eval first (a plugin's import)."""
+    spec = BACKENDS[backend]
+    if spec.register is not None:
+        resolve(spec.register, f"model backend {backend!r}")
+    return spec.lm_eval_name or backend
 
 
 def tasks_path() -> Path:
@@ -134,7 +174,7 @@ def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_arg
     from lm_eval.utils import simple_parse_args_string
 
     results = lm_eval.simple_evaluate(
-        model=backend,
+        model=lm_eval_model(backend),
         # a dict, so that a model path holding `,` or `=` stays whole; the user's arguments follow unchanged
         model_args={"pretrained": str(model_dir), **simple_parse_args_string(model_args)},
         tasks=tasks,

@@ -7,77 +7,46 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
+import tomllib
+from pathlib import Path
 
 import pytest
 from conftest import run_leakbench
 
-DECLARATIONS = '''
-"""A LeakBench plugin's declarations: light (no torch), the trainer named by reference."""
-from leakbench.membership import MembershipAttack
-from leakbench.robustness import Attack
-from leakbench.unlearn import Method, Param
-
-METHOD = Method(
-    "toyplug.trainer:ScaledGATrainer", "scaled GA (a plugin)",
-    {"steps": 2, "lr": 1e-3, "retain_weight": 0.0, "ascent_scale": 0.5},
-    params={"ascent_scale": Param(help="the weight of the gradient ascent")},
-)
+WALKTHROUGH = Path(__file__).resolve().parents[1] / "docs" / "extending.md"
 
 
-def leak_everywhere(stage, target):
-    """A trivial attack: the unlearned model's figures on every forget subject, under the attack's option."""
-    return {"label": stage.option("toy_probe", "label"), "method": target.method,
-            "subjects": len(stage.subjects), "unlearned": target.unlearned.on(stage.subjects)}
+def walkthrough_files() -> dict[str, str]:
+    """The code blocks of docs/extending.md, by the file name their first line gives (`# path`)."""
+    blocks = re.findall(r"```[a-z]*\n# (\S+)[^\n]*\n(.*?)```", WALKTHROUGH.read_text(encoding="utf-8"), re.S)
+    return dict(blocks)
 
 
-ATTACK = Attack(leak_everywhere, "the unlearned model as it is (a plugin)", ("probes",), options={"label": "x"})
-
-
-def max_logprob(stats, k):
-    return max(stats.logprobs)
-
-
-MEMBERSHIP = MembershipAttack(max_logprob, "max log-probability (a plugin)", members_score="high")
-'''
-
-TRAINER = '''
-from leakbench.unlearn.trainer import UnlearningTrainer
-
-
-class ScaledGATrainer(UnlearningTrainer):
-    """Gradient ascent on the forget documents, scaled by a hyper-parameter of the plugin's own."""
-
-    def unlearning_loss(self, model, inputs):
-        return -self.hyper["ascent_scale"] * self.nll(model, inputs["forget"])
-'''
-
-ENTRY_POINTS = """
-[leakbench.methods]
-scaled_ga = toyplug:METHOD
-broken = toyplug:NOT_THERE
-
-[leakbench.attacks]
-toy_probe = toyplug:ATTACK
-
-[leakbench.membership]
-toy_max = toyplug:MEMBERSHIP
-"""
+def entry_points_txt(pyproject: str) -> str:
+    """The dist-info entry_points.txt that pip would write for the walkthrough's pyproject.toml."""
+    groups = tomllib.loads(pyproject)["project"]["entry-points"]
+    return "".join(f"[{group}]\n" + "".join(f"{k} = {v}\n" for k, v in eps.items()) + "\n"
+                   for group, eps in groups.items())  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def plugin_env(tmp_path_factory) -> dict[str, str]:
     """The environment of a Python that sees the plugin: its package and dist-info folder on PYTHONPATH."""
     root = tmp_path_factory.mktemp("plugins")
+    files = walkthrough_files()
     (root / "toyplug").mkdir()
-    (root / "toyplug" / "__init__.py").write_text(textwrap.dedent(DECLARATIONS))
-    (root / "toyplug" / "trainer.py").write_text(textwrap.dedent(TRAINER))
+    for name in ("toyplug/__init__.py", "toyplug/trainer.py", "toyplug/backend.py"):
+        (root / name).write_text(files[name])
     info = root / "toyplug-0.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 0.0\n")
-    (info / "entry_points.txt").write_text(ENTRY_POINTS.lstrip())
+    # the walkthrough's entry points, and one that cannot load (a broken plugin must cost one line)
+    (info / "entry_points.txt").write_text(entry_points_txt(files["pyproject.toml"]).replace(
+        "[leakbench.methods]\n", "[leakbench.methods]\nbroken = toyplug:NOT_THERE\n"))  # fmt: skip
     path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path}
 
@@ -154,7 +123,21 @@ def test_a_plugin_method_unlearns_and_a_plugin_attack_attacks_it(plugin_env, tin
     attacked = json.loads((study / "runs" / "scaled" / "robustness.json").read_text())
     assert attacked["kind"] == "leakbench-robustness" and attacked["method"] == "scaled_ga"
     assert attacked["settings"]["axes"] == ["toy_probe"] and attacked["settings"]["options"] == {"label": "hello"}
-    toy = attacked["toy_probe"]
+    toy = attacked["plugins"]["toy_probe"]  # an outside attack's record, under its name
     assert toy["label"] == "hello" and toy["method"] == "scaled_ga" and toy["subjects"] == 50
     assert 0 <= toy["unlearned"]["direct_leak_rate"] <= 1
     assert not {"relearn", "quantize", "sequential", "scaling"} & set(attacked)
+
+
+def test_a_plugin_backend_evaluates_through_lm_eval(plugin_env, tiny_model_dir, tmp_path):
+    out = python(f"""
+        import json
+        from leakbench.harness import BACKENDS, evaluate
+        results = evaluate({str(tiny_model_dir)!r}, {str(tmp_path / "run")!r}, ["leakbench_direct"], subset="mini",
+                           ner="none", limit=2, backend="toy_hf", batch_size=2)
+        print(json.dumps({{"backends": list(BACKENDS), "model": results["config"]["model"],
+                          "leak": results["results"]["leakbench_direct"]["direct_leak_rate,none"]}}))
+    """, plugin_env)
+    found = json.loads(out.strip().splitlines()[-1])
+    assert found["backends"] == ["hf", "vllm", "toy_hf"] and found["model"] == "toyplug-hf"
+    assert 0 <= found["leak"] <= 1
