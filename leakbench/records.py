@@ -55,28 +55,37 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signum
 
 
+MAX_COUNT = 10**12  # no count (steps, tokens, epochs, sizes, seeds...) above this could ever run
+
+
 def check_number(
     option: str, value: float | None, *, integer: bool = False, allow_zero: bool = False, maximum: float | None = None
 ) -> None:
-    """A numeric option must be finite and positive (or >= 0 with `allow_zero`); None means "the default"."""
+    """A numeric option must be finite and positive (or >= 0 with `allow_zero`); None means "the default". An
+    integer is a count, at most `maximum` (default `MAX_COUNT`: a size no machine could run is a typing error)."""
     import math
 
     if value is None:
         return
+    if integer and maximum is None:
+        maximum = MAX_COUNT
     low = ">= 0" if allow_zero else "> 0"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not whole):
         raise UsageError(f"{option} must be {'an integer' if integer else 'a number'} {low}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if (isinstance(value, float) and not math.isfinite(value)) or value < 0 or (value == 0 and not allow_zero):
         raise UsageError(f"{option} must be a finite {'integer' if integer else 'number'} {low}, got {value}")
     if maximum is not None and value > maximum:
-        raise UsageError(f"{option} must be at most {maximum:g}, got {value}")
+        digits = str(value)
+        shown = f"{value:g}" if isinstance(value, float) else digits if len(digits) <= 15 else f"~1e{len(digits) - 1}"
+        raise UsageError(f"{option} must be at most {maximum:g} (no machine could run more), got {shown}")
 
 
 def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -> str:
     """`PATH: problem` for a file-system error, naming the file the user knows (not a hidden temporary)."""
     where = path if path is not None else exc.filename
-    problem = exc.strerror or exc.__class__.__name__
-    return f"{where}: {problem[0].lower() + problem[1:]}" if where is not None else problem
+    problem = exc.strerror[0].lower() + exc.strerror[1:] if exc.strerror else str(exc) or exc.__class__.__name__
+    return f"{where}: {problem}" if where is not None else problem
 
 
 def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:

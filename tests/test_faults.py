@@ -451,7 +451,7 @@ CASES = [
          "--k must be", absent=("o.json",)),
     Case("privacy-unknown-subset", ["privacy", "--model", "{w}/m", "--out", "{w}/o.json", "--subset", "x"], 2,
          "unknown subset", absent=("o.json",)),
-    Case("privacy-out-exists", ["privacy", "--model", "{w}/m", "--out", "{w}/o.json"], 2, "--overwrite",
+    Case("privacy-out-exists", ["privacy", "--model", "{w}/m", "--out", "{w}/o.json"], 1, "--overwrite",
          setup=_mkfile("o.json", "keep"), keep=("o.json",)),
     Case("privacy-out-is-reference", ["privacy", "--model", "{w}/m", "--out", "{w}/r.json", "--reference",
          "{w}/r.json", "--overwrite"], 2, "destroy", setup=_mkfile("r.json", "{}"), keep=("r.json",)),
@@ -718,6 +718,48 @@ CASES = [
     Case("loop-run", ["run", "--out", "{w}/loop", "--no-publish"], 1, "symbolic link loop", setup=_loop("loop")),
     Case("loop-sweep", ["sweep", "--model", "{tiny}", "--out", "{w}/loop"], 1, "symbolic link loop",
          setup=_loop("loop")),
+    # -- class 3: sweep checks what every other verb checks, before any evaluation
+    Case("sweep-out-is-model", ["sweep", "--model", "{w}/tiny", "--out", "{w}/tiny"], 2, "destroy the input",
+         copy=("tiny",), keep=("tiny",)),
+    Case("sweep-out-inside-model", ["sweep", "--model", "{w}/tiny", "--out", "{w}/tiny/sweep"], 2,
+         "inside --model", copy=("tiny",), keep=("tiny",), absent=("tiny/sweep",)),
+    Case("sweep-seed-negative", ["sweep", "--model", "{tiny}", "--out", "{w}/o", "--seed", "-1"], 2,
+         "--seed must be", absent=("o",)),
+    Case("sweep-model-missing", ["sweep", "--model", "{w}/nope", "--out", "{w}/o"], 1,
+         r"nope: not a Hugging Face model directory \(no such directory\)", absent=("o",)),
+    Case("sweep-unknown-subset", ["sweep", "--model", "{tiny}", "--out", "{w}/o", "--subset", "tiny"], 2,
+         "unknown subset", absent=("o",)),
+    Case("sweep-out-is-file", ["sweep", "--model", "{tiny}", "--out", "{w}/f"], 1, "not a directory",
+         setup=_mkfile("f"), keep=("f",)),
+    # -- class 4: contradictions, options without effect, repeated options and sizes no machine could run: exit 2
+    Case("run-publish-to-and-no-publish", [*RUN, "--publish-to", "{w}/b"], 2, "--publish-to and --no-publish",
+         absent=("study", "b")),
+    Case("base-vocab-too-small", ["base", "build", "--out", "{w}/b", "--vocab-size", "10"], 2,
+         "--vocab-size must be at least 257", absent=("b",)),
+    Case("base-tokens-absurd", ["base", "build", "--out", "{w}/b", "--tokens", "1" + "0" * 24], 2,
+         r"--tokens must be at most 1e\+12", absent=("b",)),
+    Case("unlearn-steps-absurd", ["unlearn", "--model", "{w}/m", "--method", "ga", "--steps", "1" + "0" * 23,
+         "--out", "{w}/o"], 2, "--steps must be at most", absent=("o",)),
+    Case("unlearn-steps-astronomical", ["unlearn", "--model", "{w}/m", "--method", "ga", "--steps", "9" * 400,
+         "--out", "{w}/o"], 2, r"--steps must be at most .*~1e399", absent=("o",)),
+    Case("victim-epochs-absurd", ["victim", "build", "--out", "{w}/v", "--epochs", "1" + "0" * 20], 2,
+         "--epochs must be at most", absent=("v",)),
+    Case("unlearn-lora-rank-without-lora", ["unlearn", "--model", "{w}/m", "--method", "ga", "--lora-rank", "4",
+         "--out", "{w}/o"], 2, "--lora-rank has no effect without --lora", absent=("o",)),
+    Case("victim-lora-rank-without-lora", ["victim", "build", "--out", "{w}/v", "--lora-rank", "4"], 2,
+         "--lora-rank has no effect without --lora", absent=("v",)),
+    Case("unlearn-param-repeated", ["unlearn", "--model", "{w}/m", "--method", "simnpo", "--param", "margin=0.5",
+         "--param", "margin=0.7", "--out", "{w}/o"], 2, r"--param margin given twice \('0.5' and '0.7'\)",
+         absent=("o",)),
+    # -- class 7: messages that say what is wrong
+    Case("unlearn-method-all", ["unlearn", "--model", "{w}/m", "--method", "all", "--out", "{w}/o"], 2,
+         r"--method takes one method, not 'all' .*choose one of: ga, [a-z_, ]+$", absent=("o",)),
+    Case("unlearn-weights-unreadable", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--steps", "1",
+         "--out", "{w}/o"], 1, "model.safetensors: permission denied", copy=("tiny",),
+         setup=_chmod("tiny/model.safetensors", 0o000), as_user=True, absent=("o",)),
+    Case("privacy-weights-unreadable", ["privacy", "--model", "{w}/tiny", "--out", "{w}/o.json"], 1,
+         "model.safetensors: permission denied", copy=("tiny",), setup=_chmod("tiny/model.safetensors", 0o000),
+         as_user=True, absent=("o.json",)),
     # -- class 2: a record read from disk holds only finite numbers, named with file and field
     Case("publish-privacy-infinity", PUB, 1, r"privacy.json: metrics.exact_memorization is Infinity", copy=("run",),
          setup=_privacy_json(exact_memorization=float("inf")), absent=("lb",)),
@@ -851,6 +893,26 @@ def test_unlearn_terminated_mid_training_leaves_nothing(material, tmp_path):
     done = _finish(proc)
     assert_contract(done, 143, "terminated")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("signum", "rc", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130,
+                                                                                           "interrupted")])
+def test_unlearn_stopped_mid_training_closes_the_bar_before_the_error_line(material, tmp_path, signum, rc, word):
+    """Issue 24, class 7: the Trainer's progress bar is closed first, so the `error:` line stands on a line of its
+    own and is the last thing printed (no bar redrawn after it)."""
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "leakbench", "unlearn", "--model", str(material["tiny"]),
+                                 "--method", "ga", "--steps", "100000", "--out", str(tmp_path / "o")],
+                                stdout=subprocess.DEVNULL, stderr=fh, text=True, cwd=tmp_path, env=_env())  # fmt: skip
+        _signal_when(proc, lambda: "/100000 [" in err.read_text(errors="replace"), signum)
+        proc.wait(timeout=120)
+    text = err.read_text(errors="replace")
+    assert proc.returncode == rc, text[-2000:]
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert lines[-1].startswith(f"error: {word}"), repr(text[-600:])
+    assert "Traceback" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.txt"]
 
 
 def test_data_build_interrupted_leaves_nothing(tmp_path):
