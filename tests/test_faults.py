@@ -34,7 +34,7 @@ pytestmark = pytest.mark.faults
 
 EVALPLUS = Path(__file__).resolve().parents[2] / "shared" / "evalplus"
 HUMANEVAL_MINI = "HumanEvalPlus-Mini-v0.1.10.jsonl.gz"
-LEFTOVER = re.compile(r"^\..+\.(tmp|old)$")  # what the atomic writers name their temporaries
+LEFTOVER = re.compile(r"^\..+\.(tmp|old|lock)$")  # the atomic writers' temporaries, and the locks and claims
 
 
 # --- running the CLI ------------------------------------------------------------------------------------------
@@ -947,4 +947,27 @@ def test_concurrent_publishes_keep_every_row(material, tmp_path):
             assert "1 added" in done.stdout
         entries = json.loads(board.read_text())["entries"]
         assert sorted(e["model"]["name"] for e in entries) == ["model-alpha", "model-beta"], f"trial {trial}"
-        assert leftovers(board.parent) == []
+        assert leftovers(board.parent) == []  # the lock included (issue 24, class 8): released and removed
+
+
+@pytest.mark.parametrize("verb", ["data build", "unlearn"])
+def test_two_writers_into_one_new_folder_one_is_refused(material, tmp_path, verb):
+    """Issue 24, class 5: two runs racing into one new --out (three trials): exactly one succeeds, the other is
+    told so (another process is writing it, or it is no longer empty), and the folder holds the winner's work."""
+    for trial in range(3):
+        out = tmp_path / f"out{trial}"
+        if verb == "data build":
+            runs = {seed: ["data", "build", "--out", str(out), "--subjects", "30", "--seed", str(seed)] for seed in (1, 2)}
+            record = "manifest.json"
+        else:
+            runs = {seed: ["unlearn", "--model", str(material["tiny"]), "--method", "ga", "--steps", "6",
+                           "--batch-size", "2", "--seed", str(seed), "--out", str(out)] for seed in (1, 2)}
+            record = "unlearn.json"
+        procs = {seed: start(args, tmp_path) for seed, args in runs.items()}
+        done = {seed: _finish(proc) for seed, proc in procs.items()}
+        winners = [seed for seed, d in done.items() if d.returncode == 0]
+        assert len(winners) == 1, {seed: (d.returncode, d.stderr[-500:]) for seed, d in done.items()}
+        (loser,) = set(done) - set(winners)
+        assert_contract(done[loser], 1, "another process is writing this folder|not empty")
+        assert json.loads((out / record).read_text())["seed"] == winners[0], f"trial {trial}"
+        assert leftovers(tmp_path) == []
