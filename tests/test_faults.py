@@ -971,3 +971,32 @@ def test_two_writers_into_one_new_folder_one_is_refused(material, tmp_path, verb
         assert_contract(done[loser], 1, "another process is writing this folder|not empty")
         assert json.loads((out / record).read_text())["seed"] == winners[0], f"trial {trial}"
         assert leftovers(tmp_path) == []
+
+
+def test_study_stopped_mid_reevaluation_is_refused_by_publish(material, tmp_path, monkeypatch):
+    """Issue 24, class 5: a re-run of a finished study stopped after lm-eval replaced a run's results but before
+    its privacy.json and run.json: the folder says it is incomplete, and publish refuses it instead of publishing
+    new (here 1-probe) results under the old records."""
+    from leakbench import privacy
+    from leakbench.pipeline import StudyConfig, run_study
+    from leakbench.records import Interrupted
+
+    run = tmp_path / "study" / "runs" / "victim"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text('{"model_name": "the finished study", "role": "victim"}')
+    (run / "privacy.json").write_text('{"kind": "leakbench-privacy"}')
+
+    def stopped(*args, **kwargs):
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(privacy, "measure", stopped)  # Ctrl-C while the victim's privacy is measured
+    cfg = StudyConfig(out=tmp_path / "study", model=str(material["tiny"]), methods=("ga",), limit=1, utility=(),
+                      batch_size=4, publish=False)  # fmt: skip
+    with pytest.raises(Interrupted):
+        run_study(cfg, log=lambda message: None)
+    assert (run / "run.incomplete").is_file() and list(run.rglob("results_*.json"))
+    board = tmp_path / "lb" / "leaderboard.json"
+    proc = cli(["publish", str(run), "--leaderboard", str(board), "--html", str(board.with_name("index.html"))],
+               cwd=tmp_path)
+    assert_contract(proc, 1, r"victim: its evaluation was stopped half-way \(run.incomplete")
+    assert not board.parent.exists()
