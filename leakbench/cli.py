@@ -503,7 +503,8 @@ def run_cmd(
     ] = None,
     publish_to: Annotated[
         Path | None,
-        typer.Option(help="Leaderboard folder to publish into (default: --out; results/ updates the repository's)."),
+        typer.Option(help="Leaderboard folder to publish into (default: --out; results/ updates the repository's); "
+                          "not with --no-publish."),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Unlearning runs per method (seeds 0..N-1); rows show mean ± 95% CI.")] = 1,
     victim_seeds: Annotated[
