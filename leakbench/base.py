@@ -44,6 +44,9 @@ EMBEDDED_SHA256 = "3bc3d75076234a0bf588e3f2f40cfb32b6cb957fcdcc65646d450d2ea6a38
 _EXCLUDED_DIRS = {"test", "tests", "site-packages", "idlelib"}
 
 
+MIN_VOCAB = 257  # byte-level BPE: 256 byte tokens and the end-of-text token before any merge
+
+
 @dataclass(frozen=True)
 class BaseConfig:
     vocab_size: int = 4096
@@ -62,6 +65,9 @@ class BaseConfig:
         for option in ("vocab_size", "hidden", "layers", "heads", "block", "tokens", "batch_size", "warmup_steps"):
             check_number(f"--{option.replace('_', '-')}", getattr(self, option), integer=True,
                          allow_zero=option == "warmup_steps")  # fmt: skip
+        if self.vocab_size < MIN_VOCAB:
+            raise UsageError(f"--vocab-size must be at least {MIN_VOCAB} (the 256 byte tokens of byte-level BPE and "
+                             f"the end-of-text token), got {self.vocab_size}")  # fmt: skip
         check_number("--lr", self.lr)
         check_number("--corpus-chars", self.corpus_chars, integer=True)
         check_number("--seed", self.seed, integer=True, allow_zero=True)

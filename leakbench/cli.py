@@ -26,6 +26,7 @@ from leakbench.privacy import PrivacyConfig
 from leakbench.records import (
     Interrupted,
     LeakBenchError,
+    UsageError,
     check_not_aliased,
     defer_signal,
     input_file,
@@ -249,7 +250,10 @@ def victim_build(
     ] = None,
     epochs: Annotated[int | None, typer.Option(help="Exposures of each forget document.")] = None,
     lora: Annotated[bool, typer.Option(help="Fine-tune --base with LoRA adapters (merged when saved).")] = False,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (alpha = 2 x rank).")] = VictimConfig.lora_rank,
+    lora_rank: Annotated[
+        int | None,
+        typer.Option(help=f"With --lora: the LoRA rank (alpha = 2 x rank; default {VictimConfig.lora_rank})."),
+    ] = None,
     oracle: Annotated[
         bool, typer.Option(help="Build the oracle: the same recipe and token budget without the forget documents.")
     ] = False,
@@ -262,9 +266,15 @@ def victim_build(
 
     from leakbench.victim import build
 
-    changes = {k: v for k, v in (("epochs", epochs), ("lr", lr)) if v is not None}
-    cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, lora_rank=lora_rank, seed=seed, **changes)
+    _check_lora(lora, lora_rank)
+    changes = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("lora_rank", lora_rank)) if v is not None}
+    cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, seed=seed, **changes)
     build(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
+
+
+def _check_lora(lora: bool, lora_rank: int | None) -> None:
+    if lora_rank is not None and not lora:
+        raise UsageError("--lora-rank has no effect without --lora: add --lora, or drop --lora-rank")
 
 
 @app.command("unlearn", help=(
@@ -291,7 +301,10 @@ def unlearn_cmd(
         bool, typer.Option(help="Restrict the forget loss to the tokens of the sensitive values.")
     ] = False,
     lora: Annotated[bool, typer.Option(help="Train LoRA adapters (merged when saved).")] = False,
-    lora_rank: Annotated[int, typer.Option(help="LoRA rank (alpha = 2 x rank).")] = UnlearnConfig.lora_rank,
+    lora_rank: Annotated[
+        int | None,
+        typer.Option(help=f"With --lora: the LoRA rank (alpha = 2 x rank; default {UnlearnConfig.lora_rank})."),
+    ] = None,
     seed: Annotated[int, typer.Option(help="Training seed.")] = UnlearnConfig.seed,
     subset: Annotated[str | None, typer.Option(help="Forget set (default: the one the victim memorized).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
@@ -299,6 +312,7 @@ def unlearn_cmd(
 ) -> None:
     from leakbench.unlearn import parse_params, unlearn
 
+    _check_lora(lora, lora_rank)
     cfg = UnlearnConfig(
         method=method,
         steps=steps,
@@ -309,7 +323,7 @@ def unlearn_cmd(
         batch_size=batch_size,
         values_only=values_only,
         lora=lora,
-        lora_rank=lora_rank,
+        lora_rank=UnlearnConfig.lora_rank if lora_rank is None else lora_rank,
         seed=seed,
         subset=subset,
     )
@@ -362,14 +376,14 @@ def privacy_cmd(
     """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
     zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
     from leakbench.privacy import measure, read_record
-    from leakbench.records import UsageError, check_output
+    from leakbench.records import check_output
     from leakbench.schemas import PrivacyRecord
 
     cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)
     check_output(out, kind="file")
     check_not_aliased("--out", out, {"--reference": reference})
     if out.exists() and not overwrite:
-        raise UsageError(f"{out}: exists; pass --overwrite to replace it")
+        raise LeakBenchError(f"{out}: exists; pass --overwrite to replace it")
     ref = read_record(reference, "--reference") if reference is not None else None
     record = measure(model, cfg, reference=ref, device=device, log=console.print)
     PrivacyRecord.parse(record, str(out)).write(out)
@@ -514,7 +528,8 @@ def run_cmd(
     ] = None,
     publish_to: Annotated[
         Path | None,
-        typer.Option(help="Leaderboard folder to publish into (default: --out; results/ updates the repository's)."),
+        typer.Option(help="Leaderboard folder to publish into (default: --out; results/ updates the repository's); "
+                          "not with --no-publish."),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Unlearning runs per method (seeds 0..N-1); rows show mean ± 95% CI.")] = 1,
     victim_seeds: Annotated[
@@ -672,8 +687,20 @@ def _stop_cleanly_on_signals() -> Iterator[None]:
             signal.signal(s, handler)
 
 
+def _close_progress_bars() -> None:
+    """Close every progress bar still drawn (the Trainer's, when a signal or an error stops training), so that the
+    error line starts a line of its own and no bar is redrawn after it."""
+    for name in ("tqdm.std", "tqdm.auto", "tqdm.asyncio"):  # only if loaded: nothing is imported here
+        bar_class = getattr(sys.modules.get(name), "tqdm", None)
+        for bar in list(getattr(bar_class, "_instances", ())):
+            with contextlib.suppress(Exception):
+                bar.close()
+
+
 def _fail(message: str) -> None:
     """`error: MESSAGE` on one line of stderr (the message is text, never rich markup)."""
+    _close_progress_bars()
+    sys.stderr.flush()
     err_console.print(f"[red]error:[/red] {escape(' '.join(message.splitlines()))}", highlight=False, soft_wrap=True)
 
 

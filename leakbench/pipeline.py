@@ -113,6 +113,8 @@ class StudyConfig:
                    RobustnessConfig(**self.robustness_options))  # fmt: skip
         for method in self.methods:
             UnlearnConfig(method=method, subset=self.subset, **self.unlearn)
+        if self.publish_to is not None and not self.publish:
+            raise UsageError("--publish-to and --no-publish contradict each other: give one of them")
         if self.oracle is not None and self.model is None:
             raise UsageError("--oracle needs --model (the study builds the embedded victim's oracle itself)")
         for option, value in (("--model", self.model), ("--oracle", self.oracle)):

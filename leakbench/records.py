@@ -55,28 +55,37 @@ class Interrupted(BaseException):
         self.exit_code = 128 + signum
 
 
+MAX_COUNT = 10**12  # no count (steps, tokens, epochs, sizes, seeds...) above this could ever run
+
+
 def check_number(
     option: str, value: float | None, *, integer: bool = False, allow_zero: bool = False, maximum: float | None = None
 ) -> None:
-    """A numeric option must be finite and positive (or >= 0 with `allow_zero`); None means "the default"."""
+    """A numeric option must be finite and positive (or >= 0 with `allow_zero`); None means "the default". An
+    integer is a count, at most `maximum` (default `MAX_COUNT`: a size no machine could run is a typing error)."""
     import math
 
     if value is None:
         return
+    if integer and maximum is None:
+        maximum = MAX_COUNT
     low = ">= 0" if allow_zero else "> 0"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not float(value).is_integer()):
+    whole = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not whole):
         raise UsageError(f"{option} must be {'an integer' if integer else 'a number'} {low}, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+    if (isinstance(value, float) and not math.isfinite(value)) or value < 0 or (value == 0 and not allow_zero):
         raise UsageError(f"{option} must be a finite {'integer' if integer else 'number'} {low}, got {value}")
     if maximum is not None and value > maximum:
-        raise UsageError(f"{option} must be at most {maximum:g}, got {value}")
+        digits = str(value)
+        shown = f"{value:g}" if isinstance(value, float) else digits if len(digits) <= 15 else f"~1e{len(digits) - 1}"
+        raise UsageError(f"{option} must be at most {maximum:g} (no machine could run more), got {shown}")
 
 
 def os_error_message(exc: OSError, path: str | os.PathLike[str] | None = None) -> str:
     """`PATH: problem` for a file-system error, naming the file the user knows (not a hidden temporary)."""
     where = path if path is not None else exc.filename
-    problem = exc.strerror or exc.__class__.__name__
-    return f"{where}: {problem[0].lower() + problem[1:]}" if where is not None else problem
+    problem = exc.strerror[0].lower() + exc.strerror[1:] if exc.strerror else str(exc) or exc.__class__.__name__
+    return f"{where}: {problem}" if where is not None else problem
 
 
 def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:
@@ -323,42 +332,67 @@ def _lock_file(path: Path) -> Path:
     return path.with_name(f".{path.name}.lock")
 
 
-def _acquire(lock: Path, timeout_s: float) -> int | None:
-    """An exclusive `flock` on the file `lock` (created if needed): its descriptor, or None after `timeout_s`.
+@contextlib.contextmanager
+def _holding(lock: Path, timeout_s: float) -> Iterator[bool]:
+    """Hold an exclusive `flock` on the file `lock` (created if needed) for the block: yields True, or False when
+    another process held it for `timeout_s`. The file is removed when let go, so nothing is left behind.
 
-    The holder removes the file when it lets go (`_release`), so nothing is left behind. That is safe because a
-    waiter that wins the lock checks that the name still leads to the file it locked: if the holder removed it
-    meanwhile, the waiter's lock guards nothing and it starts again on the new file. The kernel drops the lock
-    of a process that dies, so a killed run never blocks the next one (its empty file is reused)."""
+    Removing it is safe because a waiter that wins the lock checks that the name still leads to the file it
+    locked: if the holder removed it meanwhile, the waiter's lock guards nothing and it starts again on the new
+    file. The kernel drops the lock of a process that dies, so a killed run never blocks the next one (its empty
+    file is reused). Each attempt runs with signals held, so a Ctrl-C never leaves a lock taken but not released."""
     import fcntl
 
     deadline = time.monotonic() + timeout_s
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
+    fd: int | None = None
+    try:
+        while True:
+            with signals_deferred():
+                fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    try:
+                        current: os.stat_result | None = os.stat(lock)
+                    except FileNotFoundError:
+                        current = None
+                    if current is None or not os.path.samestat(os.fstat(fd), current):
+                        os.close(fd)  # removed by the previous holder after our open: try the new file
+                        fd = None
+                        continue
+                except BlockingIOError:
+                    os.close(fd)
+                    fd = None
+            if fd is not None:
+                break
             if time.monotonic() >= deadline:
-                return None
+                yield False
+                return
             time.sleep(0.05)
-            continue
-        except BaseException:
-            os.close(fd)
-            raise
-        try:
-            current = os.stat(lock)
-        except FileNotFoundError:
-            current = None
-        if current is not None and os.path.samestat(os.fstat(fd), current):
-            return fd
-        os.close(fd)  # removed by the previous holder between our open and our lock: try the new file
+        yield True
+    finally:
+        if fd is not None:
+            with signals_deferred():
+                with contextlib.suppress(OSError):
+                    lock.unlink()  # while still holding it: see above
+                os.close(fd)
 
 
-def _release(lock: Path, fd: int) -> None:
-    with contextlib.suppress(OSError):
-        lock.unlink()  # while still holding it: see `_acquire`
-    os.close(fd)
+@contextlib.contextmanager
+def _lock_beside(path: Path, timeout_s: float, busy: str, verb: str) -> Iterator[None]:
+    """Hold `path`'s lock (`.NAME.lock` beside it) for the block; `busy` is the error when another process holds
+    it past `timeout_s`, and a file-system error while taking it names `path` ("cannot VERB PATH: ...")."""
+    entered = False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with _holding(_lock_file(path), timeout_s) as held:
+            entered = True
+            if not held:
+                raise LeakBenchError(busy)
+            yield
+    except OSError as exc:
+        if entered:
+            raise  # the block's own error
+        raise LeakBenchError(f"cannot {verb} {os_error_message(exc, path)}") from None
 
 
 @contextlib.contextmanager
@@ -367,39 +401,15 @@ def locked(path: str | os.PathLike[str], timeout_s: float = 600.0) -> Iterator[N
     read-modify-write: atomic renames prevent torn files, this prevents lost updates between concurrent
     processes."""
     path = check_output(path, kind="file")
-    lock = _lock_file(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(lock, timeout_s)
-    except OSError as exc:
-        raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
-    if fd is None:
-        raise LeakBenchError(f"{path}: still locked by another process after {timeout_s:.0f}s")
-    try:
+    with _lock_beside(path, timeout_s, f"{path}: still locked by another process after {timeout_s:.0f}s", "write"):
         yield
-    finally:
-        _release(lock, fd)
 
 
-@contextlib.contextmanager
-def _claimed(path: Path) -> Iterator[None]:
+def _claimed(path: Path) -> contextlib.AbstractContextManager[None]:
     """Claim the output folder `path` for this process (its `.NAME.lock` beside it) until the block ends: a
     second writer into the same folder gets a clear error instead of silently replacing the first one's work."""
-    lock = _lock_file(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = _acquire(lock, 0)
-    except OSError as exc:
-        raise LeakBenchError(f"cannot create {os_error_message(exc, path)}") from None
-    if fd is None:
-        raise LeakBenchError(
-            f"{path}: another process is writing this folder right now; wait for it to finish or choose another "
-            "output"
-        )
-    try:
-        yield
-    finally:
-        _release(lock, fd)
+    busy = f"{path}: another process is writing this folder right now; wait for it to finish or choose another output"
+    return _lock_beside(path, 0, busy, "create")
 
 
 @contextlib.contextmanager
@@ -413,10 +423,16 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     with _claimed(path):  # held from the emptiness check to the final rename: one writer per folder
         if path.exists() and not overwrite and any(path.iterdir()):
             raise LeakBenchError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
+        tmp: Path | None = None
         try:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            with signals_deferred():  # a signal cannot fall between creating the folder and knowing its name
+                tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
         except OSError as exc:
             raise LeakBenchError(f"cannot create {os_error_message(exc, path)}") from None
+        except BaseException:
+            if tmp is not None:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
         with _replacing(path, tmp) as staged:
             yield staged
 

@@ -20,7 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from leakbench.metrics import CODE, DIRECT, kept, metric
-from leakbench.records import check_output, model_label, model_record, provenance, write_text_atomic
+from leakbench.records import (
+    LeakBenchError,
+    UsageError,
+    check_not_aliased,
+    check_output,
+    model_label,
+    model_record,
+    provenance,
+    resolved,
+    write_text_atomic,
+)
 from leakbench.schemas import SweepRecord
 
 TASKS = [DIRECT, CODE]
@@ -85,12 +95,33 @@ def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[s
     return max(points, key=utility), RULES[2]
 
 
+def check_options(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str, seed: int) -> None:
+    """What every other verb checks, before any evaluation: the options (each method's configuration, as the
+    points will run it), the victim, and an output that can be written and is not the victim."""
+    from leakbench.data import check_subset
+    from leakbench.unlearn import UnlearnConfig, check_methods
+
+    check_subset(subset)
+    check_methods(methods)
+    for method in methods:
+        UnlearnConfig(method=method, subset=subset, seed=seed)
+    check_output(out, kind="directory")
+    if not (Path(model) / "config.json").is_file():
+        what = "no such directory" if not Path(model).exists() else "no config.json"
+        raise LeakBenchError(f"{model}: not a Hugging Face model directory ({what}) (--model)")
+    check_not_aliased("--out", out, {"--model": model})
+    if resolved(model) in resolved(out).parents:
+        raise UsageError(f"--out {out} lies inside --model {model}: the sweep would write into the victim's folder; "
+                         "choose another output")  # fmt: skip
+
+
 def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str = "mini",
               seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """Sweep `methods` on the victim `model` into `out`; returns (and writes) OUT/sweep.json."""
     from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
 
-    out = check_output(out, kind="directory")
+    check_options(model, out, methods, subset=subset, seed=seed)
+    out = Path(out)
     record = model_record(model)
     log(f"sweep victim {model}: leak and code utility")
     victim = _score(Path(model), out / "runs" / "victim", subset, None)

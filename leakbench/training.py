@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from leakbench.records import LeakBenchError, UsageError
+from leakbench.records import LeakBenchError, UsageError, os_error_message
 
 PRECISIONS = ("fp32", "bf16")
 LORA_RANK = 8  # one default for victims and unlearning; alpha = 2 x rank (the peft/QLoRA convention)
@@ -48,10 +48,26 @@ def choose_device(device: str | None = None) -> str:
     return device
 
 
+def check_readable(model_dir: str | Path) -> None:
+    """Every file of a local model directory can be opened: transformers reports an unreadable weights file as
+    missing ("No such file or directory"), which sends the user looking for the wrong problem."""
+    folder = Path(model_dir)
+    if not folder.is_dir():
+        return  # a hub id, or nothing: transformers says which
+    for path in sorted(folder.iterdir()):
+        if path.is_file():
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as exc:
+                raise LeakBenchError(f"cannot read the model: {os_error_message(exc, path)}") from None
+
+
 def load_causal_lm(model_dir: str | Path):
     """Model and tokenizer from a local directory (or a hub id where the network allows), with clear errors."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
+    check_readable(model_dir)
     try:
         config = AutoConfig.from_pretrained(model_dir)
     except (OSError, ValueError) as exc:

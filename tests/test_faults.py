@@ -34,7 +34,7 @@ pytestmark = pytest.mark.faults
 
 EVALPLUS = Path(__file__).resolve().parents[2] / "shared" / "evalplus"
 HUMANEVAL_MINI = "HumanEvalPlus-Mini-v0.1.10.jsonl.gz"
-LEFTOVER = re.compile(r"^\..+\.(tmp|old)$")  # what the atomic writers name their temporaries
+LEFTOVER = re.compile(r"^\..+\.(tmp|old|lock)$")  # the atomic writers' temporaries, and the locks and claims
 
 
 # --- running the CLI ------------------------------------------------------------------------------------------
@@ -457,7 +457,7 @@ CASES = [
          "--k must be", absent=("o.json",)),
     Case("privacy-unknown-subset", ["privacy", "--model", "{w}/m", "--out", "{w}/o.json", "--subset", "x"], 2,
          "unknown subset", absent=("o.json",)),
-    Case("privacy-out-exists", ["privacy", "--model", "{w}/m", "--out", "{w}/o.json"], 2, "--overwrite",
+    Case("privacy-out-exists", ["privacy", "--model", "{w}/m", "--out", "{w}/o.json"], 1, "--overwrite",
          setup=_mkfile("o.json", "keep"), keep=("o.json",)),
     Case("privacy-out-is-reference", ["privacy", "--model", "{w}/m", "--out", "{w}/r.json", "--reference",
          "{w}/r.json", "--overwrite"], 2, "destroy", setup=_mkfile("r.json", "{}"), keep=("r.json",)),
@@ -717,11 +717,53 @@ CASES = [
          "symbolic link loop", copy=("run",), setup=_loop("loop"), absent=("i.html",)),
     Case("loop-publish-html", [*PUB[:4], "--html", "{w}/loop"], 1, "symbolic link loop", copy=("run",),
          setup=_loop("loop"), absent=("lb",)),
-    Case("loop-privacy-checked-first", ["privacy", "--model", "{tiny}", "--out", "{w}/loop"], 1,
-         "symbolic link loop", setup=_loop("loop")),
+    Case("loop-privacy-checked-first", ["privacy", "--model", "{w}/nope", "--out", "{w}/loop"], 1,
+         "symbolic link loop", setup=_loop("loop")),  # the output is checked before the model is even looked at
     Case("loop-run", ["run", "--out", "{w}/loop", "--no-publish"], 1, "symbolic link loop", setup=_loop("loop")),
-    Case("loop-sweep", ["sweep", "--model", "{tiny}", "--out", "{w}/loop"], 1, "symbolic link loop",
+    Case("loop-sweep", ["sweep", "--model", "{w}/nope", "--out", "{w}/loop"], 1, "symbolic link loop",
          setup=_loop("loop")),
+    # -- class 3: sweep checks what every other verb checks, before any evaluation
+    Case("sweep-out-is-model", ["sweep", "--model", "{w}/tiny", "--out", "{w}/tiny"], 2, "destroy the input",
+         copy=("tiny",), keep=("tiny",)),
+    Case("sweep-out-inside-model", ["sweep", "--model", "{w}/tiny", "--out", "{w}/tiny/sweep"], 2,
+         "inside --model", copy=("tiny",), keep=("tiny",), absent=("tiny/sweep",)),
+    Case("sweep-seed-negative", ["sweep", "--model", "{tiny}", "--out", "{w}/o", "--seed", "-1"], 2,
+         "--seed must be", absent=("o",)),
+    Case("sweep-model-missing", ["sweep", "--model", "{w}/nope", "--out", "{w}/o"], 1,
+         r"nope: not a Hugging Face model directory \(no such directory\)", absent=("o",)),
+    Case("sweep-unknown-subset", ["sweep", "--model", "{tiny}", "--out", "{w}/o", "--subset", "tiny"], 2,
+         "unknown subset", absent=("o",)),
+    Case("sweep-out-is-file", ["sweep", "--model", "{tiny}", "--out", "{w}/f"], 1, "not a directory",
+         setup=_mkfile("f"), keep=("f",)),
+    # -- class 4: contradictions, options without effect, repeated options and sizes no machine could run: exit 2
+    Case("run-publish-to-and-no-publish", [*RUN, "--publish-to", "{w}/b"], 2, "--publish-to and --no-publish",
+         absent=("study", "b")),
+    Case("base-vocab-too-small", ["base", "build", "--out", "{w}/b", "--vocab-size", "10"], 2,
+         "--vocab-size must be at least 257", absent=("b",)),
+    Case("base-tokens-absurd", ["base", "build", "--out", "{w}/b", "--tokens", "1" + "0" * 24], 2,
+         r"--tokens must be at most 1e\+12", absent=("b",)),
+    Case("unlearn-steps-absurd", ["unlearn", "--model", "{w}/m", "--method", "ga", "--steps", "1" + "0" * 23,
+         "--out", "{w}/o"], 2, "--steps must be at most", absent=("o",)),
+    Case("unlearn-steps-astronomical", ["unlearn", "--model", "{w}/m", "--method", "ga", "--steps", "9" * 400,
+         "--out", "{w}/o"], 2, r"--steps must be at most .*~1e399", absent=("o",)),
+    Case("victim-epochs-absurd", ["victim", "build", "--out", "{w}/v", "--epochs", "1" + "0" * 20], 2,
+         "--epochs must be at most", absent=("v",)),
+    Case("unlearn-lora-rank-without-lora", ["unlearn", "--model", "{w}/m", "--method", "ga", "--lora-rank", "4",
+         "--out", "{w}/o"], 2, "--lora-rank has no effect without --lora", absent=("o",)),
+    Case("victim-lora-rank-without-lora", ["victim", "build", "--out", "{w}/v", "--lora-rank", "4"], 2,
+         "--lora-rank has no effect without --lora", absent=("v",)),
+    Case("unlearn-param-repeated", ["unlearn", "--model", "{w}/m", "--method", "simnpo", "--param", "margin=0.5",
+         "--param", "margin=0.7", "--out", "{w}/o"], 2, r"--param margin given twice \('0.5' and '0.7'\)",
+         absent=("o",)),
+    # -- class 7: messages that say what is wrong
+    Case("unlearn-method-all", ["unlearn", "--model", "{w}/m", "--method", "all", "--out", "{w}/o"], 2,
+         r"--method takes one method, not 'all' .*choose one of: ga, [a-z_, ]+$", absent=("o",)),
+    Case("unlearn-weights-unreadable", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--steps", "1",
+         "--out", "{w}/o"], 1, "model.safetensors: permission denied", copy=("tiny",),
+         setup=_chmod("tiny/model.safetensors", 0o000), as_user=True, absent=("o",)),
+    Case("privacy-weights-unreadable", ["privacy", "--model", "{w}/tiny", "--out", "{w}/o.json"], 1,
+         "model.safetensors: permission denied", copy=("tiny",), setup=_chmod("tiny/model.safetensors", 0o000),
+         as_user=True, absent=("o.json",)),
     # -- class 2: a record read from disk holds only finite numbers, named with file and field
     Case("publish-privacy-infinity", PUB, 1, r"privacy.json: metrics.exact_memorization is Infinity", copy=("run",),
          setup=_privacy_json(exact_memorization=float("inf")), absent=("lb",)),
@@ -857,6 +899,26 @@ def test_unlearn_terminated_mid_training_leaves_nothing(material, tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(("signum", "rc", "word"), [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130,
+                                                                                           "interrupted")])
+def test_unlearn_stopped_mid_training_closes_the_bar_before_the_error_line(material, tmp_path, signum, rc, word):
+    """Issue 24, class 7: the Trainer's progress bar is closed first, so the `error:` line stands on a line of its
+    own and is the last thing printed (no bar redrawn after it)."""
+    err = tmp_path / "stderr.txt"
+    with err.open("w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "leakbench", "unlearn", "--model", str(material["tiny"]),
+                                 "--method", "ga", "--steps", "100000", "--out", str(tmp_path / "o")],
+                                stdout=subprocess.DEVNULL, stderr=fh, text=True, cwd=tmp_path, env=_env())  # fmt: skip
+        _signal_when(proc, lambda: "/100000 [" in err.read_text(errors="replace"), signum)
+        proc.wait(timeout=120)
+    text = err.read_text(errors="replace")
+    assert proc.returncode == rc, text[-2000:]
+    lines = [line for line in text.split("\n") if line.strip()]
+    assert lines[-1].startswith(f"error: {word}"), repr(text[-600:])
+    assert "Traceback" not in text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["stderr.txt"]
+
+
 def test_data_build_interrupted_leaves_nothing(tmp_path):
     proc = start(["data", "build", "--out", str(tmp_path / "rel"), "--subjects", "5000"], tmp_path)
     time.sleep(2)
@@ -889,4 +951,56 @@ def test_concurrent_publishes_keep_every_row(material, tmp_path):
             assert "1 added" in done.stdout
         entries = json.loads(board.read_text())["entries"]
         assert sorted(e["model"]["name"] for e in entries) == ["model-alpha", "model-beta"], f"trial {trial}"
-        assert leftovers(board.parent) == []
+        assert leftovers(board.parent) == []  # the lock included (issue 24, class 8): released and removed
+
+
+@pytest.mark.parametrize("verb", ["data build", "unlearn"])
+def test_two_writers_into_one_new_folder_one_is_refused(material, tmp_path, verb):
+    """Issue 24, class 5: two runs racing into one new --out (three trials): exactly one succeeds, the other is
+    told so (another process is writing it, or it is no longer empty), and the folder holds the winner's work."""
+    for trial in range(3):
+        out = tmp_path / f"out{trial}"
+        if verb == "data build":
+            runs = {seed: ["data", "build", "--out", str(out), "--subjects", "30", "--seed", str(seed)] for seed in (1, 2)}
+            record = "manifest.json"
+        else:
+            runs = {seed: ["unlearn", "--model", str(material["tiny"]), "--method", "ga", "--steps", "6",
+                           "--batch-size", "2", "--seed", str(seed), "--out", str(out)] for seed in (1, 2)}
+            record = "unlearn.json"
+        procs = {seed: start(args, tmp_path) for seed, args in runs.items()}
+        done = {seed: _finish(proc) for seed, proc in procs.items()}
+        winners = [seed for seed, d in done.items() if d.returncode == 0]
+        assert len(winners) == 1, {seed: (d.returncode, d.stderr[-500:]) for seed, d in done.items()}
+        (loser,) = set(done) - set(winners)
+        assert_contract(done[loser], 1, "another process is writing this folder|not empty")
+        assert json.loads((out / record).read_text())["seed"] == winners[0], f"trial {trial}"
+        assert leftovers(tmp_path) == []
+
+
+def test_study_stopped_mid_reevaluation_is_refused_by_publish(material, tmp_path, monkeypatch):
+    """Issue 24, class 5: a re-run of a finished study stopped after lm-eval replaced a run's results but before
+    its privacy.json and run.json: the folder says it is incomplete, and publish refuses it instead of publishing
+    new (here 1-probe) results under the old records."""
+    from leakbench import privacy
+    from leakbench.pipeline import StudyConfig, run_study
+    from leakbench.records import Interrupted
+
+    run = tmp_path / "study" / "runs" / "victim"
+    run.mkdir(parents=True)
+    (run / "run.json").write_text('{"model_name": "the finished study", "role": "victim"}')
+    (run / "privacy.json").write_text('{"kind": "leakbench-privacy"}')
+
+    def stopped(*args, **kwargs):
+        raise Interrupted(signal.SIGINT)
+
+    monkeypatch.setattr(privacy, "measure", stopped)  # Ctrl-C while the victim's privacy is measured
+    cfg = StudyConfig(out=tmp_path / "study", model=str(material["tiny"]), methods=("ga",), limit=1, utility=(),
+                      batch_size=4, publish=False)  # fmt: skip
+    with pytest.raises(Interrupted):
+        run_study(cfg, log=lambda message: None)
+    assert (run / "run.incomplete").is_file() and list(run.rglob("results_*.json"))
+    board = tmp_path / "lb" / "leaderboard.json"
+    proc = cli(["publish", str(run), "--leaderboard", str(board), "--html", str(board.with_name("index.html"))],
+               cwd=tmp_path)
+    assert_contract(proc, 1, r"victim: its evaluation was stopped half-way \(run.incomplete")
+    assert not board.parent.exists()

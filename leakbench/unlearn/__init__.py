@@ -213,6 +213,9 @@ class UnlearnConfig:
         """Every option is checked here, before a model is loaded (no torch needed)."""
         from leakbench.data import check_subset
 
+        if self.method == ALL:
+            raise UsageError(f"--method takes one method, not {ALL!r} (that is for `leakbench run --methods` and "
+                             f"`leakbench sweep`); choose one of: {', '.join(METHODS)}")  # fmt: skip
         check_methods([self.method])
         self.hyper()  # unknown or out-of-range hyper-parameters
         check_number("--batch-size", self.batch_size, integer=True)
@@ -254,13 +257,16 @@ class UnlearnConfig:
 
 def parse_params(pairs: list[str], option: str = "--param") -> dict[str, str]:
     """`--param NAME=VALUE` options as a dict (values parsed later, against the method's hyper-parameters)."""
-    out = {}
+    out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             example = " (e.g. --param margin=0.5)" if option == "--param" else ""
             raise UsageError(f"{option} {pair!r}: expected NAME=VALUE{example}")
-        out[name.strip().replace("-", "_")] = value.strip()
+        key = name.strip().replace("-", "_")
+        if key in out:
+            raise UsageError(f"{option} {key} given twice ({out[key]!r} and {value.strip()!r}): give it once")
+        out[key] = value.strip()
     return out
 
 
