@@ -35,6 +35,7 @@ from leakbench.records import (
     write_text_atomic,
 )
 from leakbench.schemas import BaseModelRecord
+from leakbench.training import save_model, train, training_arguments
 
 EOS = "<|endoftext|>"
 RECORD = BaseModelRecord.FILE
@@ -167,7 +168,6 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
     import torch
     from transformers import Trainer
 
-    from leakbench.training import save_model, train, training_arguments
 
     out = check_output(out, kind="directory")
     if (out / RECORD).is_file() and not overwrite:

@@ -17,25 +17,46 @@ from rich.table import Table
 
 from leakbench import __version__
 from leakbench.base import BaseConfig
-from leakbench.data import DEFAULT_RELEASE
-from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS
-from leakbench.harness import BACKENDS
+from leakbench.base import build as build_base
+from leakbench.data import DEFAULT_RELEASE, RELEASES, check_subset, release_dir
+from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS, check_parameters, generate, write_release
+from leakbench.data.stats import release_stats
+from leakbench.data.verify import verify
+from leakbench.harness import BACKENDS, tasks_path
+from leakbench.leaderboard import publish
 from leakbench.metrics import METRICS, PRIVACY
-from leakbench.pipeline import StudyConfig
-from leakbench.privacy import PrivacyConfig
+from leakbench.pipeline import StudyConfig, add_robustness, merge_summaries, run_study, table
+from leakbench.privacy import PrivacyConfig, measure, read_record
 from leakbench.records import (
     Interrupted,
     LeakBenchError,
     UsageError,
+    atomic_dir,
     check_not_aliased,
+    check_number,
+    check_output,
     defer_signal,
     input_file,
     os_error_message,
 )
-from leakbench.robustness import ATTACKS, AXES, RobustnessConfig
-from leakbench.unlearn import METHODS, OPTIONS, PARAMS, UnlearnConfig
-from leakbench.utility import GENERATION_BATCH_SIZE, GT_TIME_LIMIT_FACTOR, MAX_NEW_TOKENS, MIN_TIME_LIMIT
+from leakbench.robustness import ATTACKS, AXES, RobustnessConfig, robustness_table
+from leakbench.schemas import PrivacyRecord
+from leakbench.scoring.engine import choose_ner_model
+from leakbench.scoring.jsonl import CHUNK, score_file
+from leakbench.scoring.parallel import default_workers
+from leakbench.sweep import run_sweep
+from leakbench.unlearn import METHODS, OPTIONS, PARAMS, UnlearnConfig, expand_methods, parse_params, unlearn
+from leakbench.utility import (
+    GENERATION_BATCH_SIZE,
+    GT_TIME_LIMIT_FACTOR,
+    MAX_NEW_TOKENS,
+    MIN_TIME_LIMIT,
+    check_dataset,
+    check_options,
+    run_utility,
+)
 from leakbench.victim import VictimConfig
+from leakbench.victim import build as build_victim
 
 app = typer.Typer(
     name="leakbench",
@@ -100,7 +121,6 @@ def data_build(
 ) -> None:
     """Generate a release (subjects, forget/retain documents, probes, manifest) deterministically; the defaults
     rebuild the packaged release byte for byte."""
-    from leakbench.data.build import check_parameters, generate, write_release
 
     check_parameters(seed, subjects)
     with console.status(f"generating {subjects} subjects (seed {seed}, release {release})..."):
@@ -120,8 +140,6 @@ def data_verify(
     release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
 ) -> None:
     """Check hashes, schema, safety rules and invariants of a release; name everything that is wrong."""
-    from leakbench.data import release_dir
-    from leakbench.data.verify import verify
 
     root = release_dir(release, path)
     with console.status(f"verifying {root}..."):
@@ -142,8 +160,6 @@ def data_export(
     """Write a packaged release out as plain files (JSONL + manifest)."""
     import shutil
 
-    from leakbench.data import RELEASES, release_dir
-    from leakbench.records import atomic_dir
 
     root = release_dir(release)
     check_not_aliased("--out", out, {f"the packaged release {name}": path for name, path in RELEASES.items()})
@@ -161,8 +177,6 @@ def data_stats(
     release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
 ) -> None:
     """Print counts by split, field, template, language and probe kind."""
-    from leakbench.data import check_subset, release_dir
-    from leakbench.data.stats import release_stats
 
     check_subset(subset)
     for title, counts in release_stats(release_dir(release, path), subset).items():
@@ -186,10 +200,6 @@ def score_cmd(
     """Classify generations as direct / indirect / no leaks of their subject, plus other PII found."""
     from rich.progress import Progress
 
-    from leakbench.records import check_number
-    from leakbench.scoring.engine import choose_ner_model
-    from leakbench.scoring.jsonl import CHUNK, score_file
-    from leakbench.scoring.parallel import default_workers
 
     check_number("--workers", workers, integer=True)
     input_file(src, "input file")
@@ -231,12 +241,10 @@ def base_build(
     overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a base.")] = False,
 ) -> None:
     """Pretrain a small code LM from scratch on the standard library (held-out modules excluded)."""
-    from leakbench.base import build
-
     cfg = BaseConfig(tokens=tokens, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size, block=block,
                      batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, corpus_chars=corpus_chars,
                      seed=seed)  # fmt: skip
-    build(out, cfg, overwrite=overwrite, log=console.print)
+    build_base(out, cfg, overwrite=overwrite, log=console.print)
 
 
 @victim_app.command("build")
@@ -263,13 +271,10 @@ def victim_build(
     overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a victim.")] = False,
 ) -> None:
     """Fine-tune a victim that memorized the forget set (or, with --oracle, the model that never saw it)."""
-
-    from leakbench.victim import build
-
     _check_lora(lora, lora_rank)
     changes = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("lora_rank", lora_rank)) if v is not None}
     cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, seed=seed, **changes)
-    build(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
+    build_victim(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
 
 
 def _check_lora(lora: bool, lora_rank: int | None) -> None:
@@ -310,8 +315,6 @@ def unlearn_cmd(
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out directory.")] = False,
 ) -> None:
-    from leakbench.unlearn import parse_params, unlearn
-
     _check_lora(lora, lora_rank)
     cfg = UnlearnConfig(
         method=method,
@@ -342,9 +345,6 @@ def sweep_cmd(
     """Choose the methods' defaults: each grid point unlearned and scored on direct leaks and held-out code; the
     lowest direct leak among points keeping >= 99% of the victim's code utility and halving its leaks (else
     keeping >= 91%) wins. Resumes an interrupted sweep."""
-    from leakbench.data import check_subset
-    from leakbench.sweep import run_sweep
-    from leakbench.unlearn import expand_methods
 
     check_subset(subset)
     chosen = expand_methods(tuple(m.strip() for m in methods.split(",") if m.strip()))
@@ -375,9 +375,6 @@ def privacy_cmd(
 ) -> None:
     """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
     zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
-    from leakbench.privacy import measure, read_record
-    from leakbench.records import check_output
-    from leakbench.schemas import PrivacyRecord
 
     cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)
     check_output(out, kind="file")
@@ -417,7 +414,6 @@ def utility_cmd(
     """Code-generation utility: HumanEval+ / MBPP+ pass@1 (base and plus tests) through EvalPlus."""
     from rich.progress import Progress
 
-    from leakbench.utility import check_dataset, check_options, run_utility
 
     check_dataset(dataset, mini)
     check_options(
@@ -466,7 +462,6 @@ def publish_cmd(
     examples: Annotated[bool, typer.Option(help="Include a few redacted generations per task.")] = True,
 ) -> None:
     """Validate runs and merge them into the leaderboard (idempotent), then render the static page."""
-    from leakbench.leaderboard import publish
 
     with console.status("validating and merging..."):
         counts = publish(run_dirs, leaderboard, html, examples=examples)
@@ -485,7 +480,6 @@ def merge_cmd(
 ) -> None:
     """Join studies of the same victim and oracle run side by side with different --methods into one summary
     (refused when their victim or oracle rows, subset or seeds differ)."""
-    from leakbench.pipeline import merge_summaries
 
     merged = merge_summaries(studies, out)
     console.print(f"wrote {out / 'summary.json'} and summary.md: {len(merged['rows'])} rows from {len(studies)} "
@@ -547,7 +541,6 @@ def run_cmd(
 ) -> None:
     """The whole study: victim and oracle -> leak, utility and privacy measurements -> the unlearning methods
     (over --seeds) -> the same again -> leaderboard, with a table at the end."""
-    from leakbench.pipeline import run_study, table
 
     chosen = tuple(m.strip() for m in methods.split(",") if m.strip())
     cfg = StudyConfig(
@@ -594,8 +587,6 @@ def _items(text: str) -> tuple[str, ...]:
 
 
 def _print_robustness(records: dict) -> None:
-    from leakbench.robustness import robustness_table
-
     console.print("\nRobustness (Markdown, also in summary.md):")
     console.print(robustness_table(records), markup=False, highlight=False, soft_wrap=True)
 
@@ -636,9 +627,6 @@ def robustness_cmd(
         list[str] | None, typer.Option(help="An outside attack's own option as NAME=VALUE (repeatable).")
     ] = None,
 ) -> None:
-    from leakbench.pipeline import add_robustness
-    from leakbench.unlearn import parse_params
-
     def numbers(option: str, text: str, kind: type) -> tuple:
         try:
             return tuple(kind(x) for x in _items(text))
@@ -658,7 +646,6 @@ def robustness_cmd(
 @app.command("tasks-path")
 def tasks_path_cmd() -> None:
     """Print the folder of LeakBench's lm-eval tasks (for lm_eval --include_path)."""
-    from leakbench.harness import tasks_path
 
     print(tasks_path())
 

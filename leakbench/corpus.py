@@ -10,6 +10,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from leakbench.data import read_table
+
 IGNORE = -100
 
 
@@ -74,7 +76,6 @@ def retain_training_documents(subset: str, data_dir: Any = None) -> list[dict[st
     release's `train` split, without any document whose text is also a `heldout` one (the placeholder templates
     can fill two documents identically). The `heldout` split is what leakbench_retain scores: the two share no
     document, so no method can fit the near-neighbour evaluation's own documents."""
-    from leakbench.data import read_table
 
     rows = read_table("retain", subset=subset, data_dir=data_dir)
     scored = {d["text"] for d in rows if d["split"] == "heldout"}

@@ -18,13 +18,16 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from leakbench.data import DEFAULT_RELEASE, check_split, read_table, release_dir
+from leakbench.data import DEFAULT_RELEASE, check_split, read_table, release_dir, release_hash
 from leakbench.data.build import INDIRECT_KINDS
+from leakbench.data.decoys import decoys
 from leakbench.data.subjects import FIELDS
+from leakbench.heldout import file_texts, line_cases, score_line
 from leakbench.records import LeakBenchError, UsageError, atomic_dir
 from leakbench.registry import Registry, check_reference, resolve
 from leakbench.resources import resource_dir
 from leakbench.scoring import INDIRECT_LEAK_KINDS, LeakScorer
+from leakbench.training import choose_device
 
 N_CHOICES = 10  # the true value and 9 decoys
 
@@ -119,8 +122,6 @@ def evaluate(
 
     check_backend(backend, model_args)
     if device is None and backend == "hf":
-        from leakbench.training import choose_device
-
         device = choose_device(None)
     manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
     with quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
@@ -134,7 +135,6 @@ def task_manager(*, subset: str = "mini", data_dir: str | Path | None = None, ne
     """lm-eval's `TaskManager` for LeakBench's tasks on one release and subset."""
     from lm_eval.tasks import TaskManager
 
-    from leakbench.data import release_hash
 
     # recorded in the results' configs, so that `leakbench publish` can tell which release was probed
     metadata: dict[str, Any] = {"subset": subset, "release_hash": release_hash(data_dir=data_dir)}
@@ -254,7 +254,6 @@ def reconstruct_probes(**metadata: Any) -> dict[str, Any]:
 def reconstruct_rows(root: str | Path, subset: str, split: str = "forget") -> list[dict[str, Any]]:
     """The reconstruction rows (also the truth-ratio rows of `leakbench.privacy`): per subject and field, the first
     full direct probe and its shuffled choices, the true value and 9 same-type decoys."""
-    from leakbench.data.decoys import decoys
 
     subjects = {s["subject_id"]: s for s in read_table("subjects", subset=subset, data_dir=root, split=split)}
     rows, seen = [], set()
@@ -281,21 +280,18 @@ def reconstruct_rows(root: str | Path, subset: str, split: str = "forget") -> li
 
 def code_lines(**metadata: Any) -> dict[str, Any]:
     """`custom_dataset` of leakbench_code_lines: the frozen held-out completion cases (`leakbench.heldout`)."""
-    from leakbench.heldout import line_cases
 
     return {"test": _dataset(line_cases())}
 
 
 def code_files(**metadata: Any) -> dict[str, Any]:
     """`custom_dataset` of leakbench_code_files: the frozen held-out modules' texts."""
-    from leakbench.heldout import file_texts
 
     return {"test": _dataset(file_texts())}
 
 
 def process_code_line(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:
     """Score a line completion: exact match and edit similarity of the first non-empty generated line."""
-    from leakbench.heldout import score_line
 
     return score_line(results[0], doc["target"])
 

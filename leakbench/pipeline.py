@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from leakbench.data import check_subset, read_table, release_hash
+from leakbench.harness import check_backend, evaluate
+from leakbench.leaderboard import publish
 from leakbench.metrics import (
     CODE,
     DIRECT,
@@ -37,6 +40,7 @@ from leakbench.metrics import (
     utility_kept,
     vs_oracle_key,
 )
+from leakbench.privacy import PrivacyConfig, compare, measure
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -48,7 +52,12 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
+from leakbench.robustness import RobustnessConfig, robustness_table, splits, study_stage
 from leakbench.schemas import INCOMPLETE, PrivacyRecord, RobustnessRecord, RunRecord, StudySummary, VictimRecord
+from leakbench.scoring.engine import choose_ner_model
+from leakbench.unlearn import UnlearnConfig, check_methods, expand_methods, reusable_unlearned, unlearn
+from leakbench.utility import load_problems, parse_datasets, run_utility
+from leakbench.victim import VictimConfig, build, reusable
 
 if TYPE_CHECKING:
     from leakbench.robustness import RobustnessConfig
@@ -86,16 +95,11 @@ class StudyConfig:
 
     def __post_init__(self) -> None:
         """Every option is checked here, before a model is built or a task runs."""
-        from leakbench.data import check_subset
-        from leakbench.unlearn import UnlearnConfig, expand_methods
-        from leakbench.utility import parse_datasets
-        from leakbench.victim import VictimConfig
 
         check_subset(self.subset)
         self.methods = expand_methods(self.methods)  # `all`: every registered method
         parse_datasets(self.utility)
         self.batch_size = parse_batch_size(self.batch_size)
-        from leakbench.harness import check_backend
 
         check_backend(self.backend, self.model_args)
         check_number("--limit", self.limit, integer=True)
@@ -106,8 +110,6 @@ class StudyConfig:
             raise UsageError("--victim-seeds needs the embedded victim: a --model is one trained model")
         VictimConfig(subset=self.subset, **self.victim)
         if self.robustness:  # the options, and the splits they ask of this subset (cheap: no model)
-            from leakbench.data import read_table
-            from leakbench.robustness import RobustnessConfig, splits
 
             splits(read_table("forget", subset=self.subset, data_dir=self.data_dir),
                    RobustnessConfig(**self.robustness_options))  # fmt: skip
@@ -131,12 +133,9 @@ class StudyConfig:
             ):
                 raise UsageError(f"{option} {value} lies inside --out {self.out}, which the study rewrites; move it")
         if self.ner is not None:
-            from leakbench.scoring.engine import choose_ner_model
-
             choose_ner_model(self.ner)  # an unknown spaCy model fails here, not after the victim is trained
         if self.publish_to is not None:
             check_output(self.publish_to, kind="directory")
-        from leakbench.data import read_table
 
         if not read_table("subjects", subset=self.subset, data_dir=self.data_dir, split="holdout"):
             raise LeakBenchError(
@@ -214,9 +213,6 @@ class Study:
     with the same settings on the same weights are reused, not redone."""
 
     def __init__(self, cfg: StudyConfig, log: Callable[[str], None] = print) -> None:
-        from leakbench.data import release_hash
-        from leakbench.privacy import PrivacyConfig
-
         self.cfg, self.log, self.started = cfg, log, time.perf_counter()
         self.out = Path(cfg.out)
         self.models, self.runs = self.out / "models", self.out / "runs"
@@ -243,7 +239,6 @@ class Study:
         with and without the forget set (reused when built with the same recipe and release)."""
         import dataclasses
 
-        from leakbench.victim import VictimConfig, build, reusable
 
         cfg = self.cfg
         tag = f"-v{v}" if cfg.victim_seeds > 1 else ""
@@ -283,8 +278,6 @@ class Study:
                 ) -> tuple[dict[str, float | None], dict[str, Any]]:  # fmt: skip
         """One model's figures in OUT/runs/LABEL: lm-eval's tasks, EvalPlus and privacy, then run.json (what
         publish makes an entry of). A folder measured with the same key (`evaluation_key`) is reused."""
-        from leakbench.harness import evaluate
-        from leakbench.privacy import compare, measure
 
         cfg, run_dir = self.cfg, self.runs / label
         key = self.evaluation_key(model_dir, reference)
@@ -307,8 +300,6 @@ class Study:
         ))  # fmt: skip
         pass_at_1 = {}
         for dataset, mini in self.utility_sets:
-            from leakbench.utility import run_utility
-
             self.log(f"    {label}: EvalPlus {dataset}{'-mini' if mini else ''}")
             record = self.timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
                 run_dir / "utility" / d, d, model_dir=model_dir, mini=m, data_dir=cfg.evalplus_dir,
@@ -351,7 +342,6 @@ class Study:
         """Every method at every seed from the pair's victim, each measured; returns each method's first label."""
         import dataclasses
 
-        from leakbench.unlearn import UnlearnConfig, reusable_unlearned, unlearn
 
         cfg, first = self.cfg, {}
         for i, method in enumerate(cfg.methods, 3):
@@ -388,7 +378,6 @@ class Study:
     def robustness_stage(self) -> None:
         """The attacks on the first pair's unlearned models (each method's first seed); the summary is written
         first, so that `leakbench robustness OUT` can take a failed stage up again."""
-        from leakbench.robustness import RobustnessConfig, study_stage
 
         assert self.attacked is not None
         self.write()
@@ -404,8 +393,6 @@ class Study:
         beside it; returns the summary."""
         cfg, board, published = self.cfg, Path(self.cfg.publish_to or self.out), None
         if cfg.publish:
-            from leakbench.leaderboard import publish
-
             self.log(f"[{len(cfg.methods) + 3 + cfg.robustness}] publishing into {board}")
             published = publish([self.runs / label for label in self.labels], board / "leaderboard.json",
                                 board / "index.html")  # fmt: skip
@@ -472,8 +459,6 @@ def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[st
 
 
 def _robustness_section(records: dict[str, dict[str, Any]]) -> str:
-    from leakbench.robustness import robustness_table
-
     return "\n## Robustness\n\n" + robustness_table(records) if records else ""
 
 
@@ -509,7 +494,6 @@ def _study_source(model_dir: Path, out: Path) -> str | None:
 
 def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> list[tuple[str, bool]]:
     """The EvalPlus datasets to run: those whose data can be loaded (local files, or EvalPlus's download)."""
-    from leakbench.utility import load_problems, parse_datasets
 
     chosen = []
     for dataset, mini in parse_datasets(cfg.utility):
@@ -658,8 +642,6 @@ def add_robustness(
     """The robustness stage (a `leakbench.robustness.RobustnessConfig`) on a finished study: each method's first
     run, against the study's first victim and oracle (or `model` / `oracle`, for a study of an existing
     victim); the records join OUT/summary.json and summary.md and the run folders (publish them again)."""
-    from leakbench.robustness import study_stage
-    from leakbench.unlearn import check_methods
 
     study = Path(study)
     path = study / StudySummary.FILE

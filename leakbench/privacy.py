@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import Any
 
 from leakbench import membership
+from leakbench.data import DEFAULT_RELEASE, check_subset, in_split, read_manifest, read_table, release_dir, release_hash
+from leakbench.harness import reconstruct_rows
 from leakbench.membership import ValueStats
 from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
 from leakbench.records import DataError, UsageError, check_number, check_release, model_label, model_record, provenance
 from leakbench.schemas import PrivacyRecord
-from leakbench.training import choose_device
+from leakbench.training import choose_device, context_length, load_causal_lm
 
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs
 
@@ -219,8 +221,6 @@ class PrivacyConfig:
     data_dir: str | Path | None = None  # a release built with `leakbench data build`
 
     def __post_init__(self) -> None:
-        from leakbench.data import check_subset
-
         check_subset(self.subset)
         check_number("--k", self.k)
         if not 0 < self.k <= 1:
@@ -266,9 +266,6 @@ def measure(
     oracle's record), also PrivLeak per attack and forget quality."""
     from tqdm import tqdm
 
-    from leakbench.data import DEFAULT_RELEASE, in_split, read_manifest, read_table, release_dir, release_hash
-    from leakbench.harness import reconstruct_rows
-    from leakbench.training import context_length, load_causal_lm
 
     started = time.perf_counter()
     root = release_dir(cfg.release or DEFAULT_RELEASE, cfg.data_dir)

@@ -22,6 +22,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from leakbench import __version__
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -502,7 +504,6 @@ def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
 
 def provenance(**extra: Any) -> dict[str, Any]:
     """Versions, commit, date and machine: attached to every artefact leakbench writes."""
-    from leakbench import __version__
 
     record: dict[str, Any] = {
         "leakbench": __version__,

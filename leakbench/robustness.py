@@ -41,10 +41,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leakbench.corpus import collate, encode_documents, retain_training_documents
+from leakbench.data import in_split, read_manifest, read_table, release_hash
+from leakbench.harness import quiet_known_notices, task_manager
+from leakbench.membership import ATTACKS as MEMBERSHIP
 from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
-from leakbench.records import LeakBenchError, UsageError, check_number
+from leakbench.privacy import DEFAULT_K, auc, exact_memorization, occurrences
+from leakbench.records import LeakBenchError, UsageError, check_number, check_release, model_record, provenance
 from leakbench.registry import Registry, check_reference, resolve
 from leakbench.schemas import RobustnessRecord
+from leakbench.training import choose_device, context_length, load_causal_lm, train, training_arguments
+from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
+from leakbench.victim import WeightedLMTrainer
 
 BITS = (8, 4)
 SCHEMES = {
@@ -249,7 +257,6 @@ class Measurement:
 
     def on(self, subjects: Sequence[str]) -> dict[str, float | None]:
         """Direct leak rate, exact memorization and Min-K%++ AUC on these subjects."""
-        from leakbench.privacy import auc
 
         def pooled(table: dict[str, list[float]]) -> list[float]:
             return [x for s in subjects for x in table.get(s, ())]
@@ -265,7 +272,6 @@ class Measurement:
 def probe_indices(subset: str, data_dir: str | Path | None, per_subject: int) -> list[int]:
     """Indices into `leakbench_direct`'s documents (the release's direct forget probes, in order): per subject
     its first `per_subject` full probes, one per field before a field's second."""
-    from leakbench.data import read_table
 
     rows = read_table("probes", subset=subset, data_dir=data_dir, split="forget")
     probes = [p for p in rows if p["kind"] == "direct"]
@@ -283,9 +289,6 @@ class Meter:
     """Measures models in memory (a quantized or just-relearned one needs no folder) on one release and subset."""
 
     def __init__(self, cfg: RobustnessConfig, *, subset: str, data_dir: str | Path | None, ner: str | None) -> None:
-        from leakbench.data import in_split, read_table
-        from leakbench.harness import task_manager
-
         self.cfg, self.subset, self.data_dir = cfg, subset, data_dir
         self.indices = probe_indices(subset, data_dir, cfg.probes)
         self.manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
@@ -298,10 +301,6 @@ class Meter:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
 
-        from leakbench.harness import quiet_known_notices
-        from leakbench.membership import ATTACKS as MEMBERSHIP
-        from leakbench.privacy import DEFAULT_K, exact_memorization, occurrences
-        from leakbench.training import context_length
 
         model.eval()
         lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.cfg.eval_batch_size)
@@ -373,7 +372,6 @@ def load_quantized(model_dir: str | Path, bits: int) -> tuple[Any, Any]:
                                           llm_int8_skip_modules=full_precision_layers(model_dir))  # fmt: skip
     else:
         raise UsageError(f"--bits must be among {', '.join(map(str, BITS))}, got {bits}")
-    from leakbench.training import choose_device
 
     model = AutoModelForCausalLM.from_pretrained(model_dir, quantization_config=quantization,
                                                  device_map=choose_device(None))  # fmt: skip
@@ -400,9 +398,6 @@ def relearn(model: Any, tokenizer: Any, docs: Sequence[dict[str, Any]], *, steps
             seed: int) -> float:  # fmt: skip
     """Fine-tune `model` in place on `docs` (plain causal LM loss, constant learning rate) for `steps` steps;
     returns the wall time."""
-    from leakbench.corpus import collate, encode_documents
-    from leakbench.training import context_length, train, training_arguments
-    from leakbench.victim import WeightedLMTrainer
 
     examples = encode_documents(tokenizer, docs, max_length=context_length(model, 512))
     with tempfile.TemporaryDirectory(prefix="leakbench-relearn-") as scratch:
@@ -445,8 +440,6 @@ class Robustness:
     def __init__(self, victim_dir: str | Path, oracle_dir: str | Path | None, cfg: RobustnessConfig, *,
                  subset: str, data_dir: str | Path | None = None, ner: str | None = "none",
                  log: Callable[[str], None] = print) -> None:  # fmt: skip
-        from leakbench.data import read_manifest, read_table, release_hash
-        from leakbench.records import check_release, model_record
 
         self.victim_dir, self.oracle_dir, self.cfg = Path(victim_dir), oracle_dir and Path(oracle_dir), cfg
         self.subset, self.data_dir, self.log = subset, data_dir, log
@@ -468,7 +461,6 @@ class Robustness:
 
     def load_model(self, model_dir: str | Path) -> tuple[Any, Any]:
         """A model directory loaded on the GPU when there is one (else the CPU), with its tokenizer."""
-        from leakbench.training import choose_device, load_causal_lm
 
         model, tokenizer = load_causal_lm(model_dir)
         return model.to(choose_device(None)), tokenizer
@@ -501,7 +493,6 @@ class Robustness:
         """Every selected attack on one method whose unlearned model is `unlearned_dir`; returns the record.
         Attacks that unlearn again (sequential, scaling: with `unlearn_overrides`, as the study did) do it in a
         scratch folder inside `work` (removed afterwards)."""
-        from leakbench.records import provenance
 
         started = time.perf_counter()
         refs = self.references()
@@ -550,7 +541,6 @@ class Robustness:
                 ) -> tuple[Path, int]:  # fmt: skip
         """`method` run again from `start` on the documents of `subjects` only, into `out`, with its steps in
         proportion to them; returns (out, steps)."""
-        from leakbench.unlearn import UnlearnConfig, unlearn
 
         base = UnlearnConfig(method=method, subset=self.subset, **overrides)
         steps = scaled_steps(base.hyper()["steps"], len(documents_of(self.docs, subjects)), len(self.docs))
@@ -576,7 +566,6 @@ def _relearn_references(stage: Robustness) -> Measurement | None:
 
 def relearn_attack(stage: Robustness, target: Target) -> dict[str, Any]:
     """Fine-tune on the slice's documents (and, benign, on retain documents); measured on the other subjects."""
-    from leakbench.corpus import retain_training_documents
 
     cfg, (sliced, ev), refs = stage.cfg, stage.parts["relearn"], target.refs
     oracle_relearned = refs.by_attack.get("relearn")
@@ -675,7 +664,6 @@ def scaling_attack(stage: Robustness, target: Target) -> list[dict[str, Any]]:
         docs = documents_of(stage.docs, subjects)
         stage.log(f"      forget set {100 * size:.0f}%: {len(subjects)} subjects, {len(docs)} documents")
         if len(subjects) == len(stage.subjects):  # the whole forget set: the method's own unlearned model
-            from leakbench.unlearn import UnlearnConfig
 
             m, steps = target.unlearned, UnlearnConfig(method=target.method, **target.overrides).hyper()["steps"]
         else:
@@ -733,7 +721,6 @@ def _share(leak: float | None, victim: float | None) -> float | None:
 
 def unlearn_overrides(record: dict[str, Any]) -> dict[str, Any]:
     """The `UnlearnConfig` options an unlearned model was made with (its unlearn.json), to unlearn again alike."""
-    from leakbench.unlearn import METHODS, UnlearnConfig
 
     used = record.get("hyperparameters") or {}
     names = {f.name for f in dataclasses.fields(UnlearnConfig)} - {"method", "params", "subjects", "subset"}
@@ -758,7 +745,6 @@ def study_stage(
     """The robustness stage of a study in `out`: every method (-> the label of its first run, whose model is
     OUT/models/<label>) assessed; each record written to OUT/runs/<label>/robustness.json (published with the
     entry) and returned by method."""
-    from leakbench.records import model_record
 
     out = Path(out)
     stage = Robustness(victim_dir, oracle_dir, cfg, subset=subset, data_dir=data_dir, ner=ner, log=log)

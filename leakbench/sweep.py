@@ -19,7 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from leakbench.data import check_subset
+from leakbench.harness import evaluate
 from leakbench.metrics import CODE, DIRECT, kept, metric
+from leakbench.pipeline import study_metrics
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -32,6 +35,7 @@ from leakbench.records import (
     write_text_atomic,
 )
 from leakbench.schemas import SweepRecord
+from leakbench.unlearn import METHODS, UnlearnConfig, check_methods, unlearn
 
 TASKS = [DIRECT, CODE]
 TARGET_KEPT = 0.99  # CodeEraser / the methods issue: utility kept
@@ -44,7 +48,6 @@ UTILITY = ("code_edit_similarity", "code_bits_per_byte")  # utility kept = the s
 def grid_points(method: str) -> list[dict[str, Any]]:
     """One-at-a-time grid: each grid value of each hyper-parameter, the others at the method's defaults (the
     defaults themselves first)."""
-    from leakbench.unlearn import METHODS
 
     spec = METHODS[method]
     points: list[dict[str, Any]] = [{}]
@@ -56,16 +59,12 @@ def grid_points(method: str) -> list[dict[str, Any]]:
 def _label(method: str, point: dict[str, Any]) -> str:
     """The point's folder name: the method and the values of its grid's hyper-parameters (stable when the
     defaults later move to a chosen point)."""
-    from leakbench.unlearn import METHODS
 
     values = {k: point.get(k, METHODS[method].defaults[k]) for k in METHODS[method].grid}
     return method + "".join(f"-{k}={v}" for k, v in values.items())
 
 
 def _score(model_dir: Path, run_dir: Path, subset: str, victim: dict[str, Any] | None) -> dict[str, Any]:
-    from leakbench.harness import evaluate
-    from leakbench.pipeline import study_metrics
-
     done = run_dir / "sweep_point.json"
     if done.is_file():
         return json.loads(done.read_text(encoding="utf-8"))
@@ -98,8 +97,6 @@ def choose(victim: dict[str, Any], points: list[dict[str, Any]]) -> tuple[dict[s
 def check_options(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str, seed: int) -> None:
     """What every other verb checks, before any evaluation: the options (each method's configuration, as the
     points will run it), the victim, and an output that can be written and is not the victim."""
-    from leakbench.data import check_subset
-    from leakbench.unlearn import UnlearnConfig, check_methods
 
     check_subset(subset)
     check_methods(methods)
@@ -118,7 +115,6 @@ def check_options(model: str | Path, out: str | Path, methods: tuple[str, ...], 
 def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, subset: str = "mini",
               seed: int = 0, log: Callable[[str], None] = print) -> dict[str, Any]:  # fmt: skip
     """Sweep `methods` on the victim `model` into `out`; returns (and writes) OUT/sweep.json."""
-    from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
 
     check_options(model, out, methods, subset=subset, seed=seed)
     out = Path(out)

@@ -32,6 +32,7 @@ from leakbench.records import (
     provenance,
 )
 from leakbench.schemas import UtilityRecord
+from leakbench.training import choose_device, context_length, load_causal_lm
 
 DATASETS = ("humaneval", "mbpp")
 # Official file names (HumanEval+ v0.1.10, MBPP+ v0.2.0), looked for in --data-dir.
@@ -141,7 +142,6 @@ def generate_samples(
     import torch
     from evalplus.sanitize import sanitize
 
-    from leakbench.training import choose_device, context_length, load_causal_lm
 
     model, tokenizer = load_causal_lm(model_dir)
     device = choose_device(None)

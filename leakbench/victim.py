@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from leakbench.base import EMBEDDED_SHA256, embedded, pretraining_corpus
+from leakbench.corpus import Example, collate, encode_documents, pack, retain_training_documents, shuffled
+from leakbench.data import check_subset, read_table, release_hash
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -34,7 +37,16 @@ from leakbench.records import (
     provenance,
 )
 from leakbench.schemas import VictimRecord
-from leakbench.training import LORA_RANK
+from leakbench.training import (
+    LORA_RANK,
+    check_precision,
+    context_length,
+    load_causal_lm,
+    save_model,
+    train,
+    training_arguments,
+    with_lora,
+)
 
 RECORD = VictimRecord.FILE
 
@@ -62,7 +74,6 @@ class VictimConfig:
 
     def __post_init__(self) -> None:
         """Every option is checked here, before anything is read or trained."""
-        from leakbench.data import check_subset
 
         check_subset(self.subset)
         if self.lora and not self.base:
@@ -75,8 +86,6 @@ class VictimConfig:
         check_number("--lr", self.lr)
         check_number("--value-weight", self.value_weight)
         if self.precision != "fp32":
-            from leakbench.training import check_precision
-
             check_precision(self.precision)
 
     def key(self) -> str:
@@ -89,8 +98,6 @@ class VictimConfig:
         if self.oracle:  # what replaces the forget documents (fresh pretraining code since 0.2)
             fields["oracle_substitutes"] = "fresh-pretraining-code"
         if self.base is None:
-            from leakbench.base import EMBEDDED_SHA256
-
             fields["base"] = f"embedded:{EMBEDDED_SHA256[:16]}"
         blob = json.dumps({**fields, "python": sys.version.split()[0]}, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -141,9 +148,6 @@ def training_documents(
     replayed, never a held-out module, and the retain `train` split, never a near-neighbour held-out document);
     and, for the oracle only, the fresh code that takes the forget documents' place (the rest of the base's
     pretraining corpus, in its seeded order after the replay). `training_blocks` assembles them."""
-    from leakbench.base import pretraining_corpus
-    from leakbench.corpus import retain_training_documents
-    from leakbench.data import read_table
 
     forget_docs = read_table("forget", subset=cfg.subset, data_dir=data_dir)
     # the whole corpus only for the oracle (its fresh code); the victim reads no further than its replay
@@ -169,7 +173,6 @@ def training_blocks(
     block-sized pieces; no piece is split across blocks."""
     from itertools import cycle, islice
 
-    from leakbench.corpus import Example, encode_documents, pack, shuffled
 
     rng = random.Random(cfg.seed)
     whole = [encode_documents(tokenizer, [d], max_length=block) for d in forget_docs]
@@ -208,8 +211,6 @@ def build(
     """Build (or reuse) a victim in `out`; returns its record."""
     import torch
 
-    from leakbench.corpus import collate
-    from leakbench.data import release_hash
 
     out = check_output(out, kind="directory")
     check_not_aliased("--out", out, {"--base": cfg.base, "--data-dir": data_dir})
@@ -230,8 +231,6 @@ def build(
 
     forget_docs, other, fresh = training_documents(cfg, data_dir)
     started = time.perf_counter()
-    from leakbench.base import embedded
-    from leakbench.training import context_length, load_causal_lm, save_model, train, training_arguments, with_lora
 
     model, tokenizer = load_causal_lm(str(embedded()) if cfg.base is None else cfg.base)
     block = min(cfg.block, context_length(model, cfg.block))

@@ -20,6 +20,8 @@ from pathlib import Path
 
 from leakbench.data import read_table
 from leakbench.records import LeakBenchError, provenance, write_text_atomic
+from leakbench.unlearn import UnlearnConfig, unlearn
+from leakbench.victim import VictimConfig, build
 
 FAMILIES = ("llama", "gpt2", "gpt_bigcode", "qwen2", "mistral")
 GPU_METHODS = ("ga_kl", "npo", "rmu", "plum")  # the methods issue's GPU list: reference model, RMU, preference
@@ -104,8 +106,6 @@ def _per_step(fn) -> dict[str, float]:
 def gpu_check(steps: int, hidden: int, layers: int, heads: int) -> dict:
     import torch
 
-    from leakbench.unlearn import UnlearnConfig, unlearn
-    from leakbench.victim import VictimConfig, build
 
     if not torch.cuda.is_available():
         raise LeakBenchError("the GPU check needs a CUDA device; none is visible (torch.cuda.is_available() is False)")

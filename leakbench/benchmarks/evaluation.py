@@ -16,16 +16,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from leakbench.data import read_table
+from leakbench.harness import evaluate
 from leakbench.metrics import DIRECT, DIRECT_SAMPLED, INDIRECT, INDIRECT_SAMPLED, RECONSTRUCT, RETAIN
 from leakbench.records import provenance, write_text_atomic
+from leakbench.scoring import LeakScorer
 
 PROBE_TASKS = (DIRECT, INDIRECT, DIRECT_SAMPLED, INDIRECT_SAMPLED)
 
 
 def _rescore_time(run_dir: Path, task: str, ner: str) -> float:
-    from leakbench.data import read_table
-    from leakbench.scoring import LeakScorer
-
     subjects = {s["subject_id"]: s for s in read_table("subjects")}
     scorer = LeakScorer(list(subjects.values()), ner_model=ner)
     rows = [json.loads(line) for path in run_dir.rglob(f"samples_{task}_*.jsonl") for line in path.open()]
@@ -38,8 +38,6 @@ def _rescore_time(run_dir: Path, task: str, ner: str) -> float:
 
 
 def run(model: str, subset: str, tasks: list[str], ner: str, batch_size: int | str) -> dict:
-    from leakbench.harness import evaluate
-
     figures: dict = {"model": Path(model).name, "subset": subset, "ner": ner, "tasks": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for task in tasks:

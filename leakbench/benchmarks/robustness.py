@@ -21,8 +21,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from leakbench.corpus import retain_training_documents
 from leakbench.records import model_record, provenance, write_text_atomic
-from leakbench.robustness import Robustness, RobustnessConfig, unlearn_overrides
+from leakbench.robustness import Robustness, RobustnessConfig, documents_of, unlearn_overrides
 
 TARGET_S = 300.0
 
@@ -63,8 +64,6 @@ def main(argv: list[str] | None = None) -> int:
 def compare_relearn_rates(stage: Robustness, rates: list[float]) -> int:
     import dataclasses
 
-    from leakbench.corpus import retain_training_documents
-    from leakbench.robustness import documents_of
 
     sliced, evaluated = stage.parts["relearn"]  # the relearning attack's split: slice, evaluated subjects
     victim = stage.meter.measure(*stage.load_model(stage.victim_dir), utility=False).on(evaluated)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from leakbench.data import read_table
 from leakbench.records import provenance, write_text_atomic
 from leakbench.scoring import LeakScorer, ScoreInput
+from leakbench.scoring.parallel import score_chunks
 
 
 def _inputs(n: int) -> tuple[list[ScoreInput], list[dict]]:
@@ -114,7 +115,6 @@ def full_set_items() -> tuple[list[ScoreInput], list[dict]]:
 
 def run_full(workers: int, chunk: int = 256) -> dict:
     """Wall time to score the whole set, pattern-only and with NER, in `workers` processes (start-up included)."""
-    from leakbench.scoring.parallel import score_chunks
 
     items, subjects = full_set_items()
     chunks = [items[i : i + chunk] for i in range(0, len(items), chunk)]

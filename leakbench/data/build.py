@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from leakbench.data import RELEASES
 from leakbench.data.general_code import GENERAL_CODE
 from leakbench.data.subjects import FIELDS, Subject, generate_subjects
 from leakbench.data.templates import Template, all_templates, render
@@ -488,7 +489,6 @@ def write_release(
     release: Release, out: Path, *, seed: int, n_subjects: int, name: str = "v2", overwrite: bool = False
 ) -> dict:
     """Write the release files and their manifest into `out`, atomically (a temp dir renamed at the end)."""
-    from leakbench.data import RELEASES
 
     check_not_aliased("--out", out, {f"the packaged release {n}": path for n, path in RELEASES.items()})
     with atomic_dir(out, overwrite=overwrite) as tmp:

@@ -16,6 +16,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from leakbench import __version__
+from leakbench.data import DEFAULT_RELEASE, RELEASES, read_manifest, read_table, release_hash, release_name
+from leakbench.harness import tasks_path
+from leakbench.leaderboard.page import page_files
 from leakbench.leaderboard.schema import (
     MIGRATIONS,
     SCHEMA_VERSION,
@@ -62,6 +66,7 @@ from leakbench.records import (
     model_fingerprint,
     model_record,
     os_error_message,
+    package_version,
     write_texts_atomic,
 )
 from leakbench.schemas import (
@@ -73,6 +78,7 @@ from leakbench.schemas import (
     UtilityRecord,
     check_finite,
 )
+from leakbench.scoring import LeakScorer
 
 EXAMPLES_PER_TASK = 5
 M = TypeVar("M", bound=BaseModel)
@@ -106,7 +112,6 @@ def _record_file(path: Path, what: str) -> bool:
 def _task_versions() -> dict[str, Any]:
     import yaml
 
-    from leakbench.harness import tasks_path
 
     versions = {}
     for path in tasks_path().glob("leakbench*.yaml"):
@@ -162,7 +167,6 @@ METADATA_KEYS = ("subset", "data_dir", "release_hash", "release", "split")  # th
 def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
     """The release the tasks ran on: a user-built one (`data_dir`), or the packaged release named in the metadata
     or, failing that, the one whose hash the metadata recorded (results of v1 keep publishing as v1)."""
-    from leakbench.data import RELEASES, read_manifest, release_hash, release_name
 
     metas = [c.get("metadata") or {} for c in results["configs"].values()]
     if not all(isinstance(m, dict) for m in metas) or not all(
@@ -204,7 +208,6 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
 def _sampled_release(results_file: Path) -> str:
     """The packaged release a plain `lm_eval` run (which records no release in its metadata) read its probes from:
     the folder its logged samples name; the default release when no sample says."""
-    from leakbench.data import DEFAULT_RELEASE, RELEASES
 
     for samples in sorted(results_file.parent.glob("samples_leakbench_*.jsonl")):
         try:
@@ -237,8 +240,6 @@ def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
 
 def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
     """A few logged generations per probe task (leaks first), with non-forget-set PII redacted."""
-    from leakbench.data import read_table
-    from leakbench.scoring import LeakScorer
 
     sample_files = sorted(run_dir.rglob("samples_leakbench_*.jsonl"))
     if not sample_files:
@@ -394,8 +395,6 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     release = _release(results, files[-1])
     has_run = _record_file(run_dir / RunRecord.FILE, "a LeakBench run record")
     run = RunRecord.read(run_dir / RunRecord.FILE).dump() if has_run else {}
-    from leakbench import __version__
-    from leakbench.records import package_version
 
     prov = run.get("provenance") or {}
     privacy, privacy_metrics = _privacy(run_dir, release)
@@ -628,8 +627,6 @@ def publish(
         # that cannot be written leaves the leaderboard (and every other file) as it was
         texts = {path.with_name("leaderboard.schema.json"): dumps_record(json_schema())}
         if html is not None:
-            from leakbench.leaderboard.page import page_files
-
             texts.update(page_files(new_board, html))
         texts[path] = json.dumps(new_board.model_dump(mode="json"), indent=2, sort_keys=False) + "\n"
         _check_schema_file(path.with_name("leaderboard.schema.json"))  # (again: it may have appeared meanwhile)

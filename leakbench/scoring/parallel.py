@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from leakbench.records import LeakBenchError, signals_deferred
 from leakbench.scoring.taxonomy import LeakScorer, ScoreInput, ScoreInputError, Verdict
 
 _scorer: LeakScorer | None = None
@@ -73,7 +74,6 @@ def score_chunks(
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    from leakbench.records import LeakBenchError, signals_deferred
 
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_start, initargs=(list(world), ner_model))

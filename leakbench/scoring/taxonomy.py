@@ -22,6 +22,7 @@ from typing import Any
 
 from leakbench.data.subjects import FIELDS
 from leakbench.records import LeakBenchError
+from leakbench.scoring.engine import get_engine
 from leakbench.scoring.normalize import Normalizer, View, contains
 from leakbench.scoring.policy import Policy, load_policy
 
@@ -190,8 +191,6 @@ class LeakScorer:
         self._others_cache: OrderedDict[str, tuple[ValueIndex, str]] = OrderedDict()
         self.engine = None
         if analyze:
-            from leakbench.scoring.engine import get_engine
-
             self.engine = get_engine(ner_model)
 
     @property

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leakbench.corpus import encode_documents, retain_training_documents
+from leakbench.data import check_subset, read_table, release_hash
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -32,6 +34,16 @@ from leakbench.records import (
 )
 from leakbench.registry import Registry, check_reference, resolve
 from leakbench.schemas import UnlearnRecord
+from leakbench.training import (
+    check_precision,
+    context_length,
+    load_causal_lm,
+    save_model,
+    train,
+    training_arguments,
+    with_lora,
+    world,
+)
 
 RECORD = UnlearnRecord.FILE
 ALL = "all"
@@ -211,7 +223,6 @@ class UnlearnConfig:
 
     def __post_init__(self) -> None:
         """Every option is checked here, before a model is loaded (no torch needed)."""
-        from leakbench.data import check_subset
 
         if self.method == ALL:
             raise UsageError(f"--method takes one method, not {ALL!r} (that is for `leakbench run --methods` and "
@@ -229,8 +240,6 @@ class UnlearnConfig:
             if not self.subjects:
                 raise UsageError("an empty list of subjects to forget; give at least one (or none: all of them)")
         if self.precision != "fp32":
-            from leakbench.training import check_precision
-
             check_precision(self.precision)
 
     def hyper(self) -> dict[str, Any]:
@@ -298,9 +307,6 @@ def unlearn(
 
     Under `accelerate launch` every process trains (the batch split between them) and the main process alone
     writes OUT."""
-    from leakbench.corpus import encode_documents, retain_training_documents
-    from leakbench.data import read_table, release_hash
-    from leakbench.training import context_length, load_causal_lm, save_model, train, with_lora, world
     from leakbench.unlearn.pairs import PROMPT_TOKENS
     from leakbench.unlearn.trainer import ForgetSource, UnlearningCollator
 
@@ -391,7 +397,6 @@ def requested_documents(docs: list[dict[str, Any]], subjects: tuple[str, ...] | 
 
 def _trainer(trainer_cls, model, ref_model, items, retain, collator, cfg, hyper, steps, seed, scratch):
     """One trainer over `items` (documents or pairs) for `steps` steps of the global batch."""
-    from leakbench.training import training_arguments
     from leakbench.unlearn.trainer import PairedDataset
 
     args = training_arguments(str(scratch), steps=steps, batch_size=cfg.batch_size // world_size(), lr=cfg.lr,

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from leakbench.data.templates import RETAIN_VALUES
+from leakbench.scoring import LeakScorer, ScoreInput
 from leakbench.unlearn.trainer import Pair
 
 PROMPT_TOKENS = 192  # prompt budget (the probes' prefixes are shorter than this)
@@ -146,7 +147,6 @@ def on_policy_pairs(
     with the scorer (any direct or indirect leak of the subject) and the parser; a clean, valid sample (else the
     redaction) is paired against a leaking one. Prefixes where no sample leaks give no pair. Returns the pairs
     and the counts behind them."""
-    from leakbench.scoring import LeakScorer, ScoreInput
 
     by_id = {s["subject_id"]: s for s in subjects}
     scorer = LeakScorer(subjects, analyze=False)  # the taxonomy only: Presidio's other-PII is not needed here

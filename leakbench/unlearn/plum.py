@@ -8,6 +8,7 @@ sample is clean, the redaction) against a leaking one, and trains DPO on those p
 model (`leakbench.unlearn.pairs`). The loss is redaction DPO's; only the pairs differ.
 """
 
+from leakbench.data import read_table
 from leakbench.unlearn.dpo import DPOTrainer
 from leakbench.unlearn.trainer import ForgetSource
 
@@ -18,7 +19,6 @@ class PLUMTrainer(DPOTrainer):
     @classmethod
     def forget_items(cls, source: ForgetSource, round: int):
         """This round's on-policy pairs (their counts recorded as `on_policy_rounds`); None once nothing leaks."""
-        from leakbench.data import read_table
         from leakbench.unlearn.pairs import on_policy_pairs
 
         h, name = source.hyper, source.method

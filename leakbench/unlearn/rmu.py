@@ -14,6 +14,7 @@ import re
 import torch
 import torch.nn.functional as F
 
+from leakbench.records import LeakBenchError, UsageError
 from leakbench.unlearn.trainer import UnlearningTrainer
 
 # The MLP's output projection in each family's naming: Llama/Mistral/Qwen2 down_proj, GPT-2/BigCode c_proj.
@@ -25,8 +26,6 @@ def layer_index(model, layer) -> int:
     layers = model.config.num_hidden_layers
     index = layers // 2 if layer == "middle" else layer
     if not 0 <= index < layers:
-        from leakbench.records import UsageError
-
         raise UsageError(f"--param layer={layer}: the model has decoder layers 0..{layers - 1}")
     return index
 
@@ -63,8 +62,6 @@ class RMUTrainer(UnlearningTrainer):
             return
         keep = set(trained_parameter_names(model, layer))
         if not keep:
-            from leakbench.records import LeakBenchError
-
             raise LeakBenchError(f"RMU: no MLP output projection found in {type(model).__name__}'s layers")
         for name, p in model.named_parameters():
             p.requires_grad_(name in keep)
