@@ -279,6 +279,8 @@ class PrivacyRecord(Record):
     max_length: int
     counts: dict[str, int]
     metrics: dict[str, float | None]
+    extra_metrics: dict[str, float | None] | None = Field(
+        default=None, description="outside membership attacks' AUCs (`mia_<name>`), only when a plugin adds one")
     truth_ratios: list[float]
     reference: str | None = None
     wall_time_s: float
