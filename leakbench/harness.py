@@ -44,6 +44,7 @@ class Backend:
     requires: str | None = None
     register: str | None = None
     lm_eval_name: str | None = None
+    places_itself: bool = False  # True: the backend chooses its devices (vLLM); else the device rule picks one
 
 
 def _check_backend_declaration(name: str, backend: Any) -> Backend:
@@ -59,7 +60,7 @@ def _check_backend_declaration(name: str, backend: Any) -> Backend:
 # entry-point group `leakbench.backends`
 BACKENDS: Registry[Backend] = Registry("leakbench.backends", "model backend", {
     "hf": Backend("Hugging Face transformers (lm-eval's hf)"),
-    "vllm": Backend("vLLM (lm-eval's vllm; a GPU machine)", requires="vllm"),
+    "vllm": Backend("vLLM (lm-eval's vllm; a GPU machine)", requires="vllm", places_itself=True),
 }, _check_backend_declaration)  # fmt: skip
 
 
@@ -121,7 +122,7 @@ def evaluate(
     from lm_eval.loggers import EvaluationTracker
 
     check_backend(backend, model_args)
-    if device is None and backend == "hf":
+    if device is None and not BACKENDS[backend].places_itself:
         device = choose_device(None)
     manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
     with quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:

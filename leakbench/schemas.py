@@ -361,6 +361,11 @@ class RobustnessRecord(Record):
     plugins: dict[str, Any] = Field(default_factory=dict, description="attacks from outside packages, by name")
     wall_time_s: float
 
+    def dump(self) -> dict[str, Any]:
+        """Only the attacks that ran (an axis not selected is absent, as it always was)."""
+        absent = {k for k in ("relearn", "quantize", "sequential", "scaling") if getattr(self, k) is None}
+        return self.model_dump(mode="json", exclude=absent | ({"plugins"} if not self.plugins else set()))
+
 
 class RunRecord(Record):
     """`run.json`, written by `leakbench run` beside each model's lm-eval outputs; `publish` validates it."""

@@ -287,7 +287,8 @@ def _privacy_record(**release) -> dict:
     return {"kind": "leakbench-privacy", "model": "victim@abc", "reference": "oracle@def", "k": 0.4,
             "headline_attack": "min_k_plus_plus", "counts": {"forget_values": 3, "holdout_values": 2},
             "release": {"name": "v2", "hash": release_hash(), "subset": "mini", **release},
-            "metrics": metrics, "truth_ratios": [0.1]}  # fmt: skip
+            "metrics": metrics, "truth_ratios": [0.1], "device": "cpu", "max_length": 512, "wall_time_s": 1.0,
+            "context": "each value occurrence given its document before it"}  # fmt: skip
 
 
 def test_privacy_record_merges_into_the_entry_and_a_mismatched_one_is_refused(runs, tmp_path):

@@ -46,7 +46,7 @@ def plugin_env(tmp_path_factory) -> dict[str, str]:
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toyplug\nVersion: 0.0\n")
     # the walkthrough's entry points, and one that cannot load (a broken plugin must cost one line)
     (info / "entry_points.txt").write_text(entry_points_txt(files["pyproject.toml"]).replace(
-        "[leakbench.methods]\n", "[leakbench.methods]\nbroken = toyplug:NOT_THERE\n"))  # fmt: skip
+        "scaled_ga = toyplug:METHOD\n", "scaled_ga = toyplug:METHOD\nbroken = toyplug:NOT_THERE\n"))  # fmt: skip
     path = os.pathsep.join(p for p in (str(root), os.environ.get("PYTHONPATH")) if p)
     return {**os.environ, "PYTHONPATH": path}
 

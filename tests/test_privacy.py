@@ -173,7 +173,7 @@ def test_privacy_cli_writes_the_record_and_refuses_bad_input(toy_victims, toy_re
     assert main(["privacy", "--model", str(toy_victims["victim"]), "--out", str(out), "--reference", str(ref)]) == 0
     assert "PrivLeak" in capsys.readouterr().out
     assert json.loads(out.read_text())["metrics"]["privleak"] is not None
-    assert main(["privacy", "--model", str(toy_victims["victim"]), "--out", str(out)]) == 2  # exists
+    assert main(["privacy", "--model", str(toy_victims["victim"]), "--out", str(out)]) == 1  # exists: --overwrite
     assert "--overwrite" in capsys.readouterr().err
     bad = tmp_path / "bad.json"
     bad.write_text('{"kind": "something else"}')
