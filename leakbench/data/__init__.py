@@ -104,9 +104,7 @@ def read_table(
         raise DataError(f"unknown table {table!r}; choose one of: {', '.join(TABLES)}")
     rows = read_rows(release_dir(name, data_dir) / f"{table}.jsonl")
     return [
-        r
-        for r in rows
-        if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
+        r for r in rows if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
     ]
 
 
