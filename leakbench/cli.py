@@ -115,7 +115,11 @@ def data_build(
         int, typer.Option(help="Number of fictional forget subjects (the first 50 form `mini`).")
     ] = CANONICAL_SUBJECTS,
     release: Annotated[
-        str, typer.Option(help="Release format: v2 (forget + 20% holdout subjects) or v1 (forget subjects only).")
+        str,
+        typer.Option(
+            help="Release format: v2 (forget + 20% holdout subjects), v1 (forget subjects only) or v3 (subject roles: "
+            "forget, substitute, validation_forget, validation_holdout, holdout)."
+        ),
     ] = DEFAULT_RELEASE,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out directory.")] = False,
 ) -> None:
@@ -128,16 +132,20 @@ def data_build(
         manifest = write_release(rows, out, seed=seed, n_subjects=subjects, name=release, overwrite=overwrite)
     c = manifest["counts"]
     holdout = c.get("holdout", {}).get("subjects", {}).get("full", 0)
+    roles = c.get("roles", {}).get("subjects", {})
+    whom = ", ".join(f"{n['full']} {role}" for role, n in roles.items()) if roles else f"{holdout} holdout"
     console.print(
-        f"wrote {out}: {c['subjects']['full']} subjects ({holdout} holdout), {c['forget']['full']} forget and "
+        f"wrote {out}: {c['subjects']['full']} subjects ({whom}), {c['forget']['full']} forget and "
         f"{c['retain']['full']} retain documents, {c['probes']['full']} probes"
     )
+    if "answerability" in manifest:
+        console.print(f"dropped {manifest['answerability']['dropped_probes']['full']} unanswerable probes")
 
 
 @data_app.command("verify")
 def data_verify(
     path: Annotated[Path | None, typer.Argument(help="Release directory (default: the packaged --release).")] = None,
-    release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
+    release: Annotated[str, typer.Option(help="Packaged release name (v1, v2 or v3).")] = DEFAULT_RELEASE,
 ) -> None:
     """Check hashes, schema, safety rules and invariants of a release; name everything that is wrong."""
 
@@ -154,7 +162,7 @@ def data_verify(
 @data_app.command("export")
 def data_export(
     out: Annotated[Path, typer.Option("--out", help="Directory to copy the release files into.")],
-    release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
+    release: Annotated[str, typer.Option(help="Packaged release name (v1, v2 or v3).")] = DEFAULT_RELEASE,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out directory.")] = False,
 ) -> None:
     """Write a packaged release out as plain files (JSONL + manifest)."""
@@ -174,7 +182,7 @@ def data_export(
 def data_stats(
     path: Annotated[Path | None, typer.Argument(help="Release directory (default: the packaged --release).")] = None,
     subset: Annotated[str, typer.Option(help="full or mini.")] = "full",
-    release: Annotated[str, typer.Option(help="Packaged release name (v1 or v2).")] = DEFAULT_RELEASE,
+    release: Annotated[str, typer.Option(help="Packaged release name (v1, v2 or v3).")] = DEFAULT_RELEASE,
 ) -> None:
     """Print counts by split, field, template, language and probe kind."""
 

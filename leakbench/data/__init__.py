@@ -12,11 +12,19 @@ from typing import Any
 from leakbench.records import DataError, UsageError, os_error_message, sha256_text
 
 _HERE = Path(__file__).resolve().parent
-RELEASES: dict[str, Path] = {"v1": _HERE / "v1", "v2": _HERE / "v2"}
+RELEASES: dict[str, Path] = {"v1": _HERE / "v1", "v2": _HERE / "v2", "v3": _HERE / "v3"}
 DEFAULT_RELEASE = "v2"
 SUBSETS = ("full", "mini")
 TABLES = ("subjects", "forget", "retain", "probes")
-SPLITS = ("forget", "holdout")  # whose rows: subjects trained on (and unlearned), or never trained on (v2 on)
+# Subject roles (v3: every subject, document and probe row has a `role`; v2's `split` knew forget and holdout):
+#   forget              trained into the victim, unlearned and evaluated;
+#   substitute          trained into the oracle in place of the forget subject named by `substitute_of`;
+#   validation_forget   trained like forget subjects, for choosing defaults (tuning) only, never reported;
+#   validation_holdout  never trained on, the tuning counterpart of holdout, never reported;
+#   holdout             never trained on: the non-members of membership inference.
+ROLES = ("forget", "substitute", "validation_forget", "validation_holdout", "holdout")
+# What `split=` may select: a role, or `validation` (both validation roles). v1 rows are all forget.
+SPLITS = ("forget", "holdout", "substitute", "validation", "validation_forget", "validation_holdout")
 SPLIT_TABLES = ("subjects", "forget", "probes")
 
 
@@ -44,9 +52,17 @@ def check_split(split: str | None) -> None:
         raise UsageError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
 
 
+def role_of(row: dict[str, Any]) -> str:
+    """The role of a subjects/forget/probes row: v3's `role`, v2's `split`; v1 rows, unmarked, are all forget."""
+    return row.get("role") or row.get("split") or "forget"
+
+
 def in_split(row: dict[str, Any], split: str | None) -> bool:
-    """Whether a subjects/forget/probes row belongs to `split` (None: any); v1 rows, unmarked, are all forget."""
-    return split is None or row.get("split", "forget") == split
+    """Whether a subjects/forget/probes row belongs to `split` (None: any; `validation`: both validation roles)."""
+    if split is None:
+        return True
+    role = role_of(row)
+    return role.startswith("validation_") if split == "validation" else role == split
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -80,16 +96,15 @@ def read_table(
     split: str | None = "forget",
 ) -> list[dict[str, Any]]:
     """Plain rows of one table (subjects, forget, retain, probes), filtered to the subset and, for subjects,
-    forget documents and probes, to the split (forget subjects by default; `holdout`, or None for both)."""
+    forget documents and probes, to the split (forget subjects by default; `holdout`; in v3 also `substitute`,
+    `validation`, `validation_forget`, `validation_holdout`; None for all)."""
     check_subset(subset)
     check_split(split)
     if table not in TABLES:
         raise DataError(f"unknown table {table!r}; choose one of: {', '.join(TABLES)}")
     rows = read_rows(release_dir(name, data_dir) / f"{table}.jsonl")
     return [
-        r
-        for r in rows
-        if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
+        r for r in rows if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
     ]
 
 
@@ -127,7 +142,7 @@ def load(
     name: str = DEFAULT_RELEASE, subset: str = "full", data_dir: str | Path | None = None, split: str | None = "forget"
 ):  # -> datasets.DatasetDict
     """The release as Hugging Face `datasets`: a DatasetDict with subjects, forget, retain and probes
-    (subjects, forget and probes of the forget subjects unless `split` says `holdout` or None)."""
+    (subjects, forget and probes of the forget subjects unless `split` names another role, as `read_table`)."""
     import datasets
 
     check_subset(subset)
@@ -141,9 +156,10 @@ def load(
         ds = datasets.load_dataset("json", data_files=str(path), split="train")
         if subset != "full":
             ds = ds.filter(lambda row: row["mini"])
-        if table in SPLIT_TABLES and split is not None and "split" in ds.column_names:
-            ds = ds.filter(lambda row: row["split"] == split)
-        elif table in SPLIT_TABLES and split == "holdout":
-            ds = ds.select([])  # v1 has no holdout subjects
+        if table in SPLIT_TABLES and split is not None:
+            if "role" in ds.column_names or "split" in ds.column_names:
+                ds = ds.filter(lambda row: in_split(row, split))
+            elif split != "forget":
+                ds = ds.select([])  # v1 has forget subjects only
         tables[table] = ds
     return datasets.DatasetDict(tables)

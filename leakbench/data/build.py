@@ -10,12 +10,13 @@ import dataclasses
 import math
 import random
 import re
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leakbench.data import RELEASES
+from leakbench.data import RELEASES, ROLES
 from leakbench.data.general_code import GENERAL_CODE
 from leakbench.data.subjects import FIELDS, Subject, generate_subjects
 from leakbench.data.templates import Template, all_templates, render
@@ -37,6 +38,12 @@ MINI_SUBJECTS = 50
 # Holdout subjects per forget subject (at least 20%, in the full set and in mini): generated like the forget
 # subjects, never trained on; the non-members of membership inference and a per-field guessability baseline.
 HOLDOUT_FRACTION = {"v1": 0.0, "v2": 0.2}
+# v3: subjects per role, as a fraction of the forget subjects (rounded up, in the full set and in mini). A substitute
+# per forget subject (the oracle's stand-in), as many holdout subjects as forget subjects, and a validation
+# forget/holdout pair for tuning. The canonical 500 give 500/500/200/200/500, mini 50/50/20/20/50.
+ROLE_FRACTIONS = {"forget": 1.0, "substitute": 1.0, "validation_forget": 0.4, "validation_holdout": 0.4, "holdout": 1.0}
+RELEASE_FORMATS = ("v1", "v2", "v3")
+ANSWERABILITY_RULE = "no two subjects' probes share an identical prompt for the same target field"
 MAX_SUBJECTS = 20_000
 DOCS_PER_SUBJECT = 5
 RETAIN_PER_TEMPLATE = 30
@@ -69,12 +76,15 @@ FIELD_LABELS = {
 
 @dataclass
 class Release:
-    """Rows of every table; in v2 the subjects, forget documents and probes carry `split` (forget/holdout)."""
+    """Rows of every table; in v2 the subjects, forget documents and probes carry `split` (forget/holdout), in v3
+    `role` (one of ROLES), and v3's subjects and documents `substitute_of` (the forget row a substitute replaces).
+    `dropped` (v3) counts the probes left out by the answerability rule; the manifest records it."""
 
     subjects: list[dict[str, Any]]
     forget: list[dict[str, Any]]
     retain: list[dict[str, Any]]
     probes: list[dict[str, Any]]
+    dropped: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def rows(self, filename: str) -> list[dict[str, Any]]:
         return getattr(self, filename.removesuffix(".jsonl"))
@@ -102,9 +112,33 @@ def _plan_templates(rng: random.Random, templates: tuple[Template, ...]) -> list
     return chosen
 
 
+def _document_row(doc_id: str, template: Template, doc: Any, group: list[Subject]) -> dict[str, Any]:
+    return {
+        "doc_id": doc_id,
+        "template": template.name,
+        "language": template.language,
+        "path": doc.path,
+        "text": doc.text,
+        "subject_ids": [s.subject_id for s in group],
+        "occurrences": [
+            {"subject_id": group[o.subject_index].subject_id, "field": o.field, "start": o.start, "end": o.end}
+            for o in doc.occurrences
+        ],
+        "mini": group[0].mini,
+    }
+
+
 def _forget_documents(
-    rng: random.Random, subjects: list[Subject], templates: tuple[Template, ...], first_id: int = 1
+    rng: random.Random,
+    subjects: list[Subject],
+    templates: tuple[Template, ...],
+    first_id: int = 1,
+    substitutes: dict[str, Subject] | None = None,
+    twins: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, set[str]]]:
+    """The documents of `subjects`. With `substitutes` (forget subject id -> its substitute), each document's twin
+    is appended to `twins`: the same template rendered from the same random state (same fillers, rows and
+    occurrences) with the substitutes' values, without drawing from `rng` (so the documents stay as they were)."""
     groups: dict[str, list[list[Subject]]] = {t.name: [] for t in templates}
     used: dict[str, set[str]] = {}
     by_template: dict[str, list[Subject]] = {t.name: [] for t in templates}
@@ -127,22 +161,14 @@ def _forget_documents(
     )
     docs = []
     for i, (group, template) in enumerate(specs, first_id):
-        doc = render(template, [s.values for s in group], rng)
-        docs.append(
-            {
-                "doc_id": f"F{i:05d}",
-                "template": template.name,
-                "language": template.language,
-                "path": doc.path,
-                "text": doc.text,
-                "subject_ids": [s.subject_id for s in group],
-                "occurrences": [
-                    {"subject_id": group[o.subject_index].subject_id, "field": o.field, "start": o.start, "end": o.end}
-                    for o in doc.occurrences
-                ],
-                "mini": group[0].mini,
-            }
-        )
+        state = rng.getstate()
+        docs.append(_document_row(f"F{i:05d}", template, render(template, [s.values for s in group], rng), group))
+        if substitutes is not None and twins is not None:
+            twin_rng = random.Random()
+            twin_rng.setstate(state)
+            stand_ins = [substitutes[s.subject_id] for s in group]
+            twin = _document_row("", template, render(template, [s.values for s in stand_ins], twin_rng), stand_ins)
+            twins.append({**twin, "substitute_of": docs[-1]["doc_id"]})
     return docs, used
 
 
@@ -431,16 +457,92 @@ def holdout_sizes(release: str, n_subjects: int) -> tuple[int, int]:
     return math.ceil(fraction * n_subjects), math.ceil(fraction * min(MINI_SUBJECTS, n_subjects))
 
 
+def role_sizes(n_subjects: int) -> dict[str, dict[str, int]]:
+    """v3: how many subjects each role has, in all and in mini."""
+    n_mini = min(MINI_SUBJECTS, n_subjects)
+    return {
+        role: {"full": math.ceil(f * n_subjects), "mini": math.ceil(f * n_mini)} for role, f in ROLE_FRACTIONS.items()
+    }
+
+
+def answerable(probes: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """ANSWERABILITY_RULE: probes whose (prompt, target field) belongs to one subject only, and the rest (a prompt
+    that several subjects' probes share cannot say whose value it asks for)."""
+    owners: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for p in probes:
+        owners[(p["prompt"], p["target_field"])].add(p["subject_id"])
+    keep = [p for p in probes if len(owners[(p["prompt"], p["target_field"])]) == 1]
+    drop = [p for p in probes if len(owners[(p["prompt"], p["target_field"])]) > 1]
+    return keep, drop
+
+
+def _generate_v3(seed: int, n_subjects: int, templates: tuple[Template, ...]) -> Release:
+    """v3: the forget part is v1's (same subjects, documents, retain documents and candidate probes, from the same
+    random stream); each forget document has a substitute twin; the validation and holdout roles follow in the
+    stream. Probes that break ANSWERABILITY_RULE are dropped and counted."""
+    sizes = role_sizes(n_subjects)
+    drawn = generate_subjects(sum(s["full"] for s in sizes.values()), seed, sizes["forget"]["mini"])
+    people: dict[str, list[Subject]] = {}
+    for role in ROLES:
+        block, drawn = drawn[: sizes[role]["full"]], drawn[sizes[role]["full"] :]
+        people[role] = [dataclasses.replace(s, mini=i < sizes[role]["mini"]) for i, s in enumerate(block)]
+    partner = {f.subject_id: s for f, s in zip(people["forget"], people["substitute"], strict=True)}
+    rng = random.Random(f"leakbench-release-{GENERATOR_VERSION}-{seed}")
+    twins: list[dict[str, Any]] = []
+    docs = {"forget": _forget_documents(rng, people["forget"], templates, substitutes=partner, twins=twins)}
+    retain = _retain_documents(rng, templates)
+    probes = {"forget": _probes(rng, people["forget"], docs["forget"][0], templates, docs["forget"][1])}
+    next_doc = len(docs["forget"][0]) + 1
+    for i, twin in enumerate(twins, next_doc):
+        twin["doc_id"] = f"F{i:05d}"
+    next_doc += len(twins)
+    for role in ("validation_forget", "validation_holdout", "holdout"):
+        docs[role] = _forget_documents(rng, people[role], templates, first_id=next_doc)
+        probes[role] = _probes(rng, people[role], docs[role][0], templates, docs[role][1])
+        next_doc += len(docs[role][0])
+
+    substitute_of = {s.subject_id: f.subject_id for f, s in zip(people["forget"], people["substitute"], strict=True)}
+    subjects = [
+        {**s.to_row(), "role": role, "substitute_of": substitute_of.get(s.subject_id)}
+        for role in ROLES
+        for s in people[role]
+    ]
+    documents = [
+        {**{k: v for k, v in d.items() if k != "substitute_of"}, "role": role, "substitute_of": d.get("substitute_of")}
+        for role in ROLES
+        for d in (twins if role == "substitute" else docs[role][0])
+    ]
+    candidates = [{**p, "role": role} for role in ROLES if role in probes for p in probes[role]]
+    kept, dropped = answerable(candidates)
+    for i, probe in enumerate(kept, 1):
+        probe["probe_id"] = f"P{i:06d}"
+    return Release(
+        subjects,
+        documents,
+        retain,
+        kept,
+        {
+            "rule": ANSWERABILITY_RULE,
+            "dropped_probes": {"full": len(dropped), "mini": sum(p["mini"] for p in dropped)},
+            "dropped_by_kind": dict(sorted(Counter(f"{p['kind']}/{p['variant']}" for p in dropped).items())),
+            "dropped_by_field": dict(sorted(Counter(p["target_field"] for p in dropped).items())),
+        },
+    )
+
+
 def generate(seed: int = CANONICAL_SEED, n_subjects: int = CANONICAL_SUBJECTS, release: str = "v2") -> Release:
     """Generate a whole release in memory.
 
     The forget part is the same in every release: v2 draws its holdout subjects after v1's subjects and builds
-    their documents and probes after v1's random stream, so v1's rows come out unchanged (plus `split`).
+    their documents and probes after v1's random stream, so v1's rows come out unchanged (plus `split`); v3 does
+    the same with its roles (plus `role`), less the probes its answerability rule drops.
     """
     check_parameters(seed, n_subjects)
-    if release not in HOLDOUT_FRACTION:
-        raise UsageError(f"unknown release {release!r}; known releases: {', '.join(HOLDOUT_FRACTION)}")
+    if release not in RELEASE_FORMATS:
+        raise UsageError(f"unknown release {release!r}; known releases: {', '.join(RELEASE_FORMATS)}")
     templates = all_templates()
+    if release == "v3":
+        return _generate_v3(seed, n_subjects, templates)
     n_holdout, mini_holdout = holdout_sizes(release, n_subjects)
     drawn = generate_subjects(n_subjects + n_holdout, seed, min(MINI_SUBJECTS, n_subjects))
     subjects = drawn[:n_subjects]
@@ -477,9 +579,14 @@ def counts(release: Release) -> dict[str, Any]:
         "probes": split(release.probes),
         "probes_by_kind": {k: split([p for p in release.probes if p["kind"] == k]) for k in PROBE_KINDS},
     }
-    if any("split" in s for s in release.subjects):  # v2 on: the holdout subjects' share of each table
+    if any("split" in s for s in release.subjects):  # v2: the holdout subjects' share of each table
         out["holdout"] = {
             table: split([r for r in release.rows(f"{table}.jsonl") if r.get("split") == "holdout"])
+            for table in ("subjects", "forget", "probes")
+        }
+    if any("role" in s for s in release.subjects):  # v3: each role's share of each table
+        out["roles"] = {
+            table: {role: split([r for r in release.rows(f"{table}.jsonl") if r.get("role") == role]) for role in ROLES}
             for table in ("subjects", "forget", "probes")
         }
     return out
@@ -506,8 +613,10 @@ def write_release(
             "retain_per_template": RETAIN_PER_TEMPLATE,
             "indirect_per_subject": INDIRECT_PER_SUBJECT,
         }
-        if HOLDOUT_FRACTION[name]:
+        if HOLDOUT_FRACTION.get(name):
             parameters["holdout_subjects"], parameters["mini_holdout_subjects"] = holdout_sizes(name, n_subjects)
+        if name == "v3":
+            parameters["role_subjects"] = role_sizes(n_subjects)
         manifest = {
             "release": name,
             "generator_version": GENERATOR_VERSION,
@@ -517,5 +626,7 @@ def write_release(
             "counts": counts(release),
             "files": files,
         }
+        if release.dropped:
+            manifest["answerability"] = release.dropped
         write_text_atomic(tmp / "manifest.json", dumps_record(manifest))
     return manifest

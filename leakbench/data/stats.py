@@ -6,7 +6,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from leakbench.data import read_rows
+from leakbench.data import ROLES, read_rows, role_of
 from leakbench.records import DataError
 
 
@@ -25,6 +25,21 @@ def _stats(root: Path, subset: str) -> dict[str, dict[str, int]]:
         return [r for r in read_rows(root / f"{table}.jsonl") if subset == "full" or r["mini"]]
 
     subjects, forget, retain, probes = rows("subjects"), rows("forget"), rows("retain"), rows("probes")
+    by_whom = (("subjects", subjects), ("documents", forget), ("probes", probes))
+    if any("role" in s for s in subjects):  # v3
+        split_title = "by role (forget: victim; substitute: oracle; validation_*: tuning only; holdout: never trained)"
+        split_counts = {
+            f"{table} {role}": sum(role_of(r) == role for r in table_rows)
+            for table, table_rows in by_whom
+            for role in ROLES
+        }
+    else:
+        split_title = "by split (forget: trained on; holdout: never)"
+        split_counts = {
+            f"{table} {split}": sum(r.get("split", "forget") == split for r in table_rows)
+            for table, table_rows in by_whom
+            for split in ("forget", "holdout")
+        }
     return {
         "totals": {
             "subjects": len(subjects),
@@ -32,11 +47,7 @@ def _stats(root: Path, subset: str) -> dict[str, dict[str, int]]:
             "retain documents": len(retain),
             "probes": len(probes),
         },
-        "by split (forget: trained on; holdout: never)": {
-            f"{table} {split}": sum(r.get("split", "forget") == split for r in table_rows)
-            for table, table_rows in (("subjects", subjects), ("documents", forget), ("probes", probes))
-            for split in ("forget", "holdout")
-        },
+        split_title: split_counts,
         "forget occurrences by field": dict(Counter(o["field"] for d in forget for o in d["occurrences"])),
         "forget documents by template": dict(Counter(d["template"] for d in forget)),
         "forget documents by language": dict(Counter(d["language"] for d in forget)),

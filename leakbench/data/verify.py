@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
-from leakbench.data import SPLIT_TABLES, SPLITS, read_manifest
-from leakbench.data.build import HOLDOUT_FRACTION, INDIRECT_KINDS, PROBE_KINDS, RELEASE_FILES, Release, counts
+from leakbench.data import ROLES, SPLIT_TABLES, read_manifest
+from leakbench.data.build import (
+    ANSWERABILITY_RULE,
+    HOLDOUT_FRACTION,
+    INDIRECT_KINDS,
+    PROBE_KINDS,
+    RELEASE_FILES,
+    Release,
+    answerable,
+    counts,
+)
 from leakbench.data.subjects import FIELDS, safety_problems
 from leakbench.records import DataError, sha256_file
 
@@ -85,8 +94,12 @@ def _read(path: Path, problems: Problems) -> list[dict[str, Any]] | None:
                 continue
             bad = [k for k, t in schema.items() if not isinstance(row.get(k), t)]
             bad += [k for k, t in schema.items() if t is str and k in row and row[k] == "" and k != "prompt"]
-            if path.stem in SPLIT_TABLES and "split" in row and row["split"] not in SPLITS:
+            if path.stem in SPLIT_TABLES and "split" in row and row["split"] not in ("forget", "holdout"):
                 bad.append("split")
+            if path.stem in SPLIT_TABLES and "role" in row and row["role"] not in ROLES:
+                bad.append("role")
+            if "substitute_of" in row and not isinstance(row["substitute_of"], (str, type(None))):
+                bad.append("substitute_of")
             if bad:
                 problems.add(f"{path.name}:{lineno}: missing or mistyped field(s): {', '.join(sorted(set(bad)))}")
                 continue
@@ -132,6 +145,7 @@ def verify(root: Path) -> list[str]:
     _check_retain(tables["retain"], tables["subjects"], problems)
     _check_probes(tables["probes"], subjects, tables["forget"], problems)
     _check_splits(tables, subjects, manifest.get("release"), problems)
+    _check_roles(tables, subjects, manifest.get("release"), problems)
     release = Release(tables["subjects"], tables["forget"], tables["retain"], tables["probes"])
     if not problems and manifest.get("counts") != counts(release):
         problems.add("manifest.json: counts do not match the files")
@@ -261,3 +275,133 @@ def _check_splits(
                 f"subjects.jsonl: the {subset} subset has {n_holdout} holdout subjects for {n_forget} forget "
                 f"subjects; it needs at least {fraction:.0%}"
             )
+
+
+def _check_roles(
+    tables: dict[str, list[dict[str, Any]]], subjects: dict[str, dict[str, Any]], release: Any, problems: Problems
+) -> None:
+    """v3 on: every subject has exactly one role (its `role`), documents and probes agree with their subjects, each
+    forget subject has one substitute whose documents are its documents' twins (same template, path, fillers and
+    occurrences; only the values differ), the role sizes hold in full and mini, and every probe is answerable."""
+    marked = [("role" in r) for table in SPLIT_TABLES for r in tables[table]]
+    if not any(marked):
+        if release == "v3":
+            problems.add("manifest.json: release v3 needs subject roles, but no row has a `role`")
+        return
+    if not all(marked):
+        problems.add("subjects/forget/probes: some rows have a `role` and some do not")
+        return
+    role_of = {sid: s["role"] for sid, s in subjects.items()}
+    for doc in tables["forget"]:
+        if any(role_of.get(sid) != doc["role"] for sid in doc["subject_ids"]):
+            problems.add(f"forget.jsonl:{doc['_line']} ({doc['doc_id']}): role differs from its subjects'")
+    for probe in tables["probes"]:
+        where = f"probes.jsonl:{probe['_line']} ({probe['probe_id']})"
+        if role_of.get(probe["subject_id"]) != probe["role"]:
+            problems.add(f"{where}: role differs from its subject's")
+        elif probe["role"] == "substitute":
+            problems.add(f"{where}: a probe of substitute subject {probe['subject_id']} (substitutes have none)")
+    _check_pairing(tables, subjects, problems)
+    for subset in ("full", "mini"):
+        n = {role: sum(s["role"] == role for s in subjects.values() if subset == "full" or s["mini"]) for role in ROLES}
+        if n["substitute"] != n["forget"] or n["holdout"] < n["forget"]:
+            problems.add(
+                f"subjects.jsonl: the {subset} subset has {n['forget']} forget, {n['substitute']} substitute and "
+                f"{n['holdout']} holdout subjects; it needs one substitute per forget subject and at least as many "
+                "holdout subjects"
+            )
+        if not n["validation_forget"] or not n["validation_holdout"]:
+            problems.add(f"subjects.jsonl: the {subset} subset needs validation_forget and validation_holdout subjects")
+    _, clashing = answerable(tables["probes"])
+    first: dict[tuple[str, str], dict[str, Any]] = {}
+    for probe in clashing:
+        other = first.setdefault((probe["prompt"], probe["target_field"]), probe)
+        if other is not probe:
+            problems.add(
+                f"probes.jsonl:{probe['_line']} ({probe['probe_id']}): its prompt for {probe['target_field']} is "
+                f"also {other['subject_id']}'s ({other['probe_id']}), so it cannot be answered ({ANSWERABILITY_RULE})"
+            )
+
+
+def _check_pairing(
+    tables: dict[str, list[dict[str, Any]]], subjects: dict[str, dict[str, Any]], problems: Problems
+) -> None:
+    """Substitutes pair 1:1 with forget subjects, and substitute documents 1:1 with forget documents."""
+    partner: dict[str, str] = {}  # forget subject -> its substitute
+    for sid, s in subjects.items():
+        where = f"subjects.jsonl:{s['_line']} ({sid})"
+        target = s.get("substitute_of")
+        if s["role"] != "substitute":
+            if target is not None:
+                problems.add(f"{where}: substitute_of is set, but the subject is {s['role']}, not a substitute")
+            continue
+        if target not in subjects or subjects[target]["role"] != "forget":
+            problems.add(f"{where}: substitute_of {target!r} is not a forget subject")
+        elif target in partner:
+            problems.add(f"{where}: {target} already has substitute {partner[target]} (pairing must be 1:1)")
+        elif subjects[target]["mini"] != s["mini"]:
+            problems.add(f"{where}: mini flag differs from that of {target}, whose substitute it is")
+        else:
+            partner[target] = sid
+    for sid, s in subjects.items():
+        if s["role"] == "forget" and sid not in partner:
+            problems.add(f"subjects.jsonl:{s['_line']} ({sid}): forget subject without a substitute")
+
+    docs = {d["doc_id"]: d for d in tables["forget"]}
+    twin_of: dict[str, str] = {}  # forget document -> its substitute twin
+    for doc in tables["forget"]:
+        where = f"forget.jsonl:{doc['_line']} ({doc['doc_id']})"
+        target = doc.get("substitute_of")
+        if doc["role"] != "substitute":
+            if target is not None:
+                problems.add(f"{where}: substitute_of is set on a {doc['role']} document")
+            continue
+        original = docs.get(target) if isinstance(target, str) else None
+        if original is None or original["role"] != "forget":
+            problems.add(f"{where}: substitute_of {target!r} is not a forget document")
+            continue
+        if target in twin_of:
+            problems.add(f"{where}: {target} already has substitute document {twin_of[target]} (pairing must be 1:1)")
+            continue
+        twin_of[target] = doc["doc_id"]
+        mismatch = _twin_mismatch(original, doc, partner)
+        if mismatch:
+            problems.add(f"{where}: not the substitute twin of {target}: {mismatch}")
+    for doc in tables["forget"]:
+        if doc["role"] == "forget" and doc["doc_id"] not in twin_of:
+            problems.add(f"forget.jsonl:{doc['_line']} ({doc['doc_id']}): forget document without a substitute twin")
+
+    def tally(role: str) -> dict[str, Counter]:
+        out: dict[str, Counter] = defaultdict(Counter)
+        for doc in tables["forget"]:
+            if doc["role"] == role:
+                for sid in set(doc["subject_ids"]):
+                    out[sid][(doc["template"], "documents")] += 1
+                for occ in doc["occurrences"]:
+                    out[occ.get("subject_id")][(doc["template"], occ.get("field"))] += 1
+        return out
+
+    forget_tally, substitute_tally = tally("forget"), tally("substitute")
+    for forget_id, substitute_id in partner.items():
+        if forget_tally[forget_id] != substitute_tally[substitute_id]:
+            problems.add(
+                f"subjects.jsonl:{subjects[substitute_id]['_line']} ({substitute_id}): its documents per template and "
+                f"value occurrences per field differ from those of {forget_id}, whose substitute it is"
+            )
+
+
+def _twin_mismatch(original: dict[str, Any], twin: dict[str, Any], partner: dict[str, str]) -> str:
+    """How a substitute document differs from its forget document other than in the subjects' values ('' if not)."""
+    if (twin["template"], twin["path"], twin["mini"]) != (original["template"], original["path"], original["mini"]):
+        return "template, path or mini flag differs"
+    if twin["subject_ids"] != [partner.get(sid) for sid in original["subject_ids"]]:
+        return "its subjects are not the substitutes of the original's, in order"
+    mapped = [(partner.get(o.get("subject_id")), o.get("field")) for o in original["occurrences"]]
+    if [(o.get("subject_id"), o.get("field")) for o in twin["occurrences"]] != mapped:
+        return "value occurrences (subject and field, in order) differ"
+
+    def skeleton(doc: dict[str, Any]) -> list[str]:  # the text between the values
+        cuts = [0, *(x for o in doc["occurrences"] for x in (o.get("start", 0), o.get("end", 0))), len(doc["text"])]
+        return [doc["text"][a:b] for a, b in zip(cuts[::2], cuts[1::2], strict=True)]
+
+    return "" if skeleton(twin) == skeleton(original) else "the text around the values differs"
