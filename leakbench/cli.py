@@ -391,7 +391,7 @@ def privacy_cmd(
         raise LeakBenchError(f"{out}: exists; pass --overwrite to replace it")
     ref = read_record(reference, "--reference") if reference is not None else None
     record = measure(model, cfg, reference=ref, device=device, log=console.print)
-    PrivacyRecord.parse(record, str(out)).write(out)
+    PrivacyRecord.parse(record, str(out)).write_file(out)
     m = record["metrics"]
     line = ", ".join(f"{spec.label} {spec.show(m[spec.key])}" for spec in METRICS
                      if spec.study and spec.sources[0][0] == PRIVACY and m.get(spec.key) is not None)  # fmt: skip

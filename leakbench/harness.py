@@ -9,6 +9,7 @@ configuring: `--metadata '{"subset": "mini"}'`, `{"release": "v1"}`, `{"data_dir
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import math
 import random
@@ -91,6 +92,18 @@ def lm_eval_model(backend: str) -> str:
     if spec.register is not None:
         resolve(spec.register, f"model backend {backend!r}")
     return spec.lm_eval_name or backend
+
+
+@cache
+def declarations_hash() -> str:
+    """sha256 over the tasks' YAMLs and the scorer's declarative files: what a measurement depends on besides
+    the code and the weights (a study re-measures a run folder when they change)."""
+    digest = hashlib.sha256()
+    for folder in ("tasks", "scorers"):
+        root = resource_dir(folder)
+        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+            digest.update(f"{folder}/{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes())
+    return digest.hexdigest()
 
 
 def tasks_path() -> Path:

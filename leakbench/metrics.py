@@ -182,26 +182,16 @@ def metric(key: str) -> Metric:
 
 
 HEADLINE_UTILITY = "code_edit_similarity"  # code no training step saw (leakbench_code)
-PRIVACY_METRICS = {  # what a privacy record publishes, by name
-    name: (PRIVACY, name)
-    for name in ("exact_memorization", "extraction_strength", *(f"mia_{a}" for a in ATTACKS), "privleak",
-                 "forget_quality")
-}  # fmt: skip
 
 
-def __getattr__(name: str) -> Any:
-    """Views of the table that stay current when a test or a plugin adds a row."""
-    if name == "UTILITY":  # utility, by flat name -> lower is better? "Kept" = model / victim (inverted if lower)
-        return {m.key: m.lower_is_better for m in METRICS if m.kept and not m.optional}
-    if name == "LEAKS":  # the leak rates compared with the oracle
-        return tuple(m.key for m in METRICS if m.oracle_gap)
-    if name == "FLAT_METRICS":  # flat name -> (task, metric), single-source rows
-        return {m.key: m.sources[0] for m in METRICS if len(m.sources) == 1 and m.sources[0][0] != EVALPLUS}
-    if name == "CODE_METRICS":
-        return {m.key: m.sources[0] for m in METRICS if m.sources[0][0] == CODE_LINES or m.sources[0][0] == CODE_FILES}
-    if name == "KIND_METRICS":
-        return tuple(m.key for m in METRICS if len(m.sources) > 1)
-    raise AttributeError(name)
+def privacy_metrics() -> list[str]:
+    """What a privacy record publishes, by name: the table's rows that `leakbench privacy` produces."""
+    return [m.key for m in METRICS if m.sources[0][0] == PRIVACY]
+
+
+def utility_directions() -> dict[str, bool]:
+    """The utility figures "kept" is computed for, by key -> lower is better?"""
+    return {m.key: m.lower_is_better for m in METRICS if m.kept and not m.optional}
 
 
 def result(results: dict[str, Any], task: str, metric: str) -> float | None:
@@ -212,6 +202,21 @@ def result(results: dict[str, Any], task: str, metric: str) -> float | None:
 
 def code_metrics(results: dict[str, Any]) -> dict[str, float | None]:
     return {m.key: result(results, *m.sources[0]) for m in METRICS if m.sources[0][0] in (CODE_LINES, CODE_FILES)}
+
+
+def study_metrics(
+    results: dict[str, Any], pass_at_1: dict[str, float] | None = None, privacy: dict[str, Any] | None = None
+) -> dict[str, float | None]:
+    """A model's flat figures (one per row of `METRICS`) from its lm-eval results, EvalPlus pass@1 and
+    `leakbench privacy` metrics."""
+
+    def lookup(task: str, name: str) -> float | None:
+        if task == PRIVACY:
+            value = (privacy or {}).get(name)
+            return float(value) if isinstance(value, int | float) else None
+        return result(results, task, name)
+
+    return flat_metrics(lookup, pass_at_1)
 
 
 def flat_metrics(

@@ -14,10 +14,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from leakbench import __version__
 from leakbench.data import check_subset, read_table, release_hash
-from leakbench.harness import check_backend, evaluate
+from leakbench.harness import check_backend, declarations_hash, evaluate
 from leakbench.leaderboard import publish
 from leakbench.metrics import (
     CODE,
@@ -25,18 +26,16 @@ from leakbench.metrics import (
     HEADLINE_UTILITY,
     INDIRECT,
     METRICS,
-    PRIVACY,
     RETAIN,
     Metric,
     aggregate,
     direct_leak_reduction,
-    flat_metrics,
     gap_key,
     leak_change,
     metric,
     oracle_gap,
     over_kept,
-    result,
+    study_metrics,
     utility_kept,
     vs_oracle_key,
 )
@@ -48,19 +47,23 @@ from leakbench.records import (
     check_number,
     check_output,
     model_label,
-    model_record,
     provenance,
     write_text_atomic,
 )
 from leakbench.robustness import RobustnessConfig, robustness_table, splits, study_stage
-from leakbench.schemas import INCOMPLETE, PrivacyRecord, RobustnessRecord, RunRecord, StudySummary, VictimRecord
+from leakbench.schemas import (
+    INCOMPLETE,
+    PrivacyRecord,
+    RobustnessRecord,
+    RunRecord,
+    StudySummary,
+    VictimRecord,
+    model_record,
+)
 from leakbench.scoring.engine import choose_ner_model
 from leakbench.unlearn import UnlearnConfig, check_methods, expand_methods, reusable_unlearned, unlearn
 from leakbench.utility import load_problems, parse_datasets, run_utility
 from leakbench.victim import VictimConfig, build, reusable
-
-if TYPE_CHECKING:
-    from leakbench.robustness import RobustnessConfig
 
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
 # The paper's three, NPO, and the two strongest new methods of the sweep (results/sweep.json): RMU (the one point
@@ -152,21 +155,6 @@ def parse_batch_size(value: int | str) -> int | str:
     if text == "auto" or (text.startswith("auto:") and text[5:].isdigit() and int(text[5:]) > 0):
         return text
     raise UsageError(f"--batch-size must be a positive integer, 'auto' or 'auto:N', got {value!r}")
-
-
-def study_metrics(
-    results: dict[str, Any], pass_at_1: dict[str, float] | None = None, privacy: dict[str, Any] | None = None
-) -> dict[str, float | None]:
-    """A model's flat figures (`leakbench.metrics.FLAT_METRICS`) from its lm-eval results, EvalPlus pass@1 and
-    `leakbench privacy` metrics."""
-
-    def lookup(task: str, metric: str) -> float | None:
-        if task == PRIVACY:
-            value = (privacy or {}).get(metric)
-            return float(value) if isinstance(value, int | float) else None
-        return result(results, task, metric)
-
-    return flat_metrics(lookup, pass_at_1)
 
 
 def comparisons(victim: dict[str, Any], model: dict[str, Any], oracle: dict[str, Any] | None) -> dict[str, Any]:
@@ -269,7 +257,9 @@ class Study:
         """What a run folder's figures depend on: the weights, the reference privacy record and every setting."""
         cfg = self.cfg
         return {"model": model_label(model_dir), "reference": (reference or {}).get("model"),
+                "leakbench": __version__, "declarations": declarations_hash(),  # tasks' YAMLs and the scorer's
                 "release": self.data_hash, "subset": cfg.subset, "tasks": STUDY_TASKS, "ner": cfg.ner,
+                "evalplus_dir": str(cfg.evalplus_dir) if cfg.evalplus_dir else None,
                 "batch_size": cfg.batch_size, "limit": cfg.limit, "backend": cfg.backend, "model_args": cfg.model_args,
                 "utility": [f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets],
                 "max_new_tokens": cfg.max_new_tokens}  # fmt: skip
@@ -281,7 +271,10 @@ class Study:
 
         cfg, run_dir = self.cfg, self.runs / label
         key = self.evaluation_key(model_dir, reference)
-        done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
+        try:
+            done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
+        except LeakBenchError:
+            done = None  # a damaged or unreadable run.json: measured again
         if done is not None and done.evaluation == key and (run_dir / PrivacyRecord.FILE).is_file():
             self.log(f"    {label}: measured already with these settings (reused)")
             done = RunRecord(**{**run, "model_source": _study_source(model_dir, self.out), "metrics": done.metrics,
@@ -617,8 +610,14 @@ def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
             if row in study["rows"] and study["rows"][row]["metrics"] != first["rows"][row]["metrics"]:
                 raise LeakBenchError(f"{path}: its {row} measured differently from {paths[0]}'s; not one study")
     rows = dict(first["rows"])
-    for study in studies[1:]:
-        rows.update({k: v for k, v in study["rows"].items() if k not in ("victim", "oracle")})
+    for path, study in zip(paths[1:], studies[1:], strict=True):
+        for row, found in study["rows"].items():
+            if row in ("victim", "oracle"):
+                continue
+            if row in rows:
+                raise LeakBenchError(f"{path}: the method {row} is in another of the studies too; merge studies of "
+                                     "different --methods")  # fmt: skip
+            rows[row] = found
     parts = [{"methods": s["methods"], "wall_time_s": s["wall_time_s"], "timings_s": s["timings_s"]} for s in studies]
     robustness = {k: v for s in studies for k, v in (s.get("robustness") or {}).items()}
     merged = {**first, "methods": [m for s in studies for m in s["methods"]], "rows": rows, "merged_from": parts,

@@ -34,8 +34,8 @@ from leakbench.data import DEFAULT_RELEASE, check_subset, in_split, read_manifes
 from leakbench.harness import reconstruct_rows
 from leakbench.membership import ValueStats
 from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
-from leakbench.records import DataError, UsageError, check_number, check_release, model_label, model_record, provenance
-from leakbench.schemas import PrivacyRecord
+from leakbench.records import DataError, UsageError, check_number, model_label, provenance
+from leakbench.schemas import PrivacyRecord, check_release, model_record
 from leakbench.training import choose_device, context_length, load_causal_lm
 
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs

@@ -104,24 +104,7 @@ def input_file(path: str | os.PathLike[str], what: str = "file") -> Path:
     return path
 
 
-MODEL_RECORDS = ("victim.json", "unlearn.json")  # what LeakBench writes beside the weights it trains
-
-
-def model_record(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """What a LeakBench model directory says about how it was made (victim.json or unlearn.json), or {}."""
-    for name in MODEL_RECORDS:
-        path = Path(model_dir) / name
-        if path.is_file():
-            try:
-                record = json.loads(path.read_bytes().decode("utf-8"))
-            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
-                raise LeakBenchError(f"{path}: corrupt record ({getattr(exc, 'msg', 'not UTF-8 JSON')})") from None
-            except OSError as exc:
-                raise LeakBenchError(f"cannot read {os_error_message(exc, path)}") from None
-            if not isinstance(record, dict):
-                raise LeakBenchError(f"{path}: corrupt record (expected a JSON object)")
-            return record
-    return {}
+MODEL_RECORD_FILES = ("victim.json", "unlearn.json")  # beside trained weights (leakbench.schemas: their models)
 
 
 def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
@@ -129,7 +112,7 @@ def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
     Beyond 1 GiB each file is sampled (1 MiB in every 64 MiB), so a 7B checkpoint takes well under a second."""
     model_dir = Path(model_dir)
     digest = hashlib.sha256()
-    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in MODEL_RECORDS)
+    files = sorted(p for p in model_dir.rglob("*") if p.is_file() and p.name not in MODEL_RECORD_FILES)
     sample = sum(p.stat().st_size for p in files) > (1 << 30)
     for path in files:
         size = path.stat().st_size
@@ -150,16 +133,6 @@ def model_label(model_dir: str | os.PathLike[str]) -> str:
     or a hub id as given."""
     path = Path(model_dir)
     return f"{path.resolve().name}@{model_fingerprint(path)[:12]}" if path.is_dir() else str(model_dir)
-
-
-def check_release(record: dict[str, Any], release_hash: str, model_dir: str | os.PathLike[str]) -> None:
-    """A model trained on one data release is only unlearned or measured against that release's forget set."""
-    recorded = record.get("data_release_hash")
-    if recorded and recorded != release_hash:
-        raise LeakBenchError(
-            f"{model_dir} was trained on data release {recorded[:12]}…, but the forget set given has hash "
-            f"{release_hash[:12]}…: pass the matching --data-dir"
-        )
 
 
 def resolved(path: str | os.PathLike[str]) -> Path:

@@ -47,9 +47,9 @@ from leakbench.harness import quiet_known_notices, task_manager
 from leakbench.membership import ATTACKS as MEMBERSHIP
 from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
 from leakbench.privacy import DEFAULT_K, auc, exact_memorization, occurrences
-from leakbench.records import LeakBenchError, UsageError, check_number, check_release, model_record, provenance
+from leakbench.records import LeakBenchError, UsageError, check_number, provenance
 from leakbench.registry import Registry, check_reference, resolve
-from leakbench.schemas import RobustnessRecord
+from leakbench.schemas import RobustnessRecord, check_release, model_record
 from leakbench.training import choose_device, context_length, load_causal_lm, train, training_arguments
 from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
 from leakbench.victim import WeightedLMTrainer

@@ -133,14 +133,16 @@ class Record(Part):
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True, exclude_none=False)
 
-    def write(self, folder_or_file: str | os.PathLike[str]) -> Path:
-        """Write the record atomically, into `folder/FILE` (or the file given)."""
-        path = Path(folder_or_file)
-        path = path if path.suffix == ".json" else path / self.FILE
+    def write(self, folder: str | os.PathLike[str]) -> Path:
+        """Write the record atomically as `folder/FILE`."""
+        return self.write_file(Path(folder) / self.FILE)
+
+    def write_file(self, path: str | os.PathLike[str]) -> Path:
+        """Write the record atomically to exactly `path` (a user's --out)."""
         dumped = self.dump()
         text = dumps_record(dumped) if self.SORTED else json.dumps(dumped, ensure_ascii=False, indent=2) + "\n"
         write_text_atomic(path, text)
-        return path
+        return Path(path)
 
 
 def _untyped(data: dict[str, Any]) -> dict[str, Any]:
@@ -198,7 +200,10 @@ class Losses(Part):
 
 
 class UnlearnRecord(Record):
-    """`unlearn.json` beside an unlearned model's weights (`leakbench unlearn`)."""
+    """`unlearn.json` beside an unlearned model's weights (`leakbench unlearn`). Besides these fields it keeps
+    what the method itself adds (`ForgetSource.record`, e.g. PLUM's `on_policy_rounds`)."""
+
+    model_config = ConfigDict(extra="allow", protected_namespaces=())
 
     FILE: ClassVar[str] = "unlearn.json"
     TITLE: ClassVar[str] = "unlearning record"
@@ -452,10 +457,31 @@ class SweepRecord(Record):
     methods: dict[str, dict[str, Any]]
 
 
+MODEL_RECORDS = (VictimRecord, UnlearnRecord)  # what LeakBench writes beside the weights it trains
+
 # In a run folder while `leakbench run` (re)evaluates it, removed once its run.json is written: a folder still holding
 # it was stopped half-way (new lm-eval results beside old records), and publish refuses it.
 INCOMPLETE = "run.incomplete"
 
+def model_record(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """What a LeakBench model directory says about how it was made (its victim.json or unlearn.json, read
+    through its model), or {} for any other model."""
+    for kind in MODEL_RECORDS:
+        found = kind.find(model_dir)
+        if found is not None:
+            return found.dump()
+    return {}
+
+
+def check_release(record: dict[str, Any], release_hash: str, model_dir: str | os.PathLike[str]) -> None:
+    """A model trained on one data release is only unlearned or measured against that release's forget set."""
+    recorded = record.get("data_release_hash")
+    if recorded and recorded != release_hash:
+        raise LeakBenchError(
+            f"{model_dir} was trained on data release {recorded[:12]}…, but the forget set given has hash "
+            f"{release_hash[:12]}…: pass the matching --data-dir"
+        )
+
+
 RECORDS: tuple[type[Record], ...] = (BaseModelRecord, VictimRecord, UnlearnRecord, UtilityRecord, PrivacyRecord,
                                      RobustnessRecord, RunRecord, StudySummary, SweepRecord)  # fmt: skip
-MODEL_RECORDS = (VictimRecord, UnlearnRecord)  # what LeakBench writes beside the weights it trains

@@ -21,20 +21,18 @@ from typing import Any
 
 from leakbench.data import check_subset
 from leakbench.harness import evaluate
-from leakbench.metrics import CODE, DIRECT, kept, metric
-from leakbench.pipeline import study_metrics
+from leakbench.metrics import CODE, DIRECT, kept, metric, study_metrics
 from leakbench.records import (
     LeakBenchError,
     UsageError,
     check_not_aliased,
     check_output,
     model_label,
-    model_record,
     provenance,
     resolved,
     write_text_atomic,
 )
-from leakbench.schemas import SweepRecord
+from leakbench.schemas import SweepRecord, model_record
 from leakbench.unlearn import METHODS, UnlearnConfig, check_methods, unlearn
 
 TASKS = [DIRECT, CODE]
@@ -64,13 +62,23 @@ def _label(method: str, point: dict[str, Any]) -> str:
     return method + "".join(f"-{k}={v}" for k, v in values.items())
 
 
-def _score(model_dir: Path, run_dir: Path, subset: str, victim: dict[str, Any] | None) -> dict[str, Any]:
-    done = run_dir / "sweep_point.json"
-    if done.is_file():
-        return json.loads(done.read_text(encoding="utf-8"))
+POINT = "sweep_point.json"  # a point's figures in its run folder, with the key they were measured under
+
+
+def _cached(run_dir: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """A point's figures measured under `key` (same victim, subset, seed and point), or None: an interrupted
+    sweep resumes, and a sweep of another victim into the same --out measures again."""
+    try:
+        found = json.loads((run_dir / POINT).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return found.get("figures") if isinstance(found, dict) and found.get("key") == key else None
+
+
+def _score(model_dir: Path, run_dir: Path, subset: str, key: dict[str, Any]) -> dict[str, Any]:
     metrics = study_metrics(evaluate(model_dir, run_dir, TASKS, subset=subset))
     figures = {"direct_leak_rate": metrics["direct_leak_rate"], **{k: metrics[k] for k in UTILITY}}
-    write_text_atomic(done, json.dumps(figures) + "\n")
+    write_text_atomic(run_dir / POINT, json.dumps({"key": key, "figures": figures}) + "\n")
     return figures
 
 
@@ -120,20 +128,24 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
     out = Path(out)
     record = model_record(model)
     log(f"sweep victim {model}: leak and code utility")
-    victim = _score(Path(model), out / "runs" / "victim", subset, None)
+    base_key = {"victim": model_label(Path(model)), "subset": subset, "seed": seed}
+    victim_dir = out / "runs" / "victim"
+    victim = _cached(victim_dir, base_key) or _score(Path(model), victim_dir, subset, base_key)
     results: dict[str, Any] = {}
     for method in methods:
         rows, spec = [], METHODS[method]
         for point in grid_points(method):
             label = _label(method, point)
             run_dir, model_dir = out / "runs" / label, out / "models" / label
-            if not (run_dir / "sweep_point.json").is_file():
+            key = {**base_key, "point": label}
+            figures = _cached(run_dir, key)
+            if figures is None:
                 log(f"sweep {label}")
                 shared = {k: v for k, v in point.items() if k in ("steps", "lr", "retain_weight", "beta")}
                 params = {k: v for k, v in point.items() if k not in shared}
                 unlearn(model, model_dir, UnlearnConfig(method=method, subset=subset, seed=seed, params=params,
                                                         **shared), overwrite=True, log=log)  # fmt: skip
-            figures = _score(model_dir, run_dir, subset, victim)
+                figures = _score(model_dir, run_dir, subset, key)
             ran = model_record(model_dir)  # what the point ran with, whatever the defaults are now
             rows.append({"point": label, "hyperparameters": {k: ran["hyperparameters"][k] for k in spec.defaults},
                          "wall_time_s": ran["wall_time_s"], "figures": figures})  # fmt: skip

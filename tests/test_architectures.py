@@ -37,7 +37,7 @@ def family(request, tmp_path_factory) -> tuple[str, Path]:
 def test_victims_and_every_unlearning_method(family):
     from transformers import AutoConfig
 
-    from leakbench.records import model_record
+    from leakbench.schemas import model_record
     from leakbench.unlearn import METHODS, UnlearnConfig, unlearn
     from leakbench.victim import VictimConfig, build
 

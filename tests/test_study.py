@@ -105,6 +105,18 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     html = (out / "index.html").read_text()
     assert "Code edit sim." in html and ">oracle<" in html and "Over seeds" in html and "PrivLeak" in html
 
+    # every stage resumes: a re-run reuses the unlearned models and the measured run folders
+    logged: list[str] = []
+    weights = (out / "models" / "ga-s1" / "model.safetensors").stat().st_mtime_ns
+    again = run_study(cfg, log=logged.append)
+    assert sum("(reused)" in line for line in logged) == 2 + 2 * 2  # the two references; two seeds, twice each
+    assert (out / "models" / "ga-s1" / "model.safetensors").stat().st_mtime_ns == weights
+    assert {k: v["metrics"] for k, v in again["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
+    # a changed setting is measured again
+    logged.clear()
+    run_study(dataclasses.replace(cfg, limit=3, seeds=1, publish=False), log=logged.append)
+    assert sum("measured already" in line for line in logged) == 0
+
 
 def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_them_all(toy_base, toy_victims):
     from transformers import AutoTokenizer
@@ -163,6 +175,8 @@ def test_studies_run_side_by_side_merge_into_one_summary(tmp_path):
     (tmp_path / "c.json").write_text(other)
     with pytest.raises(LeakBenchError, match="victim measured differently"):
         merge_summaries([str(tmp_path / "a.json"), str(tmp_path / "c.json")], tmp_path / "out2")
+    with pytest.raises(LeakBenchError, match="the method ga is in another of the studies too"):
+        merge_summaries([study("a", {"ga": 0.5}), study("d", {"ga": 0.4})], tmp_path / "out3")
 
 
 def test_merge_verb_joins_studies_and_refuses_to_overwrite_one(tmp_path):

@@ -22,8 +22,9 @@ import time
 from pathlib import Path
 
 from leakbench.corpus import retain_training_documents
-from leakbench.records import model_record, provenance, write_text_atomic
+from leakbench.records import provenance, write_text_atomic
 from leakbench.robustness import Robustness, RobustnessConfig, documents_of, unlearn_overrides
+from leakbench.schemas import model_record
 
 TARGET_S = 300.0
 

@@ -19,8 +19,8 @@ from typing import Any
 
 from leakbench.data.subjects import FIELDS
 from leakbench.harness import evaluate
-from leakbench.metrics import DIRECT, UTILITY, kept
-from leakbench.pipeline import STUDY_TASKS, study_metrics
+from leakbench.metrics import DIRECT, kept, study_metrics, utility_directions
+from leakbench.pipeline import STUDY_TASKS
 from leakbench.records import provenance, write_text_atomic
 from leakbench.victim import VictimConfig, build
 
@@ -39,7 +39,7 @@ def run(out: Path, changes: dict[str, Any]) -> dict[str, Any]:
         }  # fmt: skip
     v, o = figures["victim"], figures["oracle"]
     fields = [x for x in v["direct_leak_rate_by_field"].values() if x is not None]
-    code = {name: kept(o[name], v[name], lower_is_better=lower) for name, lower in UTILITY.items()}
+    code = {name: kept(o[name], v[name], lower_is_better=lower) for name, lower in utility_directions().items()}
     figures["targets"] = {
         "victim_direct_ge_0.85": v["direct_leak_rate"] >= 0.85,
         "victim_every_field_ge_0.6": min(fields) >= 0.6,

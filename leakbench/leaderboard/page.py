@@ -37,12 +37,6 @@ def columns() -> list[tuple[str, str]]:
     return out
 
 
-def __getattr__(name: str) -> object:
-    if name == "COLUMNS":  # the current columns (a test or a plugin may have added a metric)
-        return columns()
-    raise AttributeError(name)
-
-
 def _row(e: Entry) -> dict[str, float | str | None]:
     m, r = entry_metrics(e), e.ratios
     gap = r.oracle_gap if r else {}

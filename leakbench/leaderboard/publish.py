@@ -46,12 +46,12 @@ from leakbench.metrics import (
     DIRECT,
     INDIRECT,
     PRIVACY,
-    PRIVACY_METRICS,
     direct_leak_reduction,
     leak_change,
     oracle_gap,
     over_kept,
     pass_at_1_key,
+    privacy_metrics,
     utility_kept,
     verdict,
 )
@@ -64,7 +64,6 @@ from leakbench.records import (
     input_file,
     locked,
     model_fingerprint,
-    model_record,
     os_error_message,
     package_version,
     write_texts_atomic,
@@ -77,6 +76,8 @@ from leakbench.schemas import (
     RunRecord,
     UtilityRecord,
     check_finite,
+    first_error,
+    model_record,
 )
 from leakbench.scoring import LeakScorer
 
@@ -428,7 +429,7 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
             ),
         )  # fmt: skip
     except ValidationError as exc:
-        raise LeakBenchError(f"{run_dir}: cannot make a leaderboard entry: {_first_error(exc)}") from None
+        raise LeakBenchError(f"{run_dir}: cannot make a leaderboard entry: {first_error(exc)}") from None
     return entry, run
 
 
@@ -441,7 +442,7 @@ def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, d
     record = PrivacyRecord.read(path)
     _check_release(path, record.release, release)
     metrics = {f"{PRIVACY}/{name}": Metric(value=float(value), stderr=None)
-               for name in PRIVACY_METRICS if (value := record.metrics.get(name)) is not None}  # fmt: skip
+               for name in privacy_metrics() if (value := record.metrics.get(name)) is not None}  # fmt: skip
     info = PrivacyInfo(k=record.k, headline_attack=record.headline_attack, reference_model=record.reference,
                        counts=record.counts, verdict=verdict(record.metrics.get("privleak")))  # fmt: skip
     return info, metrics
@@ -467,7 +468,7 @@ def _robustness(run_dir: Path, release: DataRelease) -> Robustness | None:
             scaling=[project(ForgetSetSize, point) for point in record.scaling or ()],
         )  # fmt: skip
     except (ValidationError, KeyError, ValueError) as exc:
-        reason = _first_error(exc) if isinstance(exc, ValidationError) else f"quantize: missing or malformed {exc}"
+        reason = first_error(exc) if isinstance(exc, ValidationError) else f"quantize: missing or malformed {exc}"
         raise LeakBenchError(f"{path}: not a LeakBench robustness record ({reason})") from None
 
 
@@ -478,11 +479,6 @@ def _check_release(path: Path, measured: Release, release: DataRelease) -> None:
             f"{path}: measured on release {measured.name}/{measured.subset}, but the lm-eval tasks ran "
             f"on {release.name}/{release.subset}; measure both on the same release and subset"
         )
-
-
-def _first_error(exc: ValidationError) -> str:
-    first = exc.errors()[0]
-    return f"{'.'.join(str(x) for x in first['loc']) or 'top level'}: {first['msg']}"
 
 
 def with_ratios(entry: Entry, baseline: Entry | None, oracle: Entry | None = None) -> Entry:
@@ -525,7 +521,7 @@ def load_leaderboard(path: Path) -> Leaderboard:
     try:
         board = Leaderboard.model_validate(data)
     except ValidationError as exc:
-        raise LeakBenchError(f"{path}: invalid leaderboard at {_first_error(exc)} (fix or remove the file)") from None
+        raise LeakBenchError(f"{path}: invalid leaderboard at {first_error(exc)} (fix or remove the file)") from None
     seen: dict[str, int] = {}
     for i, entry in enumerate(board.entries):
         if entry.entry_id in seen:

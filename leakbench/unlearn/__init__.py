@@ -27,13 +27,11 @@ from leakbench.records import (
     atomic_dir,
     check_not_aliased,
     check_number,
-    check_release,
     model_label,
-    model_record,
     provenance,
 )
 from leakbench.registry import Registry, check_reference, resolve
-from leakbench.schemas import UnlearnRecord
+from leakbench.schemas import UnlearnRecord, check_release, model_record
 from leakbench.training import (
     check_precision,
     context_length,
