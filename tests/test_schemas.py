@@ -76,3 +76,11 @@ def test_a_missing_record_is_named_as_users_know_it(tmp_path):
     with pytest.raises(LeakBenchError, match="no such study summary"):
         StudySummary.read(tmp_path / "summary.json")
     assert RunRecord.find(tmp_path) is None
+
+
+def test_the_fingerprint_skips_exactly_the_model_records():
+    """records.model_fingerprint (the floor below schemas) names the model records' files itself."""
+    from leakbench.records import MODEL_RECORD_FILES
+    from leakbench.schemas import MODEL_RECORDS
+
+    assert tuple(r.FILE for r in MODEL_RECORDS) == MODEL_RECORD_FILES
