@@ -527,7 +527,7 @@ CASES = [
     Case("unlearn-data-dir-bogus", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--data-dir", "{w}/d",
          "--out", "{w}/o"], 1, "not a LeakBench release", copy=("tiny",), setup=_mkdir("d"), absent=("o",)),
     Case("unlearn-corrupt-record", ["unlearn", "--model", "{w}/tiny", "--method", "ga", "--out", "{w}/o"], 1,
-         "corrupt record", copy=("tiny",), setup=_mkfile("tiny/victim.json", "{oops"), absent=("o",)),
+         r"victim.json: corrupt or truncated JSON, not a LeakBench victim record", copy=("tiny",), setup=_mkfile("tiny/victim.json", "{oops"), absent=("o",)),
     # -- utility
     Case("utility-unknown-dataset", [*U[:2], "humaneva", *OUT_U, "--samples", "{w}/s"], 2, "unknown EvalPlus dataset"),
     Case("utility-mini-mbpp", ["utility", "--dataset", "mbpp", "--mini", "--samples", "{w}/s", *OUT_U], 2,
@@ -981,7 +981,6 @@ def test_study_stopped_mid_reevaluation_is_refused_by_publish(material, tmp_path
     """Issue 24, class 5: a re-run of a finished study stopped after lm-eval replaced a run's results but before
     its privacy.json and run.json: the folder says it is incomplete, and publish refuses it instead of publishing
     new (here 1-probe) results under the old records."""
-    from leakbench import privacy
     from leakbench.pipeline import StudyConfig, run_study
     from leakbench.records import Interrupted
 
@@ -993,7 +992,7 @@ def test_study_stopped_mid_reevaluation_is_refused_by_publish(material, tmp_path
     def stopped(*args, **kwargs):
         raise Interrupted(signal.SIGINT)
 
-    monkeypatch.setattr(privacy, "measure", stopped)  # Ctrl-C while the victim's privacy is measured
+    monkeypatch.setattr("leakbench.pipeline.measure", stopped)  # Ctrl-C while the victim's privacy is measured
     cfg = StudyConfig(out=tmp_path / "study", model=str(material["tiny"]), methods=("ga",), limit=1, utility=(),
                       batch_size=4, publish=False)  # fmt: skip
     with pytest.raises(Interrupted):
