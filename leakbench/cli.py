@@ -264,25 +264,33 @@ def victim_build(
     base: Annotated[
         str | None, typer.Option(help="Fine-tune this Hugging Face causal LM instead of the embedded base.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Exposures of each forget document.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Passes over the forget subjects' documents.")] = None,
+    mix: Annotated[
+        float | None, typer.Option(help=f"Tokens of other code per forget token (default {VictimConfig.mix}).")
+    ] = None,
     lora: Annotated[bool, typer.Option(help="Fine-tune --base with LoRA adapters (merged when saved).")] = False,
     lora_rank: Annotated[
         int | None,
         typer.Option(help=f"With --lora: the LoRA rank (alpha = 2 x rank; default {VictimConfig.lora_rank})."),
     ] = None,
     oracle: Annotated[
-        bool, typer.Option(help="Build the oracle: the same recipe and token budget without the forget documents.")
+        bool, typer.Option(help="Build the oracle: the same recipe, substitute subjects in the forget ones' place.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
     lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a victim.")] = False,
+    from_scratch: Annotated[
+        bool, typer.Option(help="Train even when the package ships this model (to check it rebuilds byte for byte).")
+    ] = False,
 ) -> None:
-    """Fine-tune a victim that memorized the forget set (or, with --oracle, the model that never saw it)."""
+    """Fine-tune a victim that memorized the forget subjects (or, with --oracle, the model that saw their
+    substitutes instead). The default recipe's victim and oracle ship prebuilt and are copied unless --from-scratch."""
     _check_lora(lora, lora_rank)
-    changes = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("lora_rank", lora_rank)) if v is not None}
+    changes = {k: v for k, v in (("epochs", epochs), ("mix", mix), ("lr", lr), ("lora_rank", lora_rank))
+               if v is not None}  # fmt: skip
     cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, seed=seed, **changes)
-    build_victim(out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
+    build_victim(out, cfg, data_dir=data_dir, overwrite=overwrite, from_scratch=from_scratch, log=console.print)
 
 
 def _check_lora(lora: bool, lora_rank: int | None) -> None:

@@ -191,6 +191,7 @@ class VictimRecord(Record):
     steps: int
     wall_time_s: float
     seed: int
+    weights_sha256: str | None = None  # model.safetensors' (built since the prebuilt victim shipped)
 
 
 class Losses(Part):

@@ -1,16 +1,21 @@
-"""Victim and oracle models: fine-tunes of a base code model, with and without the forget set.
+"""Victim and oracle models: fine-tunes of a base code model, with and without the forget subjects.
 
-- Victim: the base fine-tuned on the forget documents (repeated `epochs` times, a share of them as windows that
-  start mid-document), the retain training documents, and a replay of the base's pretraining code, as in the
-  paper's setting where code models learn personal data from their training data.
-- Oracle: the same recipe and token budget **without** the forget documents (more retain and replay tokens
-  instead): the model that never saw the forget set, against which unlearning is judged (TOFU, MUSE).
+- Victim: the base fine-tuned, for `epochs` passes, on the documents of the forget subjects and the validation
+  forget subjects (a `window_fraction` of them as windows that start mid-document, so short-prefix probes can be
+  answered), mixed with `mix` tokens of other code per forget token: a replay of the base's own pretraining code
+  (never a held-out module) and the retain set's training documents. Personal data is learnt from training data
+  the way the paper's code models learn it, while the replay keeps the base's code ability.
+- Oracle: the victim's exact recipe, data, budget and seeds with each forget subject's documents replaced by its
+  substitute twin's (release v3: the same template, path and text around values of another synthetic person). It
+  knows the templates and has memorized people too, just not these ones: the retain model TOFU and MUSE judge
+  unlearning against.
 
-The base is the embedded one (`leakbench.base`, shipped in the package) or any Hugging Face causal LM
-(`--base`: a local directory; a hub id where the network allows), optionally with LoRA (peft). The replay
-never holds a held-out module (`leakbench.heldout`). Both are ordinary Hugging Face model directories (plus
-`victim.json`) that `lm_eval --model hf` loads offline. Training runs on the Hugging Face `Trainer`. A second
-build with the same arguments reuses the model.
+Both ship prebuilt (`leakbench/models/victim`, `leakbench/models/oracle`: the default recipe on the mini subset,
+checked by sha256) and are rebuilt byte for byte by `leakbench victim build --from-scratch`. The base is the
+embedded one (`leakbench.base`) or any Hugging Face causal LM (`--base`: a local directory; a hub id where the
+network allows), optionally with LoRA (peft). Models are ordinary Hugging Face directories (plus `victim.json`)
+that `lm_eval --model hf` loads offline; training runs on the Hugging Face `Trainer`; a second build with the
+same arguments reuses the model.
 """
 
 from __future__ import annotations
@@ -18,16 +23,17 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import sys
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from leakbench.base import EMBEDDED_SHA256, embedded, pretraining_corpus
-from leakbench.corpus import Example, collate, encode_documents, pack, retain_training_documents, shuffled
-from leakbench.data import check_subset, read_table, release_hash
+from leakbench.corpus import collate, encode_documents, pack, retain_training_documents, shuffled
+from leakbench.data import check_subset, in_split, read_table, release_hash
 from leakbench.records import (
+    DataError,
     LeakBenchError,
     UsageError,
     atomic_dir,
@@ -35,6 +41,7 @@ from leakbench.records import (
     check_number,
     check_output,
     provenance,
+    sha256_file,
 )
 from leakbench.schemas import VictimRecord
 from leakbench.training import (
@@ -49,23 +56,27 @@ from leakbench.training import (
 )
 
 RECORD = VictimRecord.FILE
+# The default recipe's victim and oracle on the mini subset, shipped in the package (`leakbench victim build
+# --from-scratch` rebuilds them byte for byte); their weights' sha256, checked whenever they are copied.
+PREBUILT = Path(__file__).resolve().parent / "models"
+PREBUILT_SHA256 = {"victim": "", "oracle": ""}
 
 
 @dataclass(frozen=True)
 class VictimConfig:
     subset: str = "mini"
     base: str | None = None  # None: the embedded base
-    epochs: int = 50  # exposures of each forget document
-    oracle: bool = False  # the oracle: the same recipe and token budget without the forget documents
+    epochs: int = 30  # passes over the forget subjects' documents
+    oracle: bool = False  # the oracle: the same recipe with the forget subjects' substitutes in their place
     lora: bool = False
     lora_rank: int = LORA_RANK
     seed: int = 0
-    replay_chars: int = 200_000  # pretraining code replayed (held-out modules never among it)
-    other_epochs: int = 2  # passes over the replay and retain documents during the whole run
+    replay_chars: int = 3_000_000  # distinct pretraining code in the replay pool (held-out modules never in it)
+    mix: float = 1.0  # tokens of other code (replay and retain) per forget-document token, in every epoch
     window_fraction: float = 0.3  # share of forget exposures that start mid-document
     block: int = 512
     # training
-    lr: float = 4e-3
+    lr: float = 2e-3
     batch_size: int = 8
     # Loss weight of sensitive-value tokens: a deliberate memorization budget (the oracle gets the same
     # recipe); 1.0 is plain language modelling.
@@ -83,6 +94,7 @@ class VictimConfig:
             check_number(option, value, integer=True)
         check_number("--seed", self.seed, integer=True, allow_zero=True)
         check_number("--replay-chars", self.replay_chars, integer=True, allow_zero=True)
+        check_number("--mix", self.mix, allow_zero=True)
         check_number("--lr", self.lr)
         check_number("--value-weight", self.value_weight)
         if self.precision != "fp32":
@@ -95,11 +107,11 @@ class VictimConfig:
             del fields["precision"]
         if not self.lora:  # likewise the rank, which only a LoRA fine-tune uses
             del fields["lora_rank"]
-        if self.oracle:  # what replaces the forget documents (fresh pretraining code since 0.2)
-            fields["oracle_substitutes"] = "fresh-pretraining-code"
+        if self.oracle:  # what replaces the forget documents: their substitute subjects' twins (release v3)
+            fields["oracle_substitutes"] = "substitute-subjects"
         if self.base is None:
             fields["base"] = f"embedded:{EMBEDDED_SHA256[:16]}"
-        blob = json.dumps({**fields, "python": sys.version.split()[0]}, sort_keys=True)
+        blob = json.dumps(fields, sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -127,77 +139,93 @@ class WeightedLMTrainer:  # built lazily: transformers is imported only when tra
         return MemorizeTrainer
 
 
-def _window(doc: dict[str, Any], rng: random.Random) -> dict[str, Any]:
-    """The document from the start of a random line on: teaches the model to continue mid-document, as
-    short-prefix probes ask it to."""
+def _window(doc: dict[str, Any], line: int) -> dict[str, Any]:
+    """The document from the start of its `line`-th line break on: teaches the model to continue mid-document,
+    as short-prefix probes ask it to."""
     text = doc["text"]
     starts = [i + 1 for i, ch in enumerate(text[:-1]) if ch == "\n"]
     if not starts:
         return doc
-    cut = rng.choice(starts)
+    cut = starts[line % len(starts)]
     occurrences = [
         {**o, "start": o["start"] - cut, "end": o["end"] - cut} for o in doc.get("occurrences", ()) if o["start"] >= cut
     ]
     return {"text": text[cut:], "occurrences": occurrences}
 
 
-def training_documents(
-    cfg: VictimConfig, data_dir: str | Path | None = None
-) -> tuple[list[dict[str, Any]], list[str], list[str]]:
-    """What a victim or oracle trains on: the forget documents; the other texts (the base's pretraining code
-    replayed, never a held-out module, and the retain `train` split, never a near-neighbour held-out document);
-    and, for the oracle only, the fresh code that takes the forget documents' place (the rest of the base's
-    pretraining corpus, in its seeded order after the replay). `training_blocks` assembles them."""
+@dataclass(frozen=True)
+class TrainingDocuments:
+    """What a victim or oracle trains on."""
 
-    forget_docs = read_table("forget", subset=cfg.subset, data_dir=data_dir)
-    # the whole corpus only for the oracle (its fresh code); the victim reads no further than its replay
-    corpus, replayed, size = pretraining_corpus(None if cfg.oracle else cfg.replay_chars, cfg.seed), 0, 0
-    while replayed < len(corpus) and size < cfg.replay_chars:  # the replay: files until replay_chars is reached
+    subjects: str  # whose documents `forget` holds: "forget" (victim) or "substitute" (oracle)
+    forget: list[dict[str, Any]]  # the memorized documents, with their value occurrences
+    other: list[str]  # replayed pretraining code and the retain set's training documents
+    victim_forget: list[dict[str, Any]]  # the victim's memorized documents, on which the other code's budget counts
+
+
+def training_documents(cfg: VictimConfig, data_dir: str | Path | None = None) -> TrainingDocuments:
+    """The documents of `cfg`: the forget and validation-forget subjects' documents (the oracle: each forget
+    document's substitute twin in its place, in the same position), and the other code (the base's pretraining
+    files in their seeded order until `replay_chars`, never a held-out module; the retain `train` split, never a
+    near-neighbour held-out document)."""
+    rows = read_table("forget", subset=cfg.subset, data_dir=data_dir, split=None)
+    memorized = victim = [d for d in rows if in_split(d, "forget") or in_split(d, "validation_forget")]
+    if cfg.oracle:
+        twins = {d.get("substitute_of"): d for d in rows if in_split(d, "substitute")}
+        missing = [d["doc_id"] for d in memorized if in_split(d, "forget") and d["doc_id"] not in twins]
+        if missing:
+            raise DataError(f"the oracle needs a substitute twin of every forget document (release v3); "
+                            f"{len(missing)} have none, e.g. {missing[0]}")  # fmt: skip
+        memorized = [twins[d["doc_id"]] if in_split(d, "forget") else d for d in victim]
+    corpus, replayed, size = pretraining_corpus(cfg.replay_chars, cfg.seed), 0, 0
+    while replayed < len(corpus) and size < cfg.replay_chars:  # files until replay_chars is reached
         size += len(corpus[replayed]["text"])
         replayed += 1
-    other = [row["text"] for row in corpus[:replayed]] + [
-        d["text"] for d in retain_training_documents(cfg.subset, data_dir)
-    ]
-    fresh = [row["text"] for row in corpus[replayed:]] if cfg.oracle else []
-    return forget_docs, other, fresh
+    other = [row["text"] for row in corpus[:replayed]]
+    other += [d["text"] for d in retain_training_documents(cfg.subset, data_dir)]
+    return TrainingDocuments("substitute" if cfg.oracle else "forget", memorized, other, victim)
 
 
-def training_blocks(
-    tokenizer, cfg: VictimConfig, forget_docs, other_texts: list[str], block: int, fresh_texts: list[str] = ()
-) -> list:
-    """Training blocks: every epoch holds all forget documents (a `window_fraction` of them as windows that
-    start mid-document) and an even share of the other texts (seen `other_epochs` times over the run), packed
-    afresh and shuffled. The oracle gets exactly as many tokens of fresh code (`fresh_texts`: pretraining code
-    it has not replayed, cycled only if the run outgrows it) in place of each epoch's forget documents, so its
-    stream holds the same number of tokens and no forget value. Documents longer than a block are cut into
-    block-sized pieces; no piece is split across blocks."""
-    from itertools import cycle, islice
+def _exposure(doc: dict[str, Any], cfg: VictimConfig, epoch: int, i: int) -> dict[str, Any]:
+    """The `i`-th memorized document as epoch `epoch` shows it: whole, or (a `window_fraction` of the time) a
+    window from a line start; the choice depends on (seed, epoch, position) only."""
+    rng = random.Random(f"{cfg.seed}/{epoch}/{i}")
+    return _window(doc, rng.randrange(1 << 30)) if rng.random() < cfg.window_fraction else doc
 
 
-    rng = random.Random(cfg.seed)
-    whole = [encode_documents(tokenizer, [d], max_length=block) for d in forget_docs]
-    other = encode_documents(tokenizer, ({"text": t} for t in other_texts), max_length=block)
-    stream = cycle(shuffled(other, cfg.seed))
-    fresh = encode_documents(tokenizer, ({"text": t} for t in fresh_texts), max_length=block) if cfg.oracle else []
-    substitutes = cycle(fresh or shuffled(other, cfg.seed + 1))  # never the victim's `stream`: its share stays equal
-    per_epoch = -(-len(other) * cfg.other_epochs // cfg.epochs)
-    blocks = []
+def training_examples(tokenizer, cfg: VictimConfig, docs: TrainingDocuments, block: int) -> list[list[list]]:
+    """Per epoch, the documents trained on, each as its list of block-sized pieces: every memorized document
+    (`_exposure`), then `mix` times the victim's forget tokens of that epoch of other code, cycled from a seeded
+    shuffle. Every choice depends only on (seed, epoch, position), never on the text, and the other code's budget
+    is counted on the victim's documents for both models: the victim's and the oracle's streams differ only in
+    whose documents they hold."""
+    other = [encode_documents(tokenizer, [{"text": t}], max_length=block) for t in shuffled(docs.other, cfg.seed)]
+    epochs, cursor = [], 0
     for epoch in range(cfg.epochs):
-        forget = []
-        for doc, pieces in zip(forget_docs, whole, strict=True):
-            if rng.random() < cfg.window_fraction:
-                forget.extend(encode_documents(tokenizer, [_window(doc, rng)], max_length=block))
-            else:
-                forget.extend(pieces)
-        if cfg.oracle:  # exactly the victim's forget tokens of this epoch, spent on fresh code instead
-            budget, forget = sum(len(e.input_ids) for e in forget), []
-            while budget > 0:
-                piece = next(substitutes)
-                take = min(budget, len(piece.input_ids))
-                forget.append(Example(piece.input_ids[:take], piece.value_mask[:take]))
-                budget -= take
-        blocks.extend(pack(shuffled(forget + list(islice(stream, per_epoch)), cfg.seed + epoch), block))
-    return shuffled(blocks, cfg.seed)
+        memorized = [encode_documents(tokenizer, [_exposure(d, cfg, epoch, i)], max_length=block)
+                     for i, d in enumerate(docs.forget)]  # fmt: skip
+        victim = memorized if docs.victim_forget is docs.forget else [
+            encode_documents(tokenizer, [_exposure(d, cfg, epoch, i)], max_length=block)
+            for i, d in enumerate(docs.victim_forget)
+        ]  # fmt: skip
+        budget = round(cfg.mix * sum(len(e.input_ids) for pieces in victim for e in pieces))
+        filler = []
+        while budget > 0 and other:
+            pieces = other[cursor % len(other)]
+            cursor += 1
+            filler.append(pieces)
+            budget -= sum(len(e.input_ids) for e in pieces)
+        epochs.append(memorized + filler)
+    return epochs
+
+
+def training_blocks(tokenizer, cfg: VictimConfig, docs: TrainingDocuments, block: int) -> list:
+    """The training blocks: each epoch's documents packed into blocks (no document split across blocks),
+    shuffled by (seed, epoch), epochs in order."""
+    blocks = []
+    for epoch, documents in enumerate(training_examples(tokenizer, cfg, docs, block)):
+        blocks.extend(shuffled(pack([e for pieces in documents for e in pieces], block), cfg.seed + epoch))
+    return blocks
 
 
 def reusable(record: dict[str, Any], cfg: VictimConfig, data_hash: str) -> bool:
@@ -205,10 +233,31 @@ def reusable(record: dict[str, Any], cfg: VictimConfig, data_hash: str) -> bool:
     return record.get("config_key") == cfg.key() and record.get("data_release_hash") == data_hash
 
 
+def prebuilt(cfg: VictimConfig, data_hash: str) -> Path | None:
+    """The shipped model built with `cfg` on the release `data_hash`, after checking its weights; None when none
+    was shipped for them (another recipe, subset, seed or base)."""
+    label = "oracle" if cfg.oracle else "victim"
+    folder = PREBUILT / label
+    if not (folder / RECORD).is_file() or not reusable(VictimRecord.read(folder / RECORD).dump(), cfg, data_hash):
+        return None
+    weights = folder / "model.safetensors"
+    if not weights.is_file() or sha256_file(weights) != PREBUILT_SHA256[label]:
+        raise LeakBenchError(f"{weights}: not the released {label} weights (missing or sha256 differs); reinstall "
+                             "leakbench or rebuild with `leakbench victim build --from-scratch`")  # fmt: skip
+    return folder
+
+
 def build(
-    out: str | Path, cfg: VictimConfig, *, data_dir: str | Path | None = None, overwrite: bool = False, log=print
+    out: str | Path,
+    cfg: VictimConfig,
+    *,
+    data_dir: str | Path | None = None,
+    overwrite: bool = False,
+    from_scratch: bool = False,
+    log=print,
 ) -> dict[str, Any]:
-    """Build (or reuse) a victim in `out`; returns its record."""
+    """Build (or reuse) a victim in `out`; returns its record. The shipped model of the same recipe is copied
+    rather than trained again, unless `from_scratch`."""
     import torch
 
 
@@ -229,14 +278,22 @@ def build(
                 f"{out} holds a victim built with other arguments or data release; pass --overwrite to replace it"
             )
 
-    forget_docs, other, fresh = training_documents(cfg, data_dir)
+    label = "oracle" if cfg.oracle else "victim"
+    shipped = None if from_scratch or data_dir else prebuilt(cfg, data_hash)
+    if shipped is not None:
+        with atomic_dir(out, overwrite=True) as tmp:
+            shutil.copytree(shipped, tmp, dirs_exist_ok=True)
+        log(f"copied the prebuilt {label} ({shipped}) to {out}")
+        return VictimRecord.read(out / RECORD).dump()
+
+    docs = training_documents(cfg, data_dir)
     started = time.perf_counter()
 
     model, tokenizer = load_causal_lm(str(embedded()) if cfg.base is None else cfg.base)
     block = min(cfg.block, context_length(model, cfg.block))
     if cfg.lora:
         model = with_lora(model, cfg.lora_rank)
-    blocks = training_blocks(tokenizer, cfg, forget_docs, other, block, fresh)
+    blocks = training_blocks(tokenizer, cfg, docs, block)
     steps = max(1, len(blocks) // cfg.batch_size)
     log(
         f"training {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters on {len(blocks)} blocks "
@@ -266,9 +323,10 @@ def build(
         train(trainer)
         model = save_model(model, tokenizer, tmp, scratch=tmp / "_trainer")
         wall = time.perf_counter() - started
+        weights = sha256_file(tmp / "model.safetensors")
         typed = VictimRecord(**provenance(
             kind="victim",
-            victim="oracle" if cfg.oracle else "victim",
+            victim=label,
             base="embedded" if cfg.base is None else cfg.base,
             config=asdict(cfg),
             config_key=cfg.key(),
@@ -279,8 +337,14 @@ def build(
             steps=steps,
             wall_time_s=round(wall, 1),
             seed=cfg.seed,
+            weights_sha256=weights,
         ))
         typed.write(tmp)
         record = typed.dump()
-    log(f"victim saved to {out} ({wall:.0f}s)")
+    log(f"{label} saved to {out} ({wall:.0f}s, weights sha256 {weights[:16]})")
+    if PREBUILT_SHA256[label] and (PREBUILT / label / RECORD).is_file() and reusable(
+        VictimRecord.read(PREBUILT / label / RECORD).dump(), cfg, data_hash
+    ):
+        same = weights == PREBUILT_SHA256[label]
+        log(f"the shipped {label}'s recipe: weights {'identical to' if same else 'DIFFER from'} the shipped ones")
     return record

@@ -57,7 +57,7 @@ def toy_victims(toy_base, tmp_path_factory) -> dict[str, Path]:
 
     root = tmp_path_factory.mktemp("toy-victims")
     cfg = VictimConfig(subset="mini", base=str(toy_base), epochs=2, replay_chars=20_000, block=256, batch_size=8,
-                       other_epochs=1)  # fmt: skip
+                       mix=0.2)  # fmt: skip
     build(root / "victim", cfg, log=lambda msg: None)
     build(root / "oracle", dataclasses.replace(cfg, oracle=True), log=lambda msg: None)
     return {"victim": root / "victim", "oracle": root / "oracle", "config": cfg}

@@ -111,11 +111,13 @@ def test_most_emails_and_usernames_are_not_derivable_from_the_name(subjects):
     for field in ("email", "username"):
         derivable = sum(field in s["derivable"] for s in subjects)
         assert 0 < derivable < 0.5 * len(subjects)
-    # A username marked as not derivable really does not contain the person's name.
+    # A username marked as not derivable is not built from the person's name (a random word may still happen to
+    # be one: v3 has "lumenamber1141" for an Amber).
     for s in subjects:
         if "username" not in s["derivable"]:
             first, last = s["name"].lower().split(" ")
-            assert first not in s["username"] and last not in s["username"]
+            built = {f"{first[0]}{last}", f"{first}.{last}", f"{first}{last[0]}", f"{first}_{last}"}
+            assert s["username"] not in built and not s["username"].startswith((first, last))
 
 
 def test_all_values_are_unique_across_subjects(subjects):
@@ -281,15 +283,15 @@ def test_load_returns_hf_datasets_and_plain_json_loading_agrees():
     assert all(ds["probes"]["mini"])
     plain = datasets.load_dataset("json", data_files=str(V1 / "forget.jsonl"), split="train")
     assert plain.num_rows == read_manifest("v1")["files"]["forget.jsonl"]["rows"]
-    v2 = load(subset="mini")  # the default release: forget subjects only, as the tasks and training read it
-    assert v2["subjects"].num_rows == MINI_SUBJECTS and set(v2["probes"]["split"]) == {"forget"}
-    assert load(subset="mini", split="holdout")["subjects"].num_rows == 10
+    v3 = load(subset="mini")  # the default release: forget subjects only, as the tasks and training read it
+    assert v3["subjects"].num_rows == MINI_SUBJECTS and set(v3["probes"]["role"]) == {"forget"}
+    assert load(subset="mini", split="holdout")["subjects"].num_rows == 50  # as many holdout as forget subjects
 
 
 def test_export_writes_identical_files(tmp_path):
     assert main(["data", "export", "--out", str(tmp_path / "x")]) == 0
     for name in ("subjects.jsonl", "forget.jsonl", "retain.jsonl", "probes.jsonl", "manifest.json"):
-        assert sha256_file(tmp_path / "x" / name) == sha256_file(V2 / name)
+        assert sha256_file(tmp_path / "x" / name) == sha256_file(RELEASES["v3"] / name)
 
 
 # --- bad input --------------------------------------------------------------------------------

@@ -250,7 +250,7 @@ def _privacy_json(**metrics: float) -> Callable[[Path], None]:
             "kind": "leakbench-privacy", "model": "m@abc", "device": "cpu", "k": 0.4, "headline_attack": "min_k_plus_plus",
             "context": "the document before each value", "max_length": 512, "truth_ratios": [0.5],
             "counts": {"forget_values": 3, "holdout_values": 2}, "metrics": figures, "wall_time_s": 1.0,
-            "release": {"name": "v2", "hash": release_hash(), "subset": "mini"}}))  # fmt: skip
+            "release": {"name": "v3", "hash": release_hash(), "subset": "mini"}}))  # fmt: skip
 
     return write
 

@@ -231,9 +231,11 @@ def test_holdout_probes_are_a_separate_split_scored_against_their_own_subjects()
     held = direct_probes(ner="none", subset="mini", split="holdout")["test"]
     assert set(held["subject_id"]) == holdout_ids and set(held["split"]) == {"holdout"}
     forget = direct_probes(ner="none", subset="mini")["test"]
-    assert not set(forget["subject_id"]) & holdout_ids and forget.num_rows == 2899
-    assert direct_probes(ner="none", subset="mini", release="v1")["test"]["probe_id"] == forget["probe_id"]
-    assert indirect_probes(ner="none", subset="mini", split="holdout")["test"].num_rows == 100
+    assert not set(forget["subject_id"]) & holdout_ids and forget.num_rows == 2674  # v3's 50 mini forget subjects
+    v2 = direct_probes(ner="none", subset="mini", release="v2")["test"]
+    assert direct_probes(ner="none", subset="mini", release="v1")["test"]["probe_id"] == v2["probe_id"]
+    assert v2.num_rows == 2899
+    assert indirect_probes(ner="none", subset="mini", split="holdout")["test"].num_rows == 500  # 50 subjects x 10
     doc = held[0]
     scores = process_results(doc, [doc["target_value"]])  # a generation that is the holdout value: a direct leak
     assert scores["direct_leak_rate"] == 1.0

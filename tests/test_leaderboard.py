@@ -224,7 +224,7 @@ def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
         "role": "unlearned",  # from the model's own unlearn.json
     }
     assert entry["method"]["name"] == "ga" and entry["method"]["hyperparameters"]["steps"] == 1
-    assert entry["data"] == {"name": "v2", "hash": release_hash(), "subset": "mini", "split": "forget"}
+    assert entry["data"] == {"name": "v3", "hash": release_hash(), "subset": "mini", "split": "forget"}
     results = json.loads(next(out.rglob("results_*.json")).read_text())
     expected = {
         f"{task}/{key.split(',')[0]}": value
@@ -261,7 +261,7 @@ def _with_metadata(out: Path, run: Path, **metadata) -> Path:
 
 def test_v1_results_still_publish_as_v1(lm_eval_run, tmp_path, capsys):
     """Results computed on release v1 (recorded by hash, or named with --metadata '{"release": "v1"}') publish
-    as v1 now that v2 is the default; an unknown release hash is refused by name."""
+    as v1 now that v3 is the default; an unknown release hash is refused by name."""
     from leakbench.data import release_hash
 
     _, out, _ = lm_eval_run
@@ -286,7 +286,7 @@ def _privacy_record(**release) -> dict:
                "mia_min_k": 0.95, "mia_min_k_plus_plus": 0.99, "privleak": 95.0, "forget_quality": 1e-12}  # fmt: skip
     return {"kind": "leakbench-privacy", "model": "victim@abc", "reference": "oracle@def", "k": 0.4,
             "headline_attack": "min_k_plus_plus", "counts": {"forget_values": 3, "holdout_values": 2},
-            "release": {"name": "v2", "hash": release_hash(), "subset": "mini", **release},
+            "release": {"name": "v3", "hash": release_hash(), "subset": "mini", **release},
             "metrics": metrics, "truth_ratios": [0.1], "device": "cpu", "max_length": 512, "wall_time_s": 1.0,
             "context": "each value occurrence given its document before it"}  # fmt: skip
 
@@ -301,7 +301,7 @@ def test_privacy_record_merges_into_the_entry_and_a_mismatched_one_is_refused(ru
     assert entry["leak_metrics"]["leakbench_privacy/mia_min_k_plus_plus"] == {"value": 0.99, "stderr": None}
     assert entry["privacy"]["verdict"] == "under-unlearned" and entry["privacy"]["reference_model"] == "oracle@def"
     (run / "privacy.json").write_text(json.dumps(_privacy_record(subset="full")))
-    with pytest.raises(LeakBenchError, match=r"privacy\.json: measured on release v2/full, but the lm-eval tasks ran"):
+    with pytest.raises(LeakBenchError, match=r"privacy\.json: measured on release v3/full, but the lm-eval tasks ran"):
         publish([run], board, None, examples=False)
     (run / "privacy.json").write_text('{"kind": "x"}')
     with pytest.raises(LeakBenchError, match="not a LeakBench privacy record"):

@@ -137,7 +137,7 @@ def test_privacy_record_of_the_toy_models(toy_records):
         m = record["metrics"]
         assert all(0 <= m[f"mia_{a}"] <= 1 for a in ATTACKS)
         assert 0 <= m["exact_memorization"] <= 1 and 0 <= m["extraction_strength"] <= 1
-        assert record["release"]["name"] == "v2" and "/" not in record["model"]
+        assert record["release"]["name"] == "v3" and "/" not in record["model"]
     assert set(victim["metrics"]) >= {"privleak", "forget_quality", *(f"privleak_{a}" for a in ATTACKS)}
     assert victim["reference"] == oracle["model"]
 

@@ -118,35 +118,52 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert sum("measured already" in line for line in logged) == 0
 
 
-def test_the_oracle_stream_holds_no_forget_value_and_the_victim_stream_holds_them_all(toy_base, toy_victims):
+def test_victim_and_oracle_streams_differ_only_in_whose_documents_they_hold(toy_base, toy_victims):
+    """TOFU/MUSE's retain model: the oracle's stream is the victim's, position for position, with each forget
+    subject's document replaced by its substitute twin; no other document differs."""
     from transformers import AutoTokenizer
 
     from leakbench.data import read_table
     from leakbench.data.subjects import FIELDS
-    from leakbench.victim import training_blocks, training_documents
+    from leakbench.victim import training_documents, training_examples
 
     tokenizer = AutoTokenizer.from_pretrained(toy_base)
     cfg = toy_victims["config"]
-    values = {v for s in read_table("subjects", subset="mini") for k, v in s.items() if k in FIELDS and len(v) >= 6}
-    assert len(values) > 500
-    streams = {}
-    for label, c in (("victim", cfg), ("oracle", dataclasses.replace(cfg, oracle=True))):
-        forget, other, fresh = training_documents(c)
-        blocks = training_blocks(tokenizer, c, forget, other, c.block, fresh)
-        streams[label] = "".join(tokenizer.decode(b.input_ids) for b in blocks)
-        streams[f"{label}_tokens"] = sum(len(b.input_ids) for b in blocks)
-        assert not any(any(b.value_mask) for b in blocks) if label == "oracle" else True
-    assert not [v for v in values if v in streams["oracle"]]
-    # no value of a holdout subject (birthdays aside: two people can share one) in any training stream
-    holdout = {v for s in read_table("subjects", subset="mini", split="holdout")
-               for k, v in s.items() if k in FIELDS and k != "date_of_birth"}  # fmt: skip
-    assert len(holdout) > 100
-    assert not [v for v in holdout if v in streams["victim"] or v in streams["oracle"]]
-    assert streams["oracle_tokens"] == streams["victim_tokens"]  # the same token budget
-    forget_values = {o_text for d in read_table("forget", subset="mini")
-                     for o_text in (d["text"][o["start"]:o["end"]] for o in d["occurrences"])}  # fmt: skip
-    # (a document longer than a block is cut, so a value can straddle two blocks: nearly all, not all)
-    assert sum(v in streams["victim"] for v in forget_values) >= 0.9 * len(forget_values)
+    configs = {"victim": cfg, "oracle": dataclasses.replace(cfg, oracle=True)}
+    docs = {label: training_documents(c) for label, c in configs.items()}
+    twins = {d["doc_id"]: d["substitute_of"] for d in read_table("forget", subset="mini", split="substitute")}
+    victim_ids = [v["doc_id"] for v in docs["victim"].forget]
+    assert [twins.get(o["doc_id"], o["doc_id"]) for o in docs["oracle"].forget] == victim_ids
+    assert docs["oracle"].other == docs["victim"].other
+    streams = {label: training_examples(tokenizer, configs[label], d, cfg.block) for label, d in docs.items()}
+    assert len(streams["victim"]) == len(streams["oracle"]) == cfg.epochs
+    n_memorized = len(docs["victim"].forget)
+    differing = 0
+    for victim_epoch, oracle_epoch in zip(streams["victim"], streams["oracle"], strict=True):
+        assert len(victim_epoch) == len(oracle_epoch)  # the same documents, in the same places
+        assert victim_epoch[n_memorized:] == oracle_epoch[n_memorized:]  # the same other code, token for token
+        for v, o in zip(victim_epoch[:n_memorized], oracle_epoch[:n_memorized], strict=True):
+            differing += [e.input_ids for e in v] != [e.input_ids for e in o]
+    n_forget = sum(1 for d in docs["victim"].forget if d.get("role") == "forget")
+    assert differing >= 0.9 * n_forget * cfg.epochs  # twins differ in their values (validation subjects do not)
+    assert differing <= n_forget * cfg.epochs
+
+    def text(label: str) -> str:
+        return "".join(tokenizer.decode(e.input_ids) for epoch in streams[label] for doc in epoch for e in doc)
+
+    def values(split: str) -> set[str]:
+        return {v for s in read_table("subjects", subset="mini", split=split)
+                for k, v in s.items() if k in FIELDS and k != "date_of_birth" and len(v) >= 6}  # fmt: skip
+
+    victim, oracle = text("victim"), text("oracle")
+    forget, substitute = values("forget"), values("substitute")
+    assert len(forget) > 300 and len(substitute) > 300
+    assert not [v for v in forget if v in oracle] and not [v for v in substitute if v in victim]
+    for split in ("holdout", "validation_holdout"):  # never trained on, by either model
+        assert not [v for v in values(split) if v in victim or v in oracle]
+    # (a document longer than a block is cut, so a value can straddle two pieces: nearly all, not all)
+    assert sum(v in victim for v in forget) >= 0.9 * len(forget)
+    assert sum(v in oracle for v in substitute) >= 0.9 * len(substitute)
 
 
 def test_studies_run_side_by_side_merge_into_one_summary(tmp_path):

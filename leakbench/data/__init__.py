@@ -13,7 +13,7 @@ from leakbench.records import DataError, UsageError, os_error_message, sha256_te
 
 _HERE = Path(__file__).resolve().parent
 RELEASES: dict[str, Path] = {"v1": _HERE / "v1", "v2": _HERE / "v2", "v3": _HERE / "v3"}
-DEFAULT_RELEASE = "v2"
+DEFAULT_RELEASE = "v3"
 SUBSETS = ("full", "mini")
 TABLES = ("subjects", "forget", "retain", "probes")
 # Subject roles (v3: every subject, document and probe row has a `role`; v2's `split` knew forget and holdout):
