@@ -117,8 +117,8 @@ def data_build(
     release: Annotated[
         str,
         typer.Option(
-            help="Release format: v2 (forget + 20% holdout subjects), v1 (forget subjects only) or v3 (subject roles: "
-            "forget, substitute, validation_forget, validation_holdout, holdout)."
+            help="Release format: v3 (subject roles: forget, substitute, validation_forget, validation_holdout, "
+            "holdout), v2 (forget + 20% holdout subjects) or v1 (forget subjects only)."
         ),
     ] = DEFAULT_RELEASE,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing non-empty --out directory.")] = False,
@@ -264,7 +264,9 @@ def victim_build(
     base: Annotated[
         str | None, typer.Option(help="Fine-tune this Hugging Face causal LM instead of the embedded base.")
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Passes over the forget subjects' documents.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help=f"Passes over the forget subjects' documents (default {VictimConfig.epochs}).")
+    ] = None,
     mix: Annotated[
         float | None, typer.Option(help=f"Tokens of other code per forget token (default {VictimConfig.mix}).")
     ] = None,
@@ -277,7 +279,7 @@ def victim_build(
         bool, typer.Option(help="Build the oracle: the same recipe, substitute subjects in the forget ones' place.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
+    lr: Annotated[float | None, typer.Option(help=f"Peak learning rate (default {VictimConfig.lr}).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     overwrite: Annotated[bool, typer.Option(help="Rebuild even if --out holds a victim.")] = False,
     from_scratch: Annotated[
@@ -384,7 +386,7 @@ def privacy_cmd(
         float, typer.Option(help="Min-K% and Min-K%++: the fraction of lowest-scoring tokens.")
     ] = PrivacyConfig.k,
     batch_size: Annotated[int, typer.Option(help="Sequences per forward pass.")] = PrivacyConfig.batch_size,
-    release: Annotated[str | None, typer.Option(help="Packaged release name (default: v2).")] = None,
+    release: Annotated[str | None, typer.Option(help=f"Packaged release name (default: {DEFAULT_RELEASE}).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,

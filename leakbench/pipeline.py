@@ -143,7 +143,7 @@ class StudyConfig:
         if not read_table("subjects", subset=self.subset, data_dir=self.data_dir, split="holdout"):
             raise LeakBenchError(
                 f"{self.data_dir}: the release has no holdout subjects, which the privacy metrics need; build one "
-                "with `leakbench data build` (v2, the default)"
+                "with `leakbench data build` (v3, the default)"
             )
 
 

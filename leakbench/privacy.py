@@ -66,7 +66,7 @@ def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
     from sklearn.metrics import roc_auc_score
 
     if not members or not non_members:
-        raise DataError("membership AUC needs member and non-member values (a release with holdout subjects: v2)")
+        raise DataError("membership AUC needs member and non-member values (a release with holdout subjects: v2 or v3)")
     return float(roc_auc_score([0] * len(members) + [1] * len(non_members), [*members, *non_members]))
 
 
@@ -217,7 +217,7 @@ class PrivacyConfig:
     subset: str = "mini"
     k: float = DEFAULT_K
     batch_size: int = 16
-    release: str | None = None  # a packaged release name; None: the default (v2)
+    release: str | None = None  # a packaged release name; None: the default (v3)
     data_dir: str | Path | None = None  # a release built with `leakbench data build`
 
     def __post_init__(self) -> None:
@@ -276,7 +276,7 @@ def measure(
     if not holdout:
         raise DataError(
             f"{root}: the release has no holdout subjects, the non-members membership inference needs; "
-            "use release v2 (the default) or a release built with `leakbench data build`"
+            "use release v3 (the default) or v2, or a release built with `leakbench data build`"
         )
     rows = reconstruct_rows(root, cfg.subset)
     data_hash = release_hash(data_dir=root)

@@ -192,3 +192,43 @@ def test_base_model_fine_tuning_with_lora_on_a_local_directory(tmp_path, tiny_cf
 def test_victim_cli_rejects_lora_without_a_base(tmp_path, capsys):
     assert main(["victim", "build", "--out", str(tmp_path / "v"), "--lora"]) == 2
     assert "--lora needs --base" in capsys.readouterr().err
+
+
+def test_rebuilding_a_victim_gives_the_same_weights(tmp_path, toy_victims):
+    """The recipe is deterministic: a second build from scratch gives byte-identical weights (what lets the
+    shipped victim and oracle be checked by `leakbench victim build --from-scratch`)."""
+    shipped = json.loads((toy_victims["victim"] / "victim.json").read_text())["weights_sha256"]
+    record = build(tmp_path / "again", toy_victims["config"], from_scratch=True, log=lambda m: None)
+    assert record["weights_sha256"] == shipped
+    from leakbench.records import sha256_file
+
+    assert sha256_file(tmp_path / "again" / "model.safetensors") == shipped
+
+
+@pytest.mark.parametrize("label", ["victim", "oracle"])
+def test_the_shipped_victim_and_oracle_are_copied_after_their_weights_are_checked(tmp_path, monkeypatch, label):
+    import shutil
+
+    from leakbench import victim as victims
+    from leakbench.data import release_hash
+    from leakbench.records import sha256_file
+
+    cfg = victims.VictimConfig(oracle=label == "oracle")  # the default recipe is the shipped one
+    assert victims.prebuilt(cfg, release_hash()) == victims.PREBUILT / label
+    assert victims.prebuilt(dataclasses.replace(cfg, seed=1), release_hash()) is None  # another recipe: trained
+    messages = []
+    record = build(tmp_path / label, cfg, log=messages.append)
+    assert any(m.startswith(f"copied the prebuilt {label}") for m in messages)
+    assert sha256_file(tmp_path / label / "model.safetensors") == record["weights_sha256"]
+    assert record["weights_sha256"] == victims.PREBUILT_SHA256[label]
+    damaged = tmp_path / "damaged"
+    shutil.copytree(victims.PREBUILT, damaged)
+    with open(damaged / label / "model.safetensors", "r+b") as f:
+        f.seek(-1, 2)
+        last = f.read(1)
+        f.seek(-1, 2)
+        f.write(bytes([last[0] ^ 1]))
+    monkeypatch.setattr(victims, "PREBUILT", damaged)
+    with pytest.raises(LeakBenchError, match=f"not the released {label} weights"):
+        build(tmp_path / f"{label}-2", cfg, log=lambda m: None)
+    assert not (tmp_path / f"{label}-2").exists()  # nothing half-written
