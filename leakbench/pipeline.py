@@ -224,7 +224,8 @@ class Study:
 
     def models_stage(self, v: int) -> Pair:
         """The victim and oracle of victim seed `v`: the given --model/--oracle, or the embedded base fine-tuned
-        with and without the forget set (reused when built with the same recipe and release)."""
+        on the forget subjects and on their substitutes (the shipped pair copied, or a built one reused, when
+        of the same recipe and release)."""
         import dataclasses
 
 
@@ -240,8 +241,8 @@ class Study:
             vcfg = dataclasses.replace(VictimConfig(subset=cfg.subset), **cfg.victim)
             vcfg = dataclasses.replace(vcfg, seed=vcfg.seed + v)
             names = f"leakbench-tiny-{vcfg.key()[:8]}", f"leakbench-tiny-{vcfg.key()[:8]}/oracle"
-            self.log(f"[1] {self._step(v)}victim and oracle: fine-tune (or reuse) the embedded base with and without "
-                     "the forget set")  # fmt: skip
+            self.log(f"[1] {self._step(v)}victim and oracle: the embedded base fine-tuned on the forget subjects and "
+                     "on their substitutes (shipped, reused or trained)")  # fmt: skip
             for label, folder, c in ((f"victim{tag}", victim, vcfg),
                                      (f"oracle{tag}", oracle, dataclasses.replace(vcfg, oracle=True))):  # fmt: skip
                 # cached by configuration and release: reused when built with the same, rebuilt when either changed
