@@ -155,7 +155,8 @@ def test_shared_prefix_choice_losses_equal_whole_sequence_scoring(toy_victims):
     requests = [(r["prompt"] + c, [(len(r["prompt"]), len(r["prompt"] + c))]) for r in rows for c in r["choices"]]
     whole = value_stats(model, tokenizer, requests, max_length=256)
     flat = [-sum(s.logprobs) / len(s.logprobs) for [s] in whole]
-    assert [x for row in cached for x in row] == pytest.approx(flat, abs=1e-4)
+    # float32: the cached and whole-sequence sums differ in the last digits (3e-5 relative on v3's longer prompts)
+    assert [x for row in cached for x in row] == pytest.approx(flat, rel=1e-4, abs=1e-4)
 
 
 def test_privleak_of_the_oracle_against_itself_is_zero(toy_records):

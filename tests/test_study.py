@@ -218,3 +218,19 @@ def test_merge_verb_joins_studies_and_refuses_to_overwrite_one(tmp_path):
     assert (tmp_path / "a" / "summary.json").read_bytes() == before
     proc = run_leakbench("merge", str(tmp_path / "a"), str(tmp_path / "nowhere"), "--out", str(tmp_path / "n"))
     assert proc.returncode == 1 and proc.stderr.strip().endswith("no such study summary")
+
+
+def test_no_validation_subject_is_probed_or_measured_by_the_study():
+    """The validation subjects are for choosing defaults only: the study's probe tasks ask about forget subjects
+    only, and its privacy metrics score forget subjects (members) against holdout subjects (non-members)."""
+    from leakbench.data import in_split, read_table, release_dir
+    from leakbench.harness import direct_probes, indirect_probes, reconstruct_rows
+
+    roles = {s["subject_id"]: s["role"] for s in read_table("subjects", subset="mini", split=None)}
+    assert {"validation_forget", "validation_holdout"} <= set(roles.values())
+    for probes in (direct_probes(ner="none", subset="mini"), indirect_probes(ner="none", subset="mini")):
+        assert {roles[s] for s in probes["test"]["subject_id"]} == {"forget"}
+    assert {roles[r["subject_id"]] for r in reconstruct_rows(release_dir(), "mini")} == {"forget"}
+    documents = read_table("forget", subset="mini", split=None)  # privacy.measure's members and non-members
+    for role in ("forget", "holdout"):
+        assert {roles[s] for d in documents if in_split(d, role) for s in d["subject_ids"]} == {role}
