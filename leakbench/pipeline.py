@@ -561,7 +561,9 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
                      _pts(c.get("indirect_leak_change"), cci.get("indirect_leak_change")), vs_oracle]  # fmt: skip
         cells.append(line)
     notes = ["(kept): relative to the victim; vs oracle: minus (leaks) or relative to (utility) the oracle, the "
-             "same recipe without the forget set.",
+             "same recipe without the forget set. Kept is measured on code no training step saw (leakbench_code) "
+             "and EvalPlus; near-neighbour bits/byte (the forget templates with placeholders) is a diagnostic, "
+             "never kept: retain and redaction texts share its templates.",
              "EM, ES: exact memorization and extraction strength of the forget values in their training context; "
              "Min-K%++ AUC: forget vs holdout subjects' values (0.5 = chance); PrivLeak: that AUC relative to the "
              "oracle's (within ±10% = neither under- nor over-unlearned); forget quality: KS-test p-value of the "
@@ -570,8 +572,7 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
         notes.append("x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t).")
     if flagged:
         notes.append(
-            f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there; after unlearning, on "
-            "near-neighbour bits/byte, that can mean fitting the evaluation's templates."
+            f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there."
         )
     for dataset in dict.fromkeys(undefined):
         notes.append(f"{dataset}+ pass@1 kept is n/a: the victim's pass@1 is 0, so the ratio is undefined.")

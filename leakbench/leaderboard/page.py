@@ -375,7 +375,8 @@ td.flag {{ background: #fff3cd; }}
 utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click a column to sort. The oracle is
 the same recipe without the forget set: "vs oracle" is the leak unlearning has left. Code metrics come from
 <code>leakbench_code</code>, code no LeakBench training step saw; near-neighbour bits/byte from
-<code>leakbench_retain</code> (the forget templates with placeholders). Kept = relative to the entry's victim;
+<code>leakbench_retain</code> (the forget templates with placeholders), a diagnostic that is never "kept" (retain
+and redaction texts share its templates). Kept = relative to the entry's victim;
 above 100% is marked ↑. A kept ratio shows – when it is undefined, e.g. HumanEval+ when the victim's pass@1
 is 0. Exact memorization, extraction strength and Min-K%++ AUC (forget vs holdout subjects, 0.5 = chance) come
 from <code>leakbench privacy</code>; PrivLeak is that AUC relative to the oracle's (above +10% under-unlearned,

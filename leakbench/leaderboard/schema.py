@@ -66,7 +66,8 @@ class Ratios(_Strict):
     baseline_entry_id: str
     direct_leak_reduction: float | None = Field(description="1 - direct_leak_rate / baseline's")
     indirect_leak_change: float | None = Field(description="indirect_leak_rate minus baseline's")
-    retain_utility_retained: float | None = Field(description="baseline retain bits/byte / this one's")
+    retain_utility_retained: float | None = Field(
+        description="baseline retain bits/byte / this one's (a diagnostic: not in utility_kept)")
     code_utility_retained: dict[str, float | None] = Field(
         default_factory=dict, description="pass@1 (plus) / baseline's, per EvalPlus dataset"
     )
