@@ -165,10 +165,6 @@ def _collate(batch: list[list[int]]) -> dict[str, Any]:
 def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=print) -> dict[str, Any]:
     """Pretrain a base into `out` (resuming from `out`'s checkpoint folder when a build was interrupted);
     returns its record."""
-    import torch
-    from transformers import Trainer
-
-
     out = check_output(out, kind="directory")
     if (out / RECORD).is_file() and not overwrite:
         try:
@@ -181,6 +177,9 @@ def build(out: str | Path, cfg: BaseConfig, *, overwrite: bool = False, log=prin
         raise LeakBenchError(f"{out} holds a base built with other arguments; pass --overwrite to replace it")
     if out.is_dir() and any(out.iterdir()) and not overwrite:  # refused before hours of training, not after
         raise LeakBenchError(f"{out}: directory exists and is not empty (pass --overwrite to replace it)")
+    import torch  # only now: a refused --out costs no torch import
+    from transformers import Trainer
+
     work = out.parent / f".{out.name}.pretraining-{cfg.key()}"  # checkpoints: kept until the build completes
     work.mkdir(parents=True, exist_ok=True)
     corpus = pretraining_corpus(cfg.corpus_chars, cfg.seed)

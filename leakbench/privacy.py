@@ -36,7 +36,7 @@ from leakbench.membership import ValueStats
 from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
 from leakbench.records import DataError, UsageError, check_number, model_label, provenance
 from leakbench.schemas import PrivacyRecord, check_release, model_record
-from leakbench.training import choose_device, context_length, load_causal_lm
+from leakbench.training import check_model_dir, choose_device, context_length, load_causal_lm
 
 DEFAULT_K = 0.4  # OpenUnlearning's Min-K% configs
 
@@ -268,6 +268,7 @@ def measure(
 
 
     started = time.perf_counter()
+    check_model_dir(model_dir)
     root = release_dir(cfg.release or DEFAULT_RELEASE, cfg.data_dir)
 
     documents = read_table("forget", subset=cfg.subset, data_dir=root, split=None)

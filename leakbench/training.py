@@ -63,8 +63,19 @@ def check_readable(model_dir: str | Path) -> None:
                 raise LeakBenchError(f"cannot read the model: {os_error_message(exc, path)}") from None
 
 
+def check_model_dir(model_dir: str | Path) -> None:
+    """Refuse a local path that holds no model before transformers is imported (seconds a bad argument should not
+    cost). A name that is not a local path is left to transformers, as a hub id."""
+    path = str(model_dir)
+    local = Path(path).exists() or Path(path).is_absolute() or path.startswith(".") or path.count("/") > 1
+    if local and not (Path(path) / "config.json").is_file():
+        what = "no config.json" if Path(path).is_dir() else "no such directory" if not Path(path).exists() else "a file"
+        raise LeakBenchError(f"{model_dir}: not a Hugging Face model directory ({what})")
+
+
 def load_causal_lm(model_dir: str | Path):
     """Model and tokenizer from a local directory (or a hub id where the network allows), with clear errors."""
+    check_model_dir(model_dir)
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     check_readable(model_dir)

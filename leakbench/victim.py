@@ -46,6 +46,7 @@ from leakbench.records import (
 from leakbench.schemas import VictimRecord
 from leakbench.training import (
     LORA_RANK,
+    check_model_dir,
     check_precision,
     context_length,
     load_causal_lm,
@@ -204,7 +205,14 @@ def training_examples(tokenizer, cfg: VictimConfig, docs: TrainingDocuments, blo
     shuffle. Every choice depends only on (seed, epoch, position), never on the text, and the other code's budget
     is counted on the victim's documents for both models: the victim's and the oracle's streams differ only in
     whose documents they hold."""
-    other = [encode_documents(tokenizer, [{"text": t}], max_length=block) for t in shuffled(docs.other, cfg.seed)]
+    order = shuffled(docs.other, cfg.seed)
+    encoded: dict[int, list] = {}  # other code is encoded when first used: a short recipe reads a little of it
+
+    def other(i: int) -> list:
+        if i not in encoded:
+            encoded[i] = encode_documents(tokenizer, [{"text": order[i]}], max_length=block)
+        return encoded[i]
+
     epochs, cursor = [], 0
     for epoch in range(cfg.epochs):
         memorized = [encode_documents(tokenizer, [_exposure(d, cfg, epoch, i)], max_length=block)
@@ -215,8 +223,8 @@ def training_examples(tokenizer, cfg: VictimConfig, docs: TrainingDocuments, blo
         ]  # fmt: skip
         budget = round(cfg.mix * sum(len(e.input_ids) for pieces in victim for e in pieces))
         filler = []
-        while budget > 0 and other:
-            pieces = other[cursor % len(other)]
+        while budget > 0 and order:
+            pieces = other(cursor % len(order))
             cursor += 1
             filler.append(pieces)
             budget -= sum(len(e.input_ids) for e in pieces)
@@ -263,9 +271,6 @@ def build(
 ) -> dict[str, Any]:
     """Build (or reuse) a victim in `out`; returns its record. The shipped model of the same recipe is copied
     rather than trained again, unless `from_scratch`."""
-    import torch
-
-
     out = check_output(out, kind="directory")
     check_not_aliased("--out", out, {"--base": cfg.base, "--data-dir": data_dir})
     existing = out / RECORD
@@ -291,8 +296,11 @@ def build(
         log(f"copied the prebuilt {label} ({shipped}) to {out}")
         return VictimRecord.read(out / RECORD).dump()
 
+    if cfg.base is not None:
+        check_model_dir(cfg.base)  # before the documents and torch
     docs = training_documents(cfg, data_dir)
     started = time.perf_counter()
+    import torch  # only now: a refused argument costs no torch import
 
     model, tokenizer = load_causal_lm(str(embedded()) if cfg.base is None else cfg.base)
     block = min(cfg.block, context_length(model, cfg.block))

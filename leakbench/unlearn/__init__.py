@@ -33,6 +33,7 @@ from leakbench.records import (
 from leakbench.registry import Registry, check_reference, resolve
 from leakbench.schemas import UnlearnRecord, check_release, model_record
 from leakbench.training import (
+    check_model_dir,
     check_precision,
     context_length,
     load_causal_lm,
@@ -305,9 +306,6 @@ def unlearn(
 
     Under `accelerate launch` every process trains (the batch split between them) and the main process alone
     writes OUT."""
-    from leakbench.unlearn.pairs import PROMPT_TOKENS
-    from leakbench.unlearn.trainer import ForgetSource, UnlearningCollator
-
     cfg = config.resolved()
     hyper = cfg.hyper()
     processes = world_size()
@@ -319,9 +317,14 @@ def unlearn(
     data_hash = release_hash(data_dir=data_dir) if data_dir else release_hash()
     check_release(record, data_hash, model_dir)
     subset = cfg.subset or record.get("subset", "mini")
-    trainer_cls = trainer_class(cfg.method)
     main = is_main_process()
     with atomic_dir(out, overwrite=overwrite) if main else _scratch() as tmp:  # OUT is checked before training
+        check_model_dir(model_dir)
+        # torch and the trainers only now: a bad argument above fails in a second, not after their import
+        from leakbench.unlearn.pairs import PROMPT_TOKENS
+        from leakbench.unlearn.trainer import ForgetSource, UnlearningCollator
+
+        trainer_cls = trainer_class(cfg.method)
         model, tokenizer = load_causal_lm(model_dir)
         forget_docs = requested_documents(read_table("forget", subset=subset, data_dir=data_dir), cfg.subjects)
         max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
