@@ -149,6 +149,30 @@ def test_not_a_causal_lm(tmp_path, capsys):
     assert rc == 1 and "not a Hugging Face model directory" in capsys.readouterr().err
 
 
+def test_a_path_that_holds_no_model_is_refused_before_torch_is_imported(tmp_path):
+    """A typo in --model costs a fraction of a second, not the seconds of importing torch and transformers; a name
+    that is not a local path is still left to transformers as a hub id."""
+    import subprocess
+    import sys
+
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "file").write_text("x")
+    code = (
+        "import sys; from leakbench.training import check_model_dir; from leakbench.records import LeakBenchError\n"
+        "for path, what in ((sys.argv[1] + '/empty', 'no config.json'), (sys.argv[1] + '/file', 'a file'),\n"
+        "                   (sys.argv[1] + '/none', 'no such directory'), ('./none', 'no such directory')):\n"
+        "    try:\n"
+        "        check_model_dir(path)\n"
+        "        raise SystemExit(f'{path} passed')\n"
+        "    except LeakBenchError as exc:\n"
+        "        assert str(exc) == f'{path}: not a Hugging Face model directory ({what})', exc\n"
+        "check_model_dir('org/model')  # a hub id\n"
+        "assert 'torch' not in sys.modules and 'transformers' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+
+
 def test_forget_set_must_match_the_victims_data(victim, tmp_path, capsys):
     import shutil
 
