@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -66,11 +67,25 @@ def in_split(row: dict[str, Any], split: str | None) -> bool:
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
-    """All rows of a release JSONL file; a broken line is reported with its number."""
+    """All rows of a release JSONL file; a broken line is reported with its number. Parsed once per file version
+    (v3's probes are 44 MB, read by every task build): each call gets its own row dicts, whose nested values
+    (occurrence lists) are shared and must not be changed in place."""
+    return [dict(row) for row in _cached_rows(path)]
+
+
+def _cached_rows(path: Path) -> tuple[dict[str, Any], ...]:
     if path.is_dir():
         raise DataError(f"{path}: is a directory, expected a JSONL file")
     if not path.is_file():
         raise DataError(f"{path}: file is missing")
+    st = path.stat()
+    return _parsed_rows(str(path), st.st_size, st.st_mtime_ns, st.st_ino)  # (named as given: errors say so)
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_rows(file: str, size: int, mtime_ns: int, inode: int) -> tuple[dict[str, Any], ...]:
+    """The rows of `file` as it is now (the key changes when the file does)."""
+    path = Path(file)
     rows = []
     with path.open("rb") as fh:
         for lineno, raw in enumerate(fh, 1):
@@ -85,7 +100,7 @@ def read_rows(path: Path) -> list[dict[str, Any]]:
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object")
             rows.append(row)
-    return rows
+    return tuple(rows)
 
 
 def read_table(
@@ -102,9 +117,9 @@ def read_table(
     check_split(split)
     if table not in TABLES:
         raise DataError(f"unknown table {table!r}; choose one of: {', '.join(TABLES)}")
-    rows = read_rows(release_dir(name, data_dir) / f"{table}.jsonl")
     return [
-        r for r in rows if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
+        dict(r) for r in _cached_rows(release_dir(name, data_dir) / f"{table}.jsonl")
+        if (subset == "full" or r.get("mini")) and (table not in SPLIT_TABLES or in_split(r, split))
     ]
 
 
