@@ -399,3 +399,22 @@ def test_version_flag(capsys):
 
     assert main(["--version"]) == 0
     assert __version__ in capsys.readouterr().out
+
+
+def test_a_release_file_is_parsed_once_but_read_again_when_it_changes(tmp_path):
+    """Rows come from a cache keyed by the file's size, modification time and inode: a changed file is parsed
+    again, and a caller that edits its rows does not edit the next caller's."""
+    import os
+
+    from leakbench.data import read_rows
+
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"a": 1}\n')
+    first = read_rows(path)
+    first[0]["a"] = 99
+    assert read_rows(path) == [{"a": 1}]
+    path.write_text('{"a": 2}\n')  # same size
+    os.utime(path, ns=(1, 1))  # and a modification time the first version did not have
+    assert read_rows(path) == [{"a": 2}]
+    path.write_text('{"a": 1}\n{"b": 2}\n')
+    assert read_rows(path) == [{"a": 1}, {"b": 2}]
