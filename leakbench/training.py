@@ -66,10 +66,11 @@ def check_readable(model_dir: str | Path) -> None:
 def check_model_dir(model_dir: str | Path) -> None:
     """Refuse a local path that holds no model before transformers is imported (seconds a bad argument should not
     cost). A name that is not a local path is left to transformers, as a hub id."""
-    path = str(model_dir)
-    local = Path(path).exists() or Path(path).is_absolute() or path.startswith(".") or path.count("/") > 1
-    if local and not (Path(path) / "config.json").is_file():
-        what = "no config.json" if Path(path).is_dir() else "no such directory" if not Path(path).exists() else "a file"
+    name, path = str(model_dir), Path(model_dir)
+    exists = path.exists()
+    local = exists or path.is_absolute() or name.startswith(".") or name.count("/") > 1
+    if local and not (path / "config.json").is_file():
+        what = "no such directory" if not exists else "no config.json" if path.is_dir() else "a file"
         raise LeakBenchError(f"{model_dir}: not a Hugging Face model directory ({what})")
 
 

@@ -20,6 +20,7 @@ same arguments reuses the model.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -206,12 +207,8 @@ def training_examples(tokenizer, cfg: VictimConfig, docs: TrainingDocuments, blo
     is counted on the victim's documents for both models: the victim's and the oracle's streams differ only in
     whose documents they hold."""
     order = shuffled(docs.other, cfg.seed)
-    encoded: dict[int, list] = {}  # other code is encoded when first used: a short recipe reads a little of it
-
-    def other(i: int) -> list:
-        if i not in encoded:
-            encoded[i] = encode_documents(tokenizer, [{"text": order[i]}], max_length=block)
-        return encoded[i]
+    # other code is encoded when first used (a short recipe reads a little of it), and once
+    other = functools.cache(lambda i: encode_documents(tokenizer, [{"text": order[i]}], max_length=block))
 
     epochs, cursor = [], 0
     for epoch in range(cfg.epochs):
