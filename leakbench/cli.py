@@ -43,7 +43,6 @@ from leakbench.robustness import ATTACKS, AXES, RobustnessConfig, robustness_tab
 from leakbench.schemas import PrivacyRecord
 from leakbench.scoring.engine import choose_ner_model
 from leakbench.scoring.jsonl import CHUNK, score_file
-from leakbench.scoring.parallel import default_workers
 from leakbench.sweep import run_sweep
 from leakbench.unlearn import METHODS, OPTIONS, PARAMS, UnlearnConfig, expand_methods, parse_params, unlearn
 from leakbench.utility import (
@@ -57,6 +56,7 @@ from leakbench.utility import (
 )
 from leakbench.victim import VictimConfig
 from leakbench.victim import build as build_victim
+from leakbench.workers import default_workers
 
 app = typer.Typer(
     name="leakbench",
@@ -544,6 +544,11 @@ def run_cmd(
                           "not with --no-publish."),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Unlearning runs per method (seeds 0..N-1); rows show mean ± 95% CI.")] = 1,
+    jobs: Annotated[
+        int | None,
+        typer.Option(help="Models unlearned and measured at once, in worker processes with their logs in OUT/logs "
+                          "(default: 2 on a CPU with 2+ cores, 1 on a GPU or with vLLM)."),
+    ] = None,
     victim_seeds: Annotated[
         int, typer.Option(help="Victim/oracle pairs to build (seeds 0..M-1), each unlearned --seeds times.")
     ] = 1,
@@ -577,6 +582,7 @@ def run_cmd(
         utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
         evalplus_dir=evalplus_dir,
         seeds=seeds,
+        jobs=jobs,
         victim_seeds=victim_seeds,
         robustness=robustness,
         robustness_options={"axes": _items(robustness_axes)},

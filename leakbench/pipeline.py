@@ -8,10 +8,12 @@ row's gap to the oracle (the model that never saw the forget set), as mean ± 95
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,7 +41,7 @@ from leakbench.metrics import (
     utility_kept,
     vs_oracle_key,
 )
-from leakbench.privacy import PrivacyConfig, compare, measure
+from leakbench.privacy import PrivacyConfig, compared, measure
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -64,11 +66,12 @@ from leakbench.scoring.engine import choose_ner_model
 from leakbench.unlearn import UnlearnConfig, check_methods, expand_methods, reusable_unlearned, unlearn
 from leakbench.utility import load_problems, parse_datasets, run_utility
 from leakbench.victim import VictimConfig, build, reusable
+from leakbench.workers import default_workers, output_to, workers_for
 
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
-# The paper's three, NPO, and the two strongest new methods of the sweep (results/sweep.json): RMU (the one point
-# keeping >= 99% of code utility while halving the leaks) and redaction DPO (the lowest leak keeping >= 91%).
-DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo", "rmu", "dpo")
+# The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline: the four the
+# default run's 10-minute budget on 2 cores holds; the reference run adds the others (`--methods all`).
+DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
 
 
 @dataclass
@@ -89,6 +92,7 @@ class StudyConfig:
     utility: tuple[str, ...] = ("humaneval-mini",)  # EvalPlus datasets: humaneval, humaneval-mini, mbpp
     evalplus_dir: Path | None = None  # folder with the official EvalPlus files (offline)
     max_new_tokens: int = 128  # EvalPlus completions: tiny models ramble
+    jobs: int | None = None  # models measured at once, in worker processes; None: `default_jobs`
     seeds: int = 1  # unlearning runs per method, seeds unlearn.seed, +1, ...
     victim_seeds: int = 1  # victim/oracle pairs, seeds victim.seed, +1, ... (each unlearned `seeds` times)
     robustness: bool = False  # relearning, quantization, sequential requests, scaling (leakbench.robustness)
@@ -108,6 +112,7 @@ class StudyConfig:
         check_number("--limit", self.limit, integer=True)
         check_number("--max-new-tokens", self.max_new_tokens, integer=True)
         check_number("--seeds", self.seeds, integer=True)
+        check_number("--jobs", self.jobs, integer=True)
         check_number("--victim-seeds", self.victim_seeds, integer=True)
         if self.model is not None and self.victim_seeds > 1:
             raise UsageError("--victim-seeds needs the embedded victim: a --model is one trained model")
@@ -194,6 +199,85 @@ class Measured:
     oracle_privacy: dict[str, Any] | None
 
 
+@dataclass
+class Job:
+    """One model to measure into OUT/runs/LABEL; a method's model is first unlearned from the pair's victim, in
+    the same worker (`measure_job`)."""
+
+    label: str
+    model_dir: Path
+    run: dict[str, Any]  # the run record's names, role and seeds ({} until an unlearned model exists)
+    method: str | None = None
+    unlearn: UnlearnConfig | None = None  # None: the model exists
+    victim: Path | None = None
+
+
+@dataclass
+class Bench:
+    """What a worker needs to measure a model the way the study does (picklable: sent to worker processes)."""
+
+    cfg: StudyConfig
+    utility_sets: list[tuple[str, bool]]
+    privacy: PrivacyConfig
+    logs: Path | None  # a worker's output goes to LOGS/<label>.log; None: printed here
+
+
+@dataclass
+class Outcome:
+    """A model's measurements, before they are compared with the oracle and recorded (`Study.record`)."""
+
+    results: dict[str, Any]  # lm-eval's, without the samples (those are in OUT/runs/LABEL/lm_eval)
+    pass_at_1: dict[str, float]  # EvalPlus, plus tests, per dataset
+    privacy: dict[str, Any]  # the privacy record, not yet compared with the oracle's
+    unlearned: dict[str, Any] | None  # the unlearn.json of a model made by this job
+    timings: dict[str, float]
+
+
+def measure_job(bench: Bench, job: Job) -> Outcome:
+    """Unlearn (if the job says so), then run lm-eval's tasks, EvalPlus and the privacy metrics on one model,
+    writing OUT/runs/LABEL/lm_eval and utility/. Runs in a worker process when the study has several."""
+    cfg, run_dir, timings = bench.cfg, Path(bench.cfg.out) / "runs" / job.label, {}
+
+    def timed(label: str, fn: Callable[[], Any]) -> Any:
+        t = time.perf_counter()
+        value = fn()
+        timings[label] = round(time.perf_counter() - t, 1)
+        return value
+
+    log = contextlib.nullcontext() if bench.logs is None else output_to(bench.logs / f"{job.label}.log")
+    with log:
+        unlearned = None
+        if job.unlearn is not None:
+            assert job.victim is not None
+            unlearned = timed(f"unlearn_{job.label}", lambda: unlearn(
+                job.victim, job.model_dir, job.unlearn, data_dir=cfg.data_dir, overwrite=True, log=print))  # fmt: skip
+        results = timed(f"eval_{job.label}", lambda: evaluate(
+            job.model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
+            batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
+        ))  # fmt: skip
+        pass_at_1 = {}
+        for dataset, mini in bench.utility_sets:
+            print(f"    {job.label}: EvalPlus {dataset}{'-mini' if mini else ''}", flush=True)
+            record = timed(f"utility_{job.label}_{dataset}", lambda d=dataset, m=mini: run_utility(
+                run_dir / "utility" / d, d, model_dir=job.model_dir, mini=m, data_dir=cfg.evalplus_dir,
+                limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
+            ))  # fmt: skip
+            pass_at_1[dataset] = record["pass@1"]["plus"]
+        print(f"    {job.label}: memorization and membership inference (leakbench privacy)", flush=True)
+        privacy = timed(f"privacy_{job.label}", lambda: measure(job.model_dir, bench.privacy))
+    return Outcome({k: v for k, v in results.items() if k != "samples"}, pass_at_1, privacy, unlearned, timings)
+
+
+def default_jobs(backend: str) -> int:
+    """Models measured at once: two on a CPU with two cores or more (1.6x the throughput of one, measured); one
+    on a GPU (one process holds it) or with vLLM (it manages its device itself)."""
+    if backend != "hf":
+        return 1
+    import torch
+
+    return 1 if torch.cuda.is_available() or torch.backends.mps.is_available() else min(2, default_workers())
+
+
 class Study:
     """`leakbench run` as named stages (`STAGES`) over one state: build or reuse the models, measure them, unlearn
     and measure each method, attack (robustness), publish. Every stage is resumable: a model built with the same
@@ -213,6 +297,7 @@ class Study:
         self.family = ""  # what groups the runs of every victim seed: the first victim's name
         self.attacked: tuple[Path, Path | None, dict[str, str]] | None = None  # robustness: the first pair's models
         self.robustness: dict[str, Any] = {}
+        self.jobs = cfg.jobs or default_jobs(cfg.backend)
 
     def timed(self, label: str, fn: Callable[[], Any]) -> Any:
         t = time.perf_counter()
@@ -252,12 +337,13 @@ class Study:
         self.family = self.family or names[0]
         return Pair(victim, oracle, names[0], names[1], model_record(victim), tag)
 
-    # -- stage: measure --------------------------------------------------------------------------------------
+    # -- stage: measure (and unlearn) --------------------------------------------------------------------------
 
-    def evaluation_key(self, model_dir: Path, reference: dict[str, Any] | None) -> dict[str, Any]:
-        """What a run folder's figures depend on: the weights, the reference privacy record and every setting."""
+    def evaluation_key(self, model_dir: Path, reference: str | None) -> dict[str, Any]:
+        """What a run folder's figures depend on: the weights, the reference's (the oracle's weights) and every
+        setting."""
         cfg = self.cfg
-        return {"model": model_label(model_dir), "reference": (reference or {}).get("model"),
+        return {"model": model_label(model_dir), "reference": reference,
                 "leakbench": __version__, "declarations": declarations_hash(),  # tasks' YAMLs and the scorer's
                 "release": self.data_hash, "subset": cfg.subset, "tasks": STUDY_TASKS, "ner": cfg.ner,
                 "evalplus_dir": str(cfg.evalplus_dir) if cfg.evalplus_dir else None,
@@ -265,105 +351,166 @@ class Study:
                 "utility": [f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets],
                 "max_new_tokens": cfg.max_new_tokens}  # fmt: skip
 
-    def measure(self, label: str, model_dir: Path, run: dict[str, Any], reference: dict[str, Any] | None
-                ) -> tuple[dict[str, float | None], dict[str, Any]]:  # fmt: skip
-        """One model's figures in OUT/runs/LABEL: lm-eval's tasks, EvalPlus and privacy, then run.json (what
-        publish makes an entry of). A folder measured with the same key (`evaluation_key`) is reused."""
-
-        cfg, run_dir = self.cfg, self.runs / label
-        key = self.evaluation_key(model_dir, reference)
+    def measured_already(self, job: Job, reference: str | None
+                         ) -> tuple[dict[str, float | None], dict[str, Any]] | None:  # fmt: skip
+        """The figures of a run folder measured with the same key (`evaluation_key`), its record renamed for this
+        study; None when the model must be measured."""
+        run_dir = self.runs / job.label
         try:
             done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
         except LeakBenchError:
-            done = None  # a damaged or unreadable run.json: measured again
-        if done is not None and done.evaluation == key and (run_dir / PrivacyRecord.FILE).is_file():
-            self.log(f"    {label}: measured already with these settings (reused)")
-            done = RunRecord(**{**run, "model_source": _study_source(model_dir, self.out), "metrics": done.metrics,
-                                "evaluation": key, "provenance": done.provenance})  # fmt: skip
-            done.write(run_dir)  # the names and seeds of this study (the figures are the folder's)
-            return done.metrics, PrivacyRecord.read(run_dir).dump()
-        # A re-evaluation replaces lm_eval/, utility/, privacy.json and run.json one after another; until run.json
-        # is written the folder says it is incomplete, so a stop half-way (new results beside old records) is
-        # refused by publish rather than published as a mix. Written first, removed last.
-        write_text_atomic(run_dir / INCOMPLETE, "being evaluated by `leakbench run`; publish refuses this folder "
-                          "until the evaluation finishes\n")  # fmt: skip
-        self.log(f"    {label}: {', '.join(STUDY_TASKS)} on the {cfg.subset} subset")
-        results = self.timed(f"eval_{label}", lambda: evaluate(
-            model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
-            batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
-        ))  # fmt: skip
-        pass_at_1 = {}
-        for dataset, mini in self.utility_sets:
-            self.log(f"    {label}: EvalPlus {dataset}{'-mini' if mini else ''}")
-            record = self.timed(f"utility_{label}_{dataset}", lambda d=dataset, m=mini: run_utility(
-                run_dir / "utility" / d, d, model_dir=model_dir, mini=m, data_dir=cfg.evalplus_dir,
-                limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
-            ))  # fmt: skip
-            pass_at_1[dataset] = record["pass@1"]["plus"]
-        self.log(f"    {label}: memorization and membership inference (leakbench privacy)")
-        privacy = self.timed(f"privacy_{label}", lambda: measure(model_dir, self.privacy_cfg, reference=reference))
-        if reference is None and run["role"] == "oracle":  # the oracle against itself: 0 and 1 by construction
-            privacy["metrics"].update(compare(privacy, privacy))
-            privacy["reference"] = privacy["model"]
-        PrivacyRecord.parse(privacy, f"{label}'s privacy record").write(run_dir)
+            return None  # a damaged or unreadable run.json: measured again
+        key = self.evaluation_key(job.model_dir, reference)
+        if done is None or done.evaluation != key or not (run_dir / PrivacyRecord.FILE).is_file():
+            return None
+        self.log(f"    {job.label}: measured already with these settings (reused)")
+        done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out), "metrics": done.metrics,
+                            "evaluation": key, "provenance": done.provenance})  # fmt: skip
+        done.write(run_dir)  # the names and seeds of this study (the figures are the folder's)
+        return done.metrics, PrivacyRecord.read(run_dir).dump()
+
+    def record(self, job: Job, outcome: Outcome, reference: dict[str, Any] | None) -> dict[str, float | None]:
+        """A measured model's privacy record (compared with the oracle's) and run.json, what publish makes an entry
+        of; the folder stops being incomplete."""
+        run_dir, privacy = self.runs / job.label, outcome.privacy
+        if reference is not None:
+            compared(privacy, reference)
+        elif job.run["role"] == "oracle":  # the oracle against itself: 0 and 1 by construction
+            compared(privacy, privacy)
+        PrivacyRecord.parse(privacy, f"{job.label}'s privacy record").write(run_dir)
         (run_dir / RobustnessRecord.FILE).unlink(missing_ok=True)  # attacks on an earlier model of this label
-        metrics = study_metrics(results, pass_at_1, privacy["metrics"])
-        RunRecord(**run, model_source=_study_source(model_dir, self.out), metrics=metrics, evaluation=key,
+        metrics = study_metrics(outcome.results, outcome.pass_at_1, privacy["metrics"])
+        RunRecord(**job.run, model_source=_study_source(job.model_dir, self.out), metrics=metrics,
+                  evaluation=self.evaluation_key(job.model_dir, (reference or {}).get("model")),
                   provenance=provenance()).write(run_dir)  # fmt: skip
         (run_dir / INCOMPLETE).unlink()
-        return metrics, privacy
+        return metrics
 
-    def measure_stage(self, pair: Pair) -> Measured:
-        """The oracle (against itself) and the victim (against the oracle)."""
-        self.log(f"[2] {self._step(pair)}leak, near-neighbour, held-out code, EvalPlus and privacy on the victim and "
-                 "the oracle")  # fmt: skip
-        oracle = oracle_privacy = None
-        if pair.oracle is not None:
-            run = _built_run(pair.oracle_name or "", "oracle", model_record(pair.oracle),
-                             baseline_model_name=pair.victim_name, group=f"{self.family}/oracle")  # fmt: skip
-            oracle, oracle_privacy = self.measure(f"oracle{pair.tag}", pair.oracle, run, None)
-        run = _built_run(pair.victim_name, "victim", pair.record, oracle_model_name=pair.oracle_name,
-                         group=f"{self.family}/victim")  # fmt: skip
-        victim, _ = self.measure(f"victim{pair.tag}", pair.victim, run, oracle_privacy)
-        self._add("victim", f"victim{pair.tag}", victim, Measured(victim, oracle, oracle_privacy))
-        if oracle is not None:
-            self._add("oracle", f"oracle{pair.tag}", oracle, Measured(victim, oracle, oracle_privacy))
-        return Measured(victim, oracle, oracle_privacy)
-
-    # -- stage: unlearn --------------------------------------------------------------------------------------
-
-    def unlearn_stage(self, pair: Pair, refs: Measured) -> dict[str, str]:
-        """Every method at every seed from the pair's victim, each measured; returns each method's first label."""
+    def jobs_of(self, pair: Pair) -> list[Job]:
+        """The pair's models to measure: its oracle, its victim, then every method at every seed."""
         import dataclasses
 
 
-        cfg, first = self.cfg, {}
-        for i, method in enumerate(cfg.methods, 3):
+        cfg, jobs = self.cfg, []
+        if pair.oracle is not None:
+            jobs.append(Job(f"oracle{pair.tag}", pair.oracle, _built_run(
+                pair.oracle_name or "", "oracle", model_record(pair.oracle), baseline_model_name=pair.victim_name,
+                group=f"{self.family}/oracle")))  # fmt: skip
+        jobs.append(Job(f"victim{pair.tag}", pair.victim, _built_run(
+            pair.victim_name, "victim", pair.record, oracle_model_name=pair.oracle_name,
+            group=f"{self.family}/victim")))  # fmt: skip
+        for method in cfg.methods:
             base = UnlearnConfig(method=method, subset=cfg.subset, **cfg.unlearn)
             for s in range(cfg.seeds):
                 label = f"{method}{pair.tag}" + (f"-s{s}" if cfg.seeds > 1 else "")
-                first.setdefault(method, label)
-                self.log(f"[{i}] {self._step(pair)}unlearning: {method}"
-                         + (f" (seed {s + 1}/{cfg.seeds})" if cfg.seeds > 1 else ""))  # fmt: skip
                 ucfg = dataclasses.replace(base, seed=base.seed + s)
-                record = reusable_unlearned(self.models / label, pair.victim, ucfg, self.data_hash)
+                jobs.append(Job(label, self.models / label, {}, method=method, unlearn=ucfg, victim=pair.victim))
+        return jobs
+
+    def unlearned_run(self, pair: Pair, job: Job, record: dict[str, Any]) -> dict[str, Any]:
+        """An unlearned model's run record fields, from its unlearn.json."""
+        vrecord, seeded = pair.record, self.cfg.seeds > 1
+        return {
+            "model_name": f"{pair.victim_name}/{job.method}" + (f"@seed{record['seed']}" if seeded else ""),
+            "role": "unlearned", "method": job.method, "group": f"{self.family}/{job.method}",
+            "hyperparameters": record["hyperparameters"], "baseline_model_name": pair.victim_name,
+            "oracle_model_name": pair.oracle_name, "parameters": vrecord.get("parameters"),
+            "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
+            "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
+        }  # fmt: skip
+
+    def measure_stage(self, pair: Pair) -> dict[str, str]:
+        """The oracle (against itself), the victim and every method at every seed (each unlearned from the victim
+        first), all against the oracle, in `jobs` worker processes; returns each method's first label.
+
+        A model unlearned or measured already with the same settings is reused. Each model's figures are
+        recorded as soon as it is measured (and the oracle's privacy record is), so a stop loses only the models
+        being worked on."""
+        cfg, jobs = self.cfg, self.jobs_of(pair)
+        oracle_label = f"oracle{pair.tag}" if pair.oracle is not None else None
+        reference = model_label(pair.oracle) if pair.oracle is not None else None
+        found: dict[str, tuple[dict[str, float | None], dict[str, Any]]] = {}  # label -> metrics, privacy
+        unlearned: dict[str, dict[str, Any]] = {}  # label -> its unlearn.json
+        todo: list[Job] = []
+        for job in jobs:
+            if job.unlearn is not None:
+                record = reusable_unlearned(job.model_dir, pair.victim, job.unlearn, self.data_hash)
                 if record is not None:
-                    self.log(f"    {label}: unlearned already with these settings (reused)")
-                else:
-                    record = self.timed(f"unlearn_{label}", lambda u=ucfg, lab=label: unlearn(
-                        pair.victim, self.models / lab, u, data_dir=cfg.data_dir, overwrite=True,
-                        log=self.log))  # fmt: skip
-                vrecord = pair.record
-                run = {
-                    "model_name": f"{pair.victim_name}/{method}" + (f"@seed{ucfg.seed}" if cfg.seeds > 1 else ""),
-                    "role": "unlearned", "method": method, "group": f"{self.family}/{method}",
-                    "hyperparameters": record["hyperparameters"], "baseline_model_name": pair.victim_name,
-                    "oracle_model_name": pair.oracle_name, "parameters": vrecord.get("parameters"),
-                    "seeds": {"victim": vrecord.get("seed"), "unlearn": record["seed"]},
-                    "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
-                }  # fmt: skip
-                metrics, _ = self.measure(label, self.models / label, run, refs.oracle_privacy)
-                self._add(method, label, metrics, refs, {k: record[k] for k in (
+                    self.log(f"    {job.label}: unlearned already with these settings (reused)")
+                    unlearned[job.label] = record
+                    job.run, job.unlearn = self.unlearned_run(pair, job, record), None
+            done = self.measured_already(job, None if job.label == oracle_label else reference) if job.run else None
+            if done is not None:
+                found[job.label] = done
+            else:
+                todo.append(job)
+        n_methods = sum(j.method is not None for j in todo)
+        self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} unlearned first: "
+                 f"{', '.join(cfg.methods)}) in {self.jobs} worker process{'es' if self.jobs > 1 else ''}"
+                 + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
+        bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None)
+        threads = max(1, default_workers() // self.jobs)
+        waiting: dict[str, tuple[Job, Outcome]] = {}  # measured, waiting for the oracle's privacy record
+
+        def recorded(label: str, oracle_privacy: dict[str, Any] | None) -> None:
+            job, outcome = waiting.pop(label)
+            if outcome.unlearned is not None:
+                unlearned[label] = outcome.unlearned
+                job.run = self.unlearned_run(pair, job, outcome.unlearned)
+            found[label] = self.record(job, outcome, oracle_privacy), outcome.privacy
+
+        def settle() -> None:
+            """Record every measured model whose reference is known: the oracle first, the others once it is."""
+            if oracle_label in waiting:
+                recorded(oracle_label, None)
+            if oracle_label is None or oracle_label in found:
+                for label in list(waiting):
+                    recorded(label, found[oracle_label][1] if oracle_label else None)
+
+        started, error = time.perf_counter(), None
+        with workers_for(self.jobs, threads=threads) as pool:
+            queue, running = list(todo), {}
+            while queue or running:
+                while queue and len(running) < self.jobs and error is None:  # at most one job per worker
+                    job = queue.pop(0)
+                    write_text_atomic(self.runs / job.label / INCOMPLETE, "being evaluated by `leakbench run`; "
+                                      "publish refuses this folder until the evaluation finishes\n")  # fmt: skip
+                    self.log(f"    {job.label}: " + ("unlearning, then " if job.unlearn else "")
+                             + f"{', '.join(STUDY_TASKS)} on the {cfg.subset} subset, EvalPlus, privacy")  # fmt: skip
+                    running[pool.submit(measure_job, bench, job)] = job
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # no new job starts; those running finish and are recorded
+                        error = error or exc
+                        continue
+                    self.timings.update(outcome.timings)
+                    waiting[job.label] = (job, outcome)
+                    settle()
+                    self.log(f"    {job.label}: measured ({len(todo) - len(queue) - len(running)}/{len(todo)}, "
+                             f"{time.perf_counter() - started:.0f} s into this stage)")  # fmt: skip
+            if error is not None:
+                raise error
+        assert not waiting, f"measured but never recorded: {sorted(waiting)}"
+
+        refs = Measured(found[f"victim{pair.tag}"][0], found[oracle_label][0] if oracle_label else None,
+                        found[oracle_label][1] if oracle_label else None)  # fmt: skip
+        first: dict[str, str] = {}
+        for job in jobs:  # the table's order: victim, oracle, each method's seeds
+            if job.method is None:
+                continue
+            first.setdefault(job.method, job.label)
+        self._add("victim", f"victim{pair.tag}", refs.victim, refs)
+        if oracle_label is not None:
+            self._add("oracle", oracle_label, found[oracle_label][0], refs)
+        for job in jobs:
+            if job.method is not None:
+                record = unlearned[job.label]
+                self._add(job.method, job.label, found[job.label][0], refs, {k: record[k] for k in (
                     "hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")})  # fmt: skip
         return first
 
@@ -375,7 +522,7 @@ class Study:
 
         assert self.attacked is not None
         self.write()
-        self.log(f"[{len(self.cfg.methods) + 3}] robustness: relearning and quantization attacks, sequential "
+        self.log("[3] robustness: relearning and quantization attacks, sequential "
                  "deletion requests, forget-set scaling")  # fmt: skip
         victim, oracle, first = self.attacked
         self.robustness = self.timed("robustness", lambda: study_stage(
@@ -387,7 +534,7 @@ class Study:
         beside it; returns the summary."""
         cfg, board, published = self.cfg, Path(self.cfg.publish_to or self.out), None
         if cfg.publish:
-            self.log(f"[{len(cfg.methods) + 3 + cfg.robustness}] publishing into {board}")
+            self.log(f"[{3 + cfg.robustness}] publishing into {board}")
             published = publish([self.runs / label for label in self.labels], board / "leaderboard.json",
                                 board / "index.html")  # fmt: skip
         summary = self.summary(published=published)
@@ -417,7 +564,7 @@ class Study:
             extra["robustness"] = self.robustness
         return provenance(
             kind="study", subset=cfg.subset, methods=list(cfg.methods), seeds=cfg.seeds,
-            victim_seeds=cfg.victim_seeds, ner=cfg.ner,
+            victim_seeds=cfg.victim_seeds, jobs=self.jobs, ner=cfg.ner,
             utility=[f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets], rows=rows, **extra,
             timings_s=self.timings, wall_time_s=round(time.perf_counter() - self.started, 1),
         )  # fmt: skip
@@ -437,8 +584,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     study = Study(cfg, log)
     for v in range(cfg.victim_seeds):
         pair = study.models_stage(v)
-        refs = study.measure_stage(pair)
-        first = study.unlearn_stage(pair, refs)
+        first = study.measure_stage(pair)
         if v == 0:  # the robustness stage attacks the first victim's models: each method's first seed
             study.attacked = (pair.victim, pair.oracle, first)
     if cfg.robustness:

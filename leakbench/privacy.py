@@ -332,8 +332,7 @@ def measure(
         **({"extra_metrics": extra} if extra else {}),  # outside packages' membership attacks
     }
     if reference is not None:
-        record["metrics"].update(compare(record, reference))
-        record["reference"] = reference.get("model")
+        compared(record, reference)
     record["wall_time_s"] = round(time.perf_counter() - started, 1)
     return provenance(**record)
 
@@ -341,6 +340,14 @@ def measure(
 def _mean(values) -> float | None:
     values = list(values)
     return sum(values) / len(values) if values else None
+
+
+def compared(record: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """`record` (changed in place and returned) with PrivLeak and forget quality against `reference`, and the
+    reference's name."""
+    record["metrics"].update(compare(record, reference))
+    record["reference"] = reference.get("model")
+    return record
 
 
 def compare(record: dict[str, Any], reference: dict[str, Any]) -> dict[str, float | None]:

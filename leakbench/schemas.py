@@ -433,6 +433,7 @@ class StudySummary(Record):
     methods: list[str]
     seeds: int
     victim_seeds: int
+    jobs: int | None = None  # models measured at once (worker processes)
     ner: str | None = None
     utility: list[str] = Field(default_factory=list)
     rows: dict[str, StudyRow]

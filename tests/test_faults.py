@@ -665,6 +665,7 @@ CASES = [
     Case("run-batch-size-zero", [*RUN, "--batch-size", "0"], 2, "--batch-size must be", absent=("study",)),
     Case("run-limit-zero", [*RUN, "--limit", "0"], 2, "--limit must be", absent=("study",)),
     Case("run-limit-negative", [*RUN, "--limit", "-2"], 2, "--limit must be", absent=("study",)),
+    Case("run-jobs-zero", [*RUN, "--jobs", "0"], 2, "--jobs must be", absent=("study",)),
     Case("run-unknown-subset", [*RUN, "--subset", "tiny"], 2, "unknown subset", absent=("study",)),
     Case("run-epochs-zero", [*RUN, "--epochs", "0"], 2, "--epochs must be", absent=("study",)),
     Case("run-steps-zero", [*RUN, "--steps", "0"], 2, "--steps must be", absent=("study",)),

@@ -114,9 +114,17 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert sum("(reused)" in line for line in logged) == 2 + 2 * 2  # the two references; two seeds, twice each
     assert (out / "models" / "ga-s1" / "model.safetensors").stat().st_mtime_ns == weights
     assert {k: v["metrics"] for k, v in again["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
+    assert again["jobs"] == 2 and (out / "logs" / "ga-s1.log").is_file()  # two worker processes (2+ cores)
+
+    # one model at a time, in this process: the same figures as two workers with one thread each
+    inline = dataclasses.replace(cfg, out=tmp_path / "inline", seeds=1, jobs=1, publish=False)
+    alone = run_study(inline, log=lambda m: None)
+    assert alone["jobs"] == 1 and not (inline.out / "logs").exists()
+    assert alone["rows"]["ga"]["metrics"] == rows["ga"]["runs"][0]["metrics"]
+    assert {k: alone["rows"][k]["metrics"] for k in ("victim", "oracle")} == {k: m[k] for k in ("victim", "oracle")}
     # a changed setting is measured again
     logged.clear()
-    run_study(dataclasses.replace(cfg, limit=3, seeds=1, publish=False), log=logged.append)
+    run_study(dataclasses.replace(inline, limit=3), log=logged.append)
     assert sum("measured already" in line for line in logged) == 0
 
 

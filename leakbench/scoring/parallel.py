@@ -8,23 +8,14 @@ leave Ctrl-C and SIGTERM to the parent, which stops them and cleans up.
 
 from __future__ import annotations
 
-import contextlib
-import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from leakbench.records import LeakBenchError, signals_deferred
 from leakbench.scoring.taxonomy import LeakScorer, ScoreInput, ScoreInputError, Verdict
+from leakbench.workers import sigint_blocked
 
 _scorer: LeakScorer | None = None
-
-
-def default_workers() -> int:
-    """One worker per core the process may use (at least 1)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def _start(world: Sequence[Mapping[str, Any]], ner_model: str | None) -> None:
@@ -39,20 +30,6 @@ def _start(world: Sequence[Mapping[str, Any]], ner_model: str | None) -> None:
 def _score(items: list[ScoreInput]) -> list[Verdict | ScoreInputError]:
     assert _scorer is not None
     return _scorer.score_batch(items)
-
-
-@contextlib.contextmanager
-def _sigint_blocked() -> Iterator[None]:
-    """Block SIGINT while workers start: a spawned worker inherits the mask, so a Ctrl-C at the terminal (sent to
-    the whole process group) never interrupts it mid-import; the parent receives the signal when the block ends
-    and stops the pool itself."""
-    import signal
-
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def score_chunks(
@@ -82,7 +59,7 @@ def score_chunks(
         pending = []
         for chunk in chunks:
             if len(pending) < workers:  # this submit may start a worker: never cut its start-up in half
-                with signals_deferred(), _sigint_blocked():
+                with signals_deferred(), sigint_blocked():
                     pending.append(pool.submit(_score, chunk))
             else:
                 pending.append(pool.submit(_score, chunk))
