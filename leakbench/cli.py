@@ -18,7 +18,7 @@ from rich.table import Table
 from leakbench import __version__
 from leakbench.base import BaseConfig
 from leakbench.base import build as build_base
-from leakbench.data import DEFAULT_RELEASE, RELEASES, check_subset, release_dir
+from leakbench.data import DEFAULT_RELEASE, RELEASES, check_subset, release_dir, release_hash
 from leakbench.data.build import CANONICAL_SEED, CANONICAL_SUBJECTS, check_parameters, generate, write_release
 from leakbench.data.stats import release_stats
 from leakbench.data.verify import verify
@@ -43,6 +43,7 @@ from leakbench.robustness import ATTACKS, AXES, RobustnessConfig, robustness_tab
 from leakbench.schemas import PrivacyRecord
 from leakbench.scoring.engine import choose_ner_model
 from leakbench.scoring.jsonl import CHUNK, score_file
+from leakbench.sweep import SEEDS as SWEEP_SEEDS
 from leakbench.sweep import run_sweep
 from leakbench.unlearn import METHODS, OPTIONS, PARAMS, UnlearnConfig, expand_methods, parse_params, unlearn
 from leakbench.utility import (
@@ -54,7 +55,7 @@ from leakbench.utility import (
     check_options,
     run_utility,
 )
-from leakbench.victim import VictimConfig
+from leakbench.victim import VictimConfig, prebuilt
 from leakbench.victim import build as build_victim
 from leakbench.workers import default_workers
 
@@ -353,22 +354,36 @@ def unlearn_cmd(
 
 @app.command("sweep")
 def sweep_cmd(
-    model: Annotated[str, typer.Option("--model", help="The sweep's victim: built with another seed than the "
-                                                       "reported one (e.g. `leakbench victim build --seed 1`).")],
-    out: Annotated[Path, typer.Option("--out", help="Folder for the sweep's models, runs and sweep.json.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for sweep.json (rewritten after every run: a sweep "
+                                                    "resumes from it) and the runs' scratch space.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="The victim (default: the shipped one); it must have memorized the release's "
+                                     "validation subjects."),
+    ] = None,
     methods: Annotated[str, typer.Option(help="Comma-separated methods, or 'all'.")] = "all",
     subset: Annotated[str, typer.Option(help="mini or full.")] = "mini",
-    seed: Annotated[int, typer.Option(help="Unlearning seed of every point.")] = 0,
+    seeds: Annotated[int, typer.Option(help="Unlearning seeds per grid point (0..N-1).")] = SWEEP_SEEDS,
+    jobs: Annotated[
+        int | None, typer.Option(help="Runs at once, in worker processes (default: 2 on a CPU with 2+ cores).")
+    ] = None,
 ) -> None:
-    """Choose the methods' defaults: each grid point unlearned and scored on direct leaks and held-out code; the
-    lowest direct leak among points keeping >= 99% of the victim's code utility and halving its leaks (else
-    keeping >= 91%) wins. Resumes an interrupted sweep."""
+    """Choose the methods' defaults on the validation subjects and code only: every point of each method's grid
+    (the same number for every method) unlearned at --seeds seeds and scored on direct leaks and the validation
+    held-out code; per method the Pareto front, and the lowest mean direct leak among points keeping >= 99% of the
+    victim's code utility and halving its leaks (else keeping >= 91%) wins. Resumes an interrupted sweep."""
 
     check_subset(subset)
     chosen = expand_methods(tuple(m.strip() for m in methods.split(",") if m.strip()))
-    summary = run_sweep(model, out, chosen, subset=subset, seed=seed, log=console.print)
+    if model is None:
+        found = prebuilt(VictimConfig(subset=subset), release_hash())
+        if found is None:
+            raise LeakBenchError(f"no shipped victim for the {subset} subset (or its weights fail their sha256 "
+                                 "check); pass --model, or reinstall leakbench")  # fmt: skip
+        model = str(found)
+    summary = run_sweep(model, out, chosen, subset=subset, seeds=seeds, jobs=jobs, log=console.print)
     for method, row in summary["methods"].items():
-        console.print(f"{method}: {row['chosen']} ({row['rule']})")
+        console.print(f"{method}: {row['chosen']['hyperparameters']} ({row['rule']}); front: {', '.join(row['front'])}")
 
 
 @app.command("privacy")

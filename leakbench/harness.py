@@ -23,7 +23,7 @@ from leakbench.data import DEFAULT_RELEASE, check_split, read_table, release_dir
 from leakbench.data.build import INDIRECT_KINDS
 from leakbench.data.decoys import decoys
 from leakbench.data.subjects import FIELDS
-from leakbench.heldout import file_texts, line_cases, score_line
+from leakbench.heldout import code_split, file_texts, line_cases, score_line
 from leakbench.records import LeakBenchError, UsageError, atomic_dir
 from leakbench.registry import Registry, check_reference, resolve
 from leakbench.resources import resource_dir
@@ -124,20 +124,22 @@ def evaluate(
     limit: int | None = None,
     backend: str = "hf",
     model_args: str = "",
+    split: str = "forget",
 ) -> dict[str, Any]:
     """Run LeakBench tasks on a model through `lm_eval.simple_evaluate`, saving `results_*.json` and
     `samples_*.jsonl` under `out/lm_eval/` as `lm_eval --output_path out/lm_eval --log_samples` does (written to a
     temporary folder first and replacing the previous evaluation, so no stale or half-written result remains).
 
     `backend` is lm-eval's model type (`hf`, `vllm`); `model_args` (`k=v,...`) goes to it unchanged after
-    `pretrained=<model_dir>`, e.g. `dtype=bfloat16,tensor_parallel_size=2` for vLLM on two GPUs."""
+    `pretrained=<model_dir>`, e.g. `dtype=bfloat16,tensor_parallel_size=2` for vLLM on two GPUs. `split` picks the
+    subjects probed (and, with a validation split, the validation code modules): `leakbench sweep`'s only."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
 
     check_backend(backend, model_args)
     if device is None and not BACKENDS[backend].places_itself:
         device = choose_device(None)
-    manager = task_manager(subset=subset, data_dir=data_dir, ner=ner)
+    manager = task_manager(subset=subset, data_dir=data_dir, ner=ner, split=split)
     with quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
         results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
                             backend=backend, model_args=model_args, device=device, batch_size=batch_size,
@@ -145,8 +147,9 @@ def evaluate(
     return results
 
 
-def task_manager(*, subset: str = "mini", data_dir: str | Path | None = None, ner: str | None = None):
-    """lm-eval's `TaskManager` for LeakBench's tasks on one release and subset."""
+def task_manager(*, subset: str = "mini", data_dir: str | Path | None = None, ner: str | None = None,
+                 split: str = "forget"):  # fmt: skip
+    """lm-eval's `TaskManager` for LeakBench's tasks on one release, subset and split."""
     from lm_eval.tasks import TaskManager
 
 
@@ -156,6 +159,9 @@ def task_manager(*, subset: str = "mini", data_dir: str | Path | None = None, ne
         metadata["data_dir"] = str(data_dir)
     if ner is not None:
         metadata["ner"] = ner
+    if split != "forget":
+        check_split(split)
+        metadata["split"] = split
     return TaskManager(include_path=str(tasks_path()), include_defaults=False, metadata=metadata)
 
 
@@ -293,15 +299,16 @@ def reconstruct_rows(root: str | Path, subset: str, split: str = "forget") -> li
 
 
 def code_lines(**metadata: Any) -> dict[str, Any]:
-    """`custom_dataset` of leakbench_code_lines: the frozen held-out completion cases (`leakbench.heldout`)."""
+    """`custom_dataset` of leakbench_code_lines: the frozen held-out completion cases (`leakbench.heldout`) of the
+    reported modules, or of the validation modules when the probes are the validation subjects'."""
 
-    return {"test": _dataset(line_cases())}
+    return {"test": _dataset(line_cases(code_split(_source(**metadata)[2])))}
 
 
 def code_files(**metadata: Any) -> dict[str, Any]:
-    """`custom_dataset` of leakbench_code_files: the frozen held-out modules' texts."""
+    """`custom_dataset` of leakbench_code_files: the frozen held-out modules' texts (reported or validation)."""
 
-    return {"test": _dataset(file_texts())}
+    return {"test": _dataset(file_texts(code_split(_source(**metadata)[2])))}
 
 
 def process_code_line(doc: dict[str, Any], results: list[Any]) -> dict[str, float]:

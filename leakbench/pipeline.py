@@ -9,11 +9,11 @@ row's gap to the oracle (the model that never saw the forget set), as mean ± 95
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import math
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,7 +66,7 @@ from leakbench.scoring.engine import choose_ner_model
 from leakbench.unlearn import UnlearnConfig, check_methods, expand_methods, reusable_unlearned, unlearn
 from leakbench.utility import load_problems, parse_datasets, run_utility
 from leakbench.victim import VictimConfig, build, reusable
-from leakbench.workers import default_workers, output_to, workers_for
+from leakbench.workers import default_workers, output_to, run_each, workers_for
 
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
 # The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline: the four the
@@ -467,34 +467,24 @@ class Study:
                 for label in list(waiting):
                     recorded(label, found[oracle_label][1] if oracle_label else None)
 
-        started, error = time.perf_counter(), None
+        started, finished = time.perf_counter(), []
+
+        def begin(job: Job) -> None:
+            write_text_atomic(self.runs / job.label / INCOMPLETE, "being evaluated by `leakbench run`; publish "
+                              "refuses this folder until the evaluation finishes\n")  # fmt: skip
+            self.log(f"    {job.label}: " + ("unlearning, then " if job.unlearn else "")
+                     + f"{', '.join(STUDY_TASKS)} on the {cfg.subset} subset, EvalPlus, privacy")  # fmt: skip
+
+        def end(job: Job, outcome: Outcome) -> None:
+            self.timings.update(outcome.timings)
+            waiting[job.label] = (job, outcome)
+            settle()
+            finished.append(job.label)
+            self.log(f"    {job.label}: measured ({len(finished)}/{len(todo)}, "
+                     f"{time.perf_counter() - started:.0f} s into this stage)")  # fmt: skip
+
         with workers_for(self.jobs, threads=threads) as pool:
-            queue, running = list(todo), {}
-            while queue or running:
-                while queue and len(running) < self.jobs and error is None:  # at most one job per worker
-                    job = queue.pop(0)
-                    write_text_atomic(self.runs / job.label / INCOMPLETE, "being evaluated by `leakbench run`; "
-                                      "publish refuses this folder until the evaluation finishes\n")  # fmt: skip
-                    self.log(f"    {job.label}: " + ("unlearning, then " if job.unlearn else "")
-                             + f"{', '.join(STUDY_TASKS)} on the {cfg.subset} subset, EvalPlus, privacy")  # fmt: skip
-                    running[pool.submit(measure_job, bench, job)] = job
-                if not running:
-                    break
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = running.pop(future)
-                    try:
-                        outcome = future.result()
-                    except Exception as exc:  # no new job starts; those running finish and are recorded
-                        error = error or exc
-                        continue
-                    self.timings.update(outcome.timings)
-                    waiting[job.label] = (job, outcome)
-                    settle()
-                    self.log(f"    {job.label}: measured ({len(todo) - len(queue) - len(running)}/{len(todo)}, "
-                             f"{time.perf_counter() - started:.0f} s into this stage)")  # fmt: skip
-            if error is not None:
-                raise error
+            run_each(pool, self.jobs, todo, functools.partial(measure_job, bench), end, begin)
         assert not waiting, f"measured but never recorded: {sorted(waiting)}"
 
         refs = Measured(found[f"victim{pair.tag}"][0], found[oracle_label][0] if oracle_label else None,

@@ -451,12 +451,18 @@ class SweepRecord(Record):
     TITLE: ClassVar[str] = "sweep record"
     KIND: ClassVar[str] = "sweep"
     kind: Literal["sweep"] = "sweep"
+    key: dict[str, Any]  # what every run depends on (victim, release, code): a sweep under another key starts over
     subset: str
-    seed: int
+    split: str  # the subjects unlearned and probed (validation_forget), and with them the validation code modules
+    seeds: int  # unlearning seeds per point
+    grid_points: int  # points per method: the same budget for every method
     tasks: list[str]
     rules: list[str]
+    complete: bool  # False while runs are missing (a partial record, resumed by the next `leakbench sweep`)
     victim: dict[str, Any]
-    methods: dict[str, dict[str, Any]]
+    methods: dict[str, dict[str, Any]]  # per finished method: its points (means over seeds), front, chosen, rule
+    runs: dict[str, dict[str, Any]]  # every run: method, point, seed, hyper-parameters, figures
+    wall_time_s: float
 
 
 MODEL_RECORDS = (VictimRecord, UnlearnRecord)  # what LeakBench writes beside the weights it trains

@@ -46,6 +46,17 @@ def test_frozen_cases_follow_the_selection_rules():
     assert source["license"].startswith("PSF-2.0") and source["modules"] == list(HELD_OUT)
 
 
+def test_the_sweeps_modules_are_never_the_reported_ones():
+    reported, validation = heldout.SPLITS["reported"], heldout.SPLITS["validation"]
+    assert sorted(reported + validation) == sorted(HELD_OUT) and not set(reported) & set(validation)
+    assert (len(reported), len(validation)) == (8, 4)
+    for split, modules in heldout.SPLITS.items():
+        assert {c["module"] for c in heldout.line_cases(split)} == set(modules)
+        assert len(heldout.line_cases(split)) == len(modules) * heldout.CASES_PER_FILE
+        assert [f["module"] for f in heldout.file_texts(split)] == list(modules)
+    assert heldout.code_split("validation_forget") == "validation" and heldout.code_split("forget") == "reported"
+
+
 def test_prompts_are_the_preceding_lines_within_the_budget():
     text = "".join(f"line {i}\n" for i in range(1000))
     p = heldout.prompt(text, 900)

@@ -17,7 +17,6 @@ from leakbench.schemas import (
     RobustnessRecord,
     RunRecord,
     StudySummary,
-    SweepRecord,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,7 +34,6 @@ def test_the_committed_records_load_through_the_migration():
     assert summary.schema_version == "1" and list(summary.rows)[:2] == ["victim", "oracle"]
     assert summary.robustness and all(isinstance(r, RobustnessRecord) for r in summary.robustness.values())
     assert BaseModelRecord.read(ROOT / "leakbench" / "models" / "base").parameters > 1_000_000
-    assert set(SweepRecord.read(ROOT / "results" / "sweep.json").methods) >= {"ga", "rmu", "dpo"}
 
 
 def test_a_record_round_trips_and_keeps_its_fields(tmp_path):

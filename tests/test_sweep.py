@@ -1,23 +1,51 @@
-"""How `leakbench sweep` picks a method's defaults: the grid it walks and the rule that chooses."""
+"""How `leakbench sweep` picks a method's defaults: the same budget for every method, validation items only, the
+Pareto front and the one rule that chooses."""
 
 from __future__ import annotations
 
-from leakbench.sweep import RULES, choose, grid_points
-from leakbench.unlearn import METHODS
+import json
+
+import pytest
+
+from leakbench import sweep
+from leakbench.records import LeakBenchError
+from leakbench.sweep import RULES, choose, grid_points, pareto_front, summarize_point
+from leakbench.unlearn import GRID_POINTS, METHODS, Method, _check_method
 
 VICTIM = {"direct_leak_rate": 0.8, "code_edit_similarity": 0.25, "code_bits_per_byte": 2.0}
 
 
 def point(name: str, leak: float, edit: float, bpb: float) -> dict:
-    return {"point": name, "figures": {"direct_leak_rate": leak, "code_edit_similarity": edit,
-                                       "code_bits_per_byte": bpb}}  # fmt: skip
+    figures = {"direct_leak_rate": leak, "code_edit_similarity": edit, "code_bits_per_byte": bpb}
+    return {"point": name, "figures": figures, "utility_kept": sweep.utility_kept(VICTIM, figures)}
 
 
-def test_grid_is_the_defaults_then_each_other_value_one_at_a_time():
-    points = grid_points("span")
-    assert points[0] == {}  # the defaults
-    values = [v for v in METHODS["span"].grid["lr"] if v != METHODS["span"].defaults["lr"]]
-    assert points[1:] == [{"lr": v} for v in values]
+def test_every_method_gets_the_same_budget_with_the_steps_in_it():
+    for name in METHODS:
+        points = grid_points(name)
+        assert len(points) == GRID_POINTS and len({json.dumps(p, sort_keys=True) for p in points}) == GRID_POINTS
+        assert {p["steps"] for p in points} == {20, 40, 80}
+    with pytest.raises(LeakBenchError, match=r"grid has 2 points; .* same budget, 6 points"):
+        _check_method("odd", Method("leakbench.unlearn.ga:GATrainer", "odd", {"steps": 40, "lr": 3e-5,
+                                    "retain_weight": 0.0}, {"lr": (1e-4, 3e-4)}))  # fmt: skip
+
+
+def test_a_point_is_the_mean_of_its_seeds():
+    runs = [{"point": "ga-lr=0.001", "seed": s, "hyperparameters": {"lr": 1e-3}, "wall_time_s": w,
+             "figures": {"direct_leak_rate": leak, "code_edit_similarity": 0.25, "code_bits_per_byte": bpb}}
+            for s, (leak, bpb, w) in enumerate(((0.2, 2.0, 10.0), (0.4, 2.5, 20.0)))]  # fmt: skip
+    found = summarize_point(VICTIM, runs)
+    assert found["figures"] == pytest.approx({"direct_leak_rate": 0.3, "code_edit_similarity": 0.25,
+                                              "code_bits_per_byte": 2.25})  # fmt: skip
+    assert found["utility_kept"] == pytest.approx(2.0 / 2.25) and found["seeds"] == [0, 1]
+    assert found["wall_time_s"] == 15.0
+
+
+def test_the_front_holds_the_points_nothing_beats_on_both_axes():
+    points = [point("a", 0.5, 0.25, 2.0), point("b", 0.1, 0.24, 2.0), point("c", 0.1, 0.20, 2.0),
+              point("d", 0.0, 0.10, 2.0), point("e", 0.6, 0.25, 2.0)]  # fmt: skip
+    # c: b leaks as little and keeps more; e: a leaks less and keeps as much
+    assert pareto_front(points) == ["d", "b", "a"]
 
 
 def test_the_lowest_leak_that_keeps_99_percent_and_halves_the_leak_wins():
@@ -37,3 +65,48 @@ def test_otherwise_the_point_keeping_the_most_utility():
     points = [point("a", 0.1, 0.20, 2.0), point("b", 0.0, 0.1, 2.0)]
     chosen, rule = choose(VICTIM, points)
     assert chosen["point"] == "a" and rule == RULES[2]
+
+
+def test_a_sweep_sees_only_validation_items_and_resumes_from_its_record(toy_victims, tmp_path, monkeypatch):
+    from leakbench.data import read_table
+    from leakbench.heldout import SPLITS
+
+    seen = []
+    real = sweep.evaluate
+
+    def spy(model_dir, run_dir, tasks, **kw):
+        seen.append(kw["split"])
+        found = real(model_dir, run_dir, tasks, **kw)
+        samples = [json.loads(line) for p in (run_dir / "lm_eval").rglob("samples_*.jsonl")
+                   for line in p.read_text().splitlines()]  # fmt: skip
+        validation = {s["subject_id"] for s in read_table("subjects", subset="mini", split="validation_forget")}
+        for s in samples:
+            doc = s["doc"]
+            assert doc.get("subject_id", "x") in validation | {"x"} and doc.get("module", SPLITS["validation"][0]) \
+                in SPLITS["validation"]
+        assert any("subject_id" in s["doc"] for s in samples) and any("module" in s["doc"] for s in samples)
+        return found
+
+    monkeypatch.setattr(sweep, "evaluate", spy)
+    forgotten, real_unlearn = [], sweep.unlearn
+
+    def unlearn_spy(model, out, cfg, **kw):
+        forgotten.append(cfg.split)
+        return real_unlearn(model, out, cfg, **kw)
+
+    monkeypatch.setattr(sweep, "unlearn", unlearn_spy)
+    two = [{"steps": 2, "lr": 1e-4}, {"steps": 2, "lr": 3e-4}]
+    monkeypatch.setattr(sweep, "grid_points", lambda method: two)  # a 2-point grid: the test's budget
+    out = tmp_path / "sweep"
+    record = sweep.run_sweep(toy_victims["victim"], out, ("ga",), seeds=2, jobs=1, limit=3, log=lambda m: None)
+    assert set(seen) == {"validation_forget"} and len(seen) == 1 + 2 * 2
+    assert record["complete"] and record["split"] == "validation_forget" and len(record["runs"]) == 4
+    ga = record["methods"]["ga"]
+    assert [p["seeds"] for p in ga["points"]] == [[0, 1], [0, 1]]
+    assert ga["chosen"]["point"] in ga["front"] and ga["rule"] in RULES
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]  # the scratch is gone
+    assert forgotten == ["validation_forget"] * 4  # the documents unlearned: the validation subjects'
+
+    seen.clear()  # a second sweep resumes: nothing runs again
+    again = sweep.run_sweep(toy_victims["victim"], out, ("ga",), seeds=2, jobs=1, limit=3, log=lambda m: None)
+    assert seen == [] and again["methods"] == record["methods"]

@@ -205,7 +205,8 @@ def _release(results: dict[str, Any], path_hint: Path) -> DataRelease:
         )
     split = splits.pop()
     if split not in ("forget", "holdout"):
-        raise LeakBenchError(f"{path_hint}: task metadata split is {split!r}; expected forget or holdout")
+        raise LeakBenchError(f"{path_hint}: task metadata split is {split!r}; expected forget or holdout (the "
+                             "validation subjects and code are `leakbench sweep`'s, never published)")
     return DataRelease(name=name, hash=current, subset=subsets.pop(), split=split)
 
 

@@ -12,6 +12,7 @@ one method on its forget set with retain documents as the counterweight, and wri
 from __future__ import annotations
 
 import copy
+import math
 import os
 import tempfile
 from contextlib import contextmanager
@@ -92,6 +93,7 @@ PARAMS: dict[str, Param] = {
     "samples": Param(int, help="PLUM: completions sampled per prefix"),
 }
 SHARED = ("steps", "lr", "retain_weight")
+GRID_POINTS = 6  # every method's sweep grid: the same number of points (a product over its own hyper-parameters)
 OPTIONS = (*SHARED, "beta")  # hyper-parameters with their own command-line option (the rest: --param NAME=VALUE)
 
 
@@ -142,36 +144,45 @@ def _check_method(name: str, method: Any) -> Method:
     try:
         for k, v in method.defaults.items():
             method.param(k).parse(k, v)
+        for k, values in method.grid.items():
+            for v in values:
+                method.param(k).parse(k, v)
     except UsageError as exc:
-        raise LeakBenchError(f"{where}: a default out of range ({exc})") from None
+        raise LeakBenchError(f"{where}: a default or grid value out of range ({exc})") from None
+    if method.grid and math.prod(len(v) for v in method.grid.values()) != GRID_POINTS:
+        raise LeakBenchError(f"{where}: its grid has {math.prod(len(v) for v in method.grid.values())} points; "
+                             f"`leakbench sweep` gives every method the same budget, {GRID_POINTS} points")  # fmt: skip
     return method
 
 
-# Defaults: the points `leakbench sweep` chose on the seed-1 victim (results/sweep.json; the study reports the
-# seed-0 victim); the grid is what was tried. Retain weight 1 and beta 0.1 are the papers' and OpenUnlearning's;
-# SimNPO's beta 4.5 and margin 0 are OpenUnlearning's; RMU's layer (the middle) and its retain weight are ours.
+# Defaults: the points the previous `leakbench sweep` chose on a seed-1 victim of release v2 (no validation subjects
+# then); the sweep on the validation subjects (results/sweep.json) re-chooses them from the grids below once every
+# method's runs are in. Retain weight 1 and beta 0.1 are the papers' and OpenUnlearning's; SimNPO's beta 4.5 and
+# margin 0 are OpenUnlearning's; RMU's layer (the middle) and its retain weight are ours.
 _U = "leakbench.unlearn."  # the built-in trainers: one module each in this package
+_STEPS = (20, 40, 80)  # every built-in grid: the steps times two values of the method's own strength
 BUILTIN_METHODS: dict[str, Method] = {
     "ga": Method(_U + "ga:GATrainer", "GA", {"steps": 40, "lr": 3e-5, "retain_weight": 0.0},
-                 {"lr": (3e-5, 1e-4, 3e-4)}),
+                 {"steps": _STEPS, "lr": (1e-4, 3e-4)}),
     "ga_gd": Method(_U + "ga_gd:GAGDTrainer", "GA+GD", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
-                    {"lr": (8e-5, 3e-4)}),
+                    {"steps": _STEPS, "lr": (1e-4, 3e-4)}),
     "ga_kl": Method(_U + "ga_kl:GAKLTrainer", "GA+KL", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0},
-                    {"lr": (5e-5, 3e-4)}),
+                    {"steps": _STEPS, "lr": (1e-4, 3e-4)}),
     "npo": Method(_U + "npo:NPOTrainer", "NPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1},
-                  {"lr": (5e-4, 1e-3)}),
+                  {"steps": _STEPS, "lr": (5e-4, 1e-3)}),
     "simnpo": Method(_U + "simnpo:SimNPOTrainer", "SimNPO", {"steps": 40, "lr": 5e-4, "retain_weight": 1.0,
-                                                            "beta": 4.5, "margin": 0.0}, {"lr": (5e-4, 1e-3)}),
+                                                            "beta": 4.5, "margin": 0.0},
+                     {"steps": _STEPS, "lr": (5e-4, 1e-3)}),
     "rmu": Method(_U + "rmu:RMUTrainer", "RMU", {"steps": 40, "lr": 1e-3, "retain_weight": 10.0, "layer": "middle",
-                                                 "steering": 100.0}, {"steering": (50.0, 100.0, 200.0)}),
+                                                 "steering": 100.0}, {"steps": _STEPS, "steering": (100.0, 200.0)}),
     "span": Method(_U + "span:SpanTrainer", "span-aware (CodeEraser-style)",
                    {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1, "context_weight": 1.0,
-                    "forget_loss": "npo"}, {"lr": (5e-4, 1e-3, 2e-3)}),
+                    "forget_loss": "npo"}, {"steps": _STEPS, "lr": (5e-4, 1e-3)}),
     "dpo": Method(_U + "dpo:DPOTrainer", "redaction DPO", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0,
-                                                          "beta": 0.1}, {"lr": (3e-4, 1e-3, 3e-3)}),
+                                                          "beta": 0.1}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
     "plum": Method(_U + "plum:PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
                    {"steps": 40, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
-                    "samples": 4}, {"lr": (3e-4, 1e-3)}),
+                    "samples": 4}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
 }  # fmt: skip
 # the registry: the built-in table, then outside packages' methods (entry-point group `leakbench.methods`)
 METHODS: Registry[Method] = Registry("leakbench.methods", "unlearning method", BUILTIN_METHODS, _check_method)
@@ -200,6 +211,9 @@ def trainer_class(name: str) -> type:
     return METHODS[name].trainer_class()
 
 
+FORGETTABLE = ("forget", "validation_forget")  # the release splits a victim is fine-tuned on
+
+
 @dataclass
 class UnlearnConfig:
     method: str
@@ -218,6 +232,9 @@ class UnlearnConfig:
     # None: every forget subject; else only the documents that mention one of these (a deletion request, a
     # smaller forget set: leakbench.robustness)
     subjects: tuple[str, ...] | None = None
+    # whose documents are forgotten: the forget subjects, or the validation subjects (the victim memorized both;
+    # `leakbench sweep` tunes on the latter, so no default is chosen on a reported subject)
+    split: str = "forget"
     precision: str = "fp32"  # or "bf16" (autocast, on a GPU that has it): part of the cache key and the record
 
     def __post_init__(self) -> None:
@@ -238,6 +255,9 @@ class UnlearnConfig:
             self.subjects = tuple(self.subjects)
             if not self.subjects:
                 raise UsageError("an empty list of subjects to forget; give at least one (or none: all of them)")
+        if self.split not in FORGETTABLE:
+            raise UsageError(f"unlearning split {self.split!r}: choose one of {', '.join(FORGETTABLE)} (the subjects "
+                             "a victim memorized)")  # fmt: skip
         if self.precision != "fp32":
             check_precision(self.precision)
 
@@ -326,7 +346,8 @@ def unlearn(
 
         trainer_cls = trainer_class(cfg.method)
         model, tokenizer = load_causal_lm(model_dir)
-        forget_docs = requested_documents(read_table("forget", subset=subset, data_dir=data_dir), cfg.subjects)
+        forget_docs = requested_documents(read_table("forget", subset=subset, data_dir=data_dir, split=cfg.split),
+                                          cfg.subjects)
         max_length = min(cfg.max_length, context_length(model, cfg.max_length))  # GPT-2-style short limits
         max_prompt = min(PROMPT_TOKENS, max_length // 2)  # preference prompts leave room for their completions
         forget = encode_documents(tokenizer, forget_docs, max_length=max_length)
@@ -342,7 +363,7 @@ def unlearn(
         rounds = hyper.get("rounds", 1)
         source = ForgetSource(method=cfg.method, model=model, tokenizer=tokenizer, documents=forget_docs,
                               encoded=forget, hyper=hyper, seed=cfg.seed, max_prompt=max_prompt, subset=subset,
-                              data_dir=data_dir, log=log)  # fmt: skip
+                              split=cfg.split, data_dir=data_dir, log=log)  # fmt: skip
         wall, trainer = 0.0, None
         for r in range(rounds):
             items = trainer_cls.forget_items(source, r)  # the method's own: documents, pairs, on-policy pairs

@@ -23,7 +23,8 @@ class PLUMTrainer(DPOTrainer):
 
         h, name = source.hyper, source.method
         items, counts = on_policy_pairs(source.model, source.tokenizer, source.documents,
-                                        read_table("subjects", subset=source.subset, data_dir=source.data_dir),
+                                        read_table("subjects", subset=source.subset, data_dir=source.data_dir,
+                                                   split=source.split),
                                         prompts=h["prompts"], samples=h["samples"], seed=source.seed + round,
                                         max_prompt=source.max_prompt)  # fmt: skip
         source.record.setdefault("on_policy_rounds", []).append(counts)

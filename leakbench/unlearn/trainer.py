@@ -46,6 +46,7 @@ class ForgetSource:
     seed: int
     max_prompt: int  # the longest preference prompt, in tokens
     subset: str
+    split: str  # the release split of `documents` (forget, or the sweep's validation_forget)
     data_dir: str | Path | None
     log: Callable[[str], None]
     record: dict[str, Any] = field(default_factory=dict)
