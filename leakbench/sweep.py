@@ -47,7 +47,7 @@ from leakbench.records import (
     resolved,
 )
 from leakbench.schemas import SweepRecord, model_record
-from leakbench.unlearn import GRID_POINTS, METHODS, SHARED, UnlearnConfig, check_methods, unlearn
+from leakbench.unlearn import GRID_POINTS, METHODS, OPTIONS, UnlearnConfig, check_methods, unlearn
 from leakbench.workers import default_workers, output_to, run_each, workers_for
 
 TASKS = [DIRECT, CODE]
@@ -83,7 +83,7 @@ class Run:
         return f"{_label(self.method, self.point)}@{self.seed}"
 
     def config(self, subset: str) -> UnlearnConfig:
-        shared = {k: v for k, v in self.point.items() if k in SHARED or k == "beta"}
+        shared = {k: v for k, v in self.point.items() if k in OPTIONS}
         params = {k: v for k, v in self.point.items() if k not in shared}
         return UnlearnConfig(method=self.method, subset=subset, seed=self.seed, split=SPLIT, params=params, **shared)
 

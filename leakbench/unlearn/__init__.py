@@ -2,8 +2,8 @@
 unlearning (CodeEraser's manner); redaction DPO; and PLUM's scorer-verified on-policy preference learning.
 
 `METHODS` is the registry, readable without torch: each method's trainer class (one file each in this package),
-its hyper-parameters with their defaults, and the grid the defaults were chosen from (`leakbench sweep`, on a
-victim built with another seed than the reported one). Outside packages add methods through the entry-point
+its hyper-parameters with their defaults, and the grid `leakbench sweep` chooses the defaults from (on the
+validation subjects and code only). Outside packages add methods through the entry-point
 group `leakbench.methods` (a `Method` declaration; see `leakbench.registry`). `unlearn()` loads a model, runs
 one method on its forget set with retain documents as the counterweight, and writes the model plus
 `unlearn.json` atomically; what the method trains on is its trainer's `forget_items` hook.
