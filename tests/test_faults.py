@@ -997,7 +997,7 @@ def test_study_stopped_mid_reevaluation_is_refused_by_publish(material, tmp_path
 
     monkeypatch.setattr("leakbench.pipeline.measure", stopped)  # Ctrl-C while the victim's privacy is measured
     cfg = StudyConfig(out=tmp_path / "study", model=str(material["tiny"]), methods=("ga",), limit=1, utility=(),
-                      batch_size=4, publish=False)  # fmt: skip
+                      batch_size=4, publish=False, jobs=1)  # fmt: skip  (one job: the patch reaches no worker process)
     with pytest.raises(Interrupted):
         run_study(cfg, log=lambda message: None)
     assert (run / "run.incomplete").is_file() and list(run.rglob("results_*.json"))
