@@ -212,7 +212,7 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
         victim = _figures(study_metrics(evaluate(model, out / "work" / "runs" / "victim", TASKS, subset=subset,
                                                  split=SPLIT, limit=limit)))  # fmt: skip
         shutil.rmtree(out / "work" / "runs" / "victim", ignore_errors=True)
-    runs = {label: r for label, r in done.items() if r["method"] in methods}
+    runs = done  # every finished run stays in the record, whichever methods this call sweeps
     todo = [run for m in methods for p in grid_points(m) for s in range(seeds)
             if (run := Run(m, p, s)).label not in runs]  # fmt: skip
     width = jobs or min(2, default_workers())
@@ -225,7 +225,7 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
             tasks=TASKS, rules=list(RULES), complete=complete,
             victim={"model": model_label(Path(model)), "seed": record.get("seed"),
                     "config_key": record.get("config_key"), **victim},
-            methods=_methods(victim, runs, methods, seeds), runs=runs,
+            methods=_methods(victim, runs, _swept(methods, runs), seeds), runs=runs,
             wall_time_s=round(time.perf_counter() - started, 1),
         ))  # fmt: skip
         summary.write(out)
@@ -250,6 +250,11 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
         log(f"sweep {method}: chose {chosen['point']} (direct leak {chosen['figures']['direct_leak_rate']:.3f}, "
             f"utility kept {chosen['utility_kept']:.3f}; {row['rule']})")  # fmt: skip
     return summary
+
+
+def _swept(methods: tuple[str, ...], runs: dict[str, dict[str, Any]]) -> tuple[str, ...]:
+    """This call's methods, then those an earlier call swept into the same record."""
+    return tuple(dict.fromkeys([*methods, *(r["method"] for r in runs.values())]))
 
 
 def _methods(victim: dict[str, Any], runs: dict[str, dict[str, Any]], methods: tuple[str, ...], seeds: int

@@ -110,3 +110,7 @@ def test_a_sweep_sees_only_validation_items_and_resumes_from_its_record(toy_vict
     seen.clear()  # a second sweep resumes: nothing runs again
     again = sweep.run_sweep(toy_victims["victim"], out, ("ga",), seeds=2, jobs=1, limit=3, log=lambda m: None)
     assert seen == [] and again["methods"] == record["methods"]
+
+    more = sweep.run_sweep(toy_victims["victim"], out, ("ga_gd",), seeds=1, jobs=1, limit=3, log=lambda m: None)
+    assert len(seen) == 2 and set(more["runs"]) >= set(record["runs"])  # sweeping another method keeps GA's runs
+    assert list(more["methods"]) == ["ga_gd", "ga"] and more["methods"]["ga"] == record["methods"]["ga"]
