@@ -26,7 +26,7 @@ from leakbench.harness import BACKENDS, tasks_path
 from leakbench.leaderboard import publish
 from leakbench.metrics import METRICS, PRIVACY
 from leakbench.pipeline import StudyConfig, add_robustness, merge_summaries, run_study, table
-from leakbench.privacy import PrivacyConfig, measure, read_record
+from leakbench.privacy import CALIBRATION, PrivacyConfig, measure, read_record
 from leakbench.records import (
     Interrupted,
     LeakBenchError,
@@ -404,12 +404,21 @@ def privacy_cmd(
     release: Annotated[str | None, typer.Option(help=f"Packaged release name (default: {DEFAULT_RELEASE}).")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="A release built with `leakbench data build`.")] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda, ... (default: cuda when present).")] = None,
+    calibration: Annotated[
+        str,
+        typer.Option(help="The reference attack's reference model: 'base' (the shipped base, which never saw a "
+                     "subject), a model directory or hub id (for a hub model: its pre-fine-tuning checkpoint), or "
+                     "'none'."),
+    ] = CALIBRATION,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing --out file.")] = False,
 ) -> None:
-    """Memorization and membership inference on the forget set: exact memorization, extraction strength, LOSS /
-    zlib / Min-K% / Min-K%++ AUC against the holdout subjects, and with --reference PrivLeak and forget quality."""
+    """Memorization and membership inference on the forget set: exact memorization, extraction strength, and
+    the AUC of LOSS, zlib, Min-K%, Min-K%++ and the reference attack against the holdout subjects, with the
+    strongest attack's TPR at 1% and 0.1% FPR and subject-bootstrap intervals; with --reference, MUSE's PrivLeak
+    and TOFU's forget quality (p, KS D, log10 p)."""
 
-    cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir)
+    cfg = PrivacyConfig(subset=subset, k=k, batch_size=batch_size, release=release, data_dir=data_dir,
+                        calibration=calibration)
     check_output(out, kind="file")
     check_not_aliased("--out", out, {"--reference": reference})
     if out.exists() and not overwrite:

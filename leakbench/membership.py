@@ -1,14 +1,15 @@
 """Membership attacks: a registry of score functions over one value's token statistics (`ValueStats`).
 
 Each attack maps (stats, k) to a number; `members_score` says which way members lean ("low": lower = more
-likely a member, OpenUnlearning's orientation, as for every built-in; "high": the opposite). The built-in four
-(LOSS, zlib, Min-K%, Min-K%++) are the published `mia_<attack>` figures (`BUILTIN`, `leakbench.metrics.ATTACKS`);
-outside packages add attacks through the entry-point group `leakbench.membership`, reported beside them. Light:
-no torch.
+likely a member, OpenUnlearning's orientation, as for every built-in; "high": the opposite). The built-in five
+(LOSS, zlib, Min-K%, Min-K%++ and the reference-calibrated likelihood ratio) are the published `mia_<attack>`
+figures (`BUILTIN`, `leakbench.metrics.ATTACKS`); outside packages add attacks through the entry-point group
+`leakbench.membership`, reported beside them. Light: no torch.
 """
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -28,6 +29,9 @@ class ValueStats:
     correct: list[bool]
     mean: list[float]
     std: list[float]
+    # log p(token | prefix) of the same value under a reference model that never saw any subject (the reference
+    # attack's calibration; its own tokenization, so only the sum is comparable); None when none was scored
+    reference_logprobs: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,15 @@ def min_k_plus_plus(stats: ValueStats, k: float) -> float:
     return -_lowest_mean(standardized, k)
 
 
+def reference_ratio(stats: ValueStats, k: float) -> float:
+    """Reference (Carlini et al. 2021, OpenUnlearning's `mia_reference`): -log p(value | context) under the model
+    minus the same under the reference model, in nats over the whole value (a difference of sums, so the two
+    tokenizers need not agree); NaN when no reference was scored."""
+    if stats.reference_logprobs is None:
+        return math.nan
+    return sum(stats.reference_logprobs) - sum(stats.logprobs)
+
+
 def _check(name: str, attack: Any) -> MembershipAttack:
     if not isinstance(attack, MembershipAttack):
         raise LeakBenchError(f"membership attack {name!r}: expected a leakbench.membership.MembershipAttack "
@@ -89,6 +102,7 @@ ATTACKS: Registry[MembershipAttack] = Registry("leakbench.membership", "membersh
     "zlib": MembershipAttack(zlib_ratio, "zlib"),
     "min_k": MembershipAttack(min_k, "Min-K%"),
     "min_k_plus_plus": MembershipAttack(min_k_plus_plus, "Min-K%++"),
+    "reference": MembershipAttack(reference_ratio, "Reference"),
 }, _check)  # fmt: skip
 BUILTIN: tuple[str, ...] = ATTACKS.builtin  # the published ones: `mia_<attack>` of every record
 

@@ -40,18 +40,22 @@ PROBE_METRICS = (*SUMMARY_METRICS, *KIND_METRICS, *FIELD_METRICS, *PROBE_KIND_ME
 # `leakbench privacy`'s figures (leakbench.privacy computes them), published beside lm-eval's tasks under this name.
 PRIVACY = "leakbench_privacy"
 EVALPLUS = "evalplus"  # EvalPlus pass@1 (plus tests), by dataset: leakbench.utility
-ATTACKS = BUILTIN_MEMBERSHIP_ATTACKS  # loss, zlib, min_k, min_k_plus_plus; `mia_<attack>` is each one's AUC
-HEADLINE_ATTACK = "min_k_plus_plus"  # the AUC `privleak` compares
+ATTACKS = BUILTIN_MEMBERSHIP_ATTACKS  # loss, zlib, min_k, min_k_plus_plus, reference; `mia_<attack>`: its AUC
+# The privacy headline is each model's strongest attack (`leakbench.privacy.strongest`); the robustness meter
+# follows one fixed attack per subject, so that its figures compare across attacks and models.
+ROBUSTNESS_ATTACK = "min_k_plus_plus"
+FPR_POINTS = {"tpr_at_1pct_fpr": 0.01, "tpr_at_0_1pct_fpr": 0.001}  # the strongest attack's TPR at these FPRs
 PRIVLEAK_TOLERANCE = 10.0  # percent: |PrivLeak| within it reads as neither under- nor over-unlearned
 
 
 def verdict(privleak: float | None) -> str | None:
-    """How a PrivLeak figure reads: under-unlearned above +10%, over-unlearned below -10%."""
+    """How a PrivLeak figure reads, in MUSE's orientation: under-unlearned below -10% (the forget set still
+    looks like members: a memorizing model reads about -100%), over-unlearned above +10%."""
     if privleak is None:
         return None
-    if privleak > PRIVLEAK_TOLERANCE:
+    if privleak < -PRIVLEAK_TOLERANCE:
         return "under-unlearned"
-    return "over-unlearned" if privleak < -PRIVLEAK_TOLERANCE else "within ±10%"
+    return "over-unlearned" if privleak > PRIVLEAK_TOLERANCE else "within ±10%"
 
 
 # --- the metric table -----------------------------------------------------------------------------------------
@@ -152,14 +156,19 @@ METRICS: list[Metric] = [
     Metric("other_pii_rate", "other PII", "Other PII", ((INDIRECT, "other_pii_rate"),), study=False),
     _privacy_row("exact_memorization", "EM", "Exact memorization", unit="score", headline=True, robustness=True),
     _privacy_row("extraction_strength", "ES", "Extraction strength", unit="score"),
-    *(_privacy_row(f"mia_{a}", f"{a} AUC", f"{a} AUC", unit="score", better=None, study=False, page=False)
-      for a in ATTACKS if a != HEADLINE_ATTACK),
-    _privacy_row(f"mia_{HEADLINE_ATTACK}", "Min-K%++ AUC", "Min-K%++ AUC", unit="score", better=None, headline=True,
-                 robustness=True),
+    *(_privacy_row(f"mia_{a}", f"{a} AUC", f"{a} AUC", unit="score", better=None, study=False, page=False,
+                   robustness=a == ROBUSTNESS_ATTACK) for a in ATTACKS),
+    _privacy_row("mia_strongest", "strongest AUC", "Strongest-attack AUC", unit="score", better=None, headline=True),
+    _privacy_row("tpr_at_1pct_fpr", "TPR@1%FPR", "TPR at 1% FPR", unit="rate", better=None, study=False),
+    _privacy_row("tpr_at_0_1pct_fpr", "TPR@0.1%FPR", "TPR at 0.1% FPR", unit="rate", better=None, study=False,
+                 page=False),
     _privacy_row("privleak", "PrivLeak", "PrivLeak (→ 0)", unit="percent", better=None, reading=verdict,
                  headline=True),
     _privacy_row("forget_quality", "forget quality", "Forget quality", unit="pvalue", better="higher",
                  headline=True),
+    _privacy_row("forget_quality_ks", "KS D", "Forget quality KS D", unit="score", study=False, page=False),
+    _privacy_row("forget_quality_log10_p", "log10 FQ", "Forget quality log10 p", unit="score", better="higher",
+                 study=False),
     Metric("code_edit_similarity", "code edit sim.", "Code edit sim.", ((CODE_LINES, "edit_similarity"),),
            unit="score", better="higher", kept=True, headline=True),
     Metric("code_exact_match", "code exact match", "Code exact match", ((CODE_LINES, "exact_match"),),

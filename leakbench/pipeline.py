@@ -41,7 +41,7 @@ from leakbench.metrics import (
     utility_kept,
     vs_oracle_key,
 )
-from leakbench.privacy import PrivacyConfig, compared, measure
+from leakbench.privacy import CALIBRATION, PrivacyConfig, compared, measure
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -289,7 +289,9 @@ class Study:
         self.out = Path(cfg.out)
         self.models, self.runs = self.out / "models", self.out / "runs"
         self.data_hash = release_hash(data_dir=cfg.data_dir)
-        self.privacy_cfg = PrivacyConfig(subset=cfg.subset, data_dir=cfg.data_dir)
+        # the reference attack calibrates by the base the victims were fine-tuned from (the shipped one by default)
+        self.privacy_cfg = PrivacyConfig(subset=cfg.subset, data_dir=cfg.data_dir,
+                                         calibration=cfg.victim.get("base") or CALIBRATION)  # fmt: skip
         self.timings: dict[str, float] = {}
         self.utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
         self.runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
@@ -701,9 +703,10 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
              "and EvalPlus; near-neighbour bits/byte (the forget templates with placeholders) is a diagnostic, "
              "never kept: retain and redaction texts share its templates.",
              "EM, ES: exact memorization and extraction strength of the forget values in their training context; "
-             "Min-K%++ AUC: forget vs holdout subjects' values (0.5 = chance); PrivLeak: that AUC relative to the "
-             "oracle's (within ±10% = neither under- nor over-unlearned); forget quality: KS-test p-value of the "
-             "truth ratios against the oracle's."]  # fmt: skip
+             "strongest AUC: the strongest membership attack's, forget vs holdout subjects' values (0.5 = chance); "
+             "PrivLeak: MUSE's, that AUC against the oracle's (about -100% = memorized, below -10% under-unlearned, "
+             "above +10% over-unlearned); forget quality: KS-test p-value of per-subject truth ratios against the "
+             "oracle's."]  # fmt: skip
     if seeded:
         notes.append("x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t).")
     if flagged:

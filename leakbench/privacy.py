@@ -13,11 +13,26 @@ are those overlapping the value, the same rule that marks values for training). 
   log-probs), Min-K%++ (the same on log-probs standardized by the mean and standard deviation of log p(.|prefix)).
 
 Membership AUC: ROC AUC of telling forget-subject values (members) from holdout-subject values (non-members,
-never trained on) by each score; 1 = told apart perfectly, 0.5 = chance. PrivLeak (MUSE) against a reference
-(the oracle): (AUC - AUC_ref) / AUC_ref x 100, positive = under-unlearned, negative = over-unlearned. Forget
-quality (TOFU): the p-value of a two-sample KS test between this model's and the reference's truth ratios on the
-forget set, the truth ratio of a reconstruction row being exp(L(true) - mean_j L(decoy_j)) with L the mean token
-NLL of a value after its probe prompt (OpenUnlearning's computation, decoys from leakbench_reconstruct).
+never trained on) by each score; 1 = told apart perfectly, 0.5 = chance (OpenUnlearning's `mia_auc`: forget data
+much likelier gives 1). Beside LOSS, zlib, Min-K% and Min-K%++, the reference attack calibrates each value's
+likelihood by a reference model that never saw any subject (by default the shipped base the victim was fine-tuned
+from; Carlini et al.'s likelihood ratio). Beside each AUC, the TPR at 1% and 0.1% FPR. The headline is the
+**strongest** attack for this model: the one whose AUC is furthest from 0.5 (`headline_attack` names it).
+
+PrivLeak against a reference (the oracle), exactly as MUSE and OpenUnlearning compute it
+(locuslab/open-unlearning, src/evals/metrics/privacy.py, `privleak`): with AUC oriented as above, MUSE reports
+1 - AUC, so PrivLeak = ((1 - AUC) - (1 - AUC_ref)) / (1 - AUC_ref) x 100. A model that memorized its forget set
+reads about -100% (under-unlearned); a model that pushed its forget set below the holdout reads positive
+(over-unlearned); the oracle reads 0.
+
+Forget quality (TOFU): the p-value of a two-sample KS test between this model's and the reference's truth ratios
+on the forget set, at TOFU's granularity: one truth ratio per forget subject (the mean over its fields; 50 on
+mini, TOFU's forget01-05 sizes), published with the KS statistic D and log10 p (p underflows long before D stops
+telling models apart). The truth ratio of a reconstruction row is exp(L(true) - mean_j L(decoy_j)), L the mean
+token NLL of a value after its probe prompt (OpenUnlearning's computation, decoys from leakbench_reconstruct).
+
+Intervals (`leakbench.intervals`): a bootstrap over subjects for every AUC, TPR and PrivLeak (paired with the
+reference's values on the same draw), published in the record's `intervals`.
 """
 
 from __future__ import annotations
@@ -29,11 +44,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from leakbench import membership
+from leakbench import intervals, membership
+from leakbench.base import embedded as embedded_base
 from leakbench.data import DEFAULT_RELEASE, check_subset, in_split, read_manifest, read_table, release_dir, release_hash
 from leakbench.harness import reconstruct_rows
 from leakbench.membership import ValueStats
-from leakbench.metrics import ATTACKS, HEADLINE_ATTACK
+from leakbench.metrics import ATTACKS, FPR_POINTS
 from leakbench.records import DataError, UsageError, check_number, model_label, provenance
 from leakbench.schemas import PrivacyRecord, check_release, model_record
 from leakbench.training import check_model_dir, choose_device, context_length, load_causal_lm
@@ -61,31 +77,86 @@ def membership_scores(stats: ValueStats, k: float = DEFAULT_K) -> dict[str, floa
     return membership.scores(stats, k)
 
 
-def auc(members: Sequence[float], non_members: Sequence[float]) -> float:
-    """ROC AUC of telling members (lower scores) from non-members: P(non-member score > member score), ties 1/2."""
-    from sklearn.metrics import roc_auc_score
+def auc(members: Sequence[float], non_members: Sequence[float]) -> float | None:
+    """ROC AUC of telling members (lower scores) from non-members: P(non-member score > member score), ties 1/2
+    (the Mann-Whitney statistic, as sklearn's roc_auc_score). Values whose score is undefined (NaN: the reference
+    attack without a reference) are left out; None when a side is left empty."""
+    import numpy as np
+    from scipy.stats import rankdata
 
-    if not members or not non_members:
+    if not len(members) or not len(non_members):
         raise DataError("membership AUC needs member and non-member values (a release with holdout subjects: v2 or v3)")
-    return float(roc_auc_score([0] * len(members) + [1] * len(non_members), [*members, *non_members]))
+    ours, theirs = np.asarray(members, dtype=float), np.asarray(non_members, dtype=float)
+    ours, theirs = ours[np.isfinite(ours)], theirs[np.isfinite(theirs)]
+    if not ours.size or not theirs.size:
+        return None
+    ranks = rankdata(np.concatenate([ours, theirs]))
+    return float((ranks[ours.size :].sum() - theirs.size * (theirs.size + 1) / 2) / (ours.size * theirs.size))
 
 
-def member_auc(attack: str, members: Sequence[float], non_members: Sequence[float]) -> float:
+def member_auc(attack: str, members: Sequence[float], non_members: Sequence[float]) -> float | None:
     """`auc` of a registered attack's scores, turned to its orientation (members low or high)."""
     turn = membership.ATTACKS[attack].oriented
     return auc([turn(x) for x in members], [turn(x) for x in non_members])
 
 
-def privleak(auc_model: float, auc_reference: float) -> float:
-    """MUSE's PrivLeak in percent: the relative difference of the AUCs (0 for the reference itself)."""
-    return (auc_model - auc_reference) / auc_reference * 100
+def tpr_at_fpr(members: Sequence[float], non_members: Sequence[float], fpr: float) -> float | None:
+    """The share of members an attacker flags (score strictly below a threshold; members score low) at the
+    threshold that flags at most `fpr` of the non-members. Undefined scores are left out."""
+    ours = [x for x in members if math.isfinite(x)]
+    theirs = sorted(x for x in non_members if math.isfinite(x))
+    if not ours or not theirs:
+        return None
+    allowed = math.floor(fpr * len(theirs) + 1e-9)
+    threshold = theirs[allowed] if allowed < len(theirs) else math.inf
+    return sum(x < threshold for x in ours) / len(ours)
+
+
+def strongest(aucs: dict[str, float | None]) -> str | None:
+    """The attack whose AUC is furthest from chance (0.5), in either direction; the first in the table on a tie."""
+    defined = [(round(abs(value - 0.5), 12), -i, name)  # rounded: 0.7 and 0.3 are equally far
+               for i, (name, value) in enumerate(aucs.items()) if value is not None]  # fmt: skip
+    return max(defined)[2] if defined else None
+
+
+def privleak(auc_model: float | None, auc_reference: float | None) -> float | None:
+    """MUSE's PrivLeak in percent, in MUSE's orientation: ((1 - AUC) - (1 - AUC_ref)) / (1 - AUC_ref) x 100
+    (about -100 for a model that memorized its forget set, 0 for the reference itself; undefined when the
+    reference's AUC is 1)."""
+    if auc_model is None or auc_reference is None or auc_reference == 1:
+        return None
+    return ((1 - auc_model) - (1 - auc_reference)) / (1 - auc_reference) * 100
+
+
+def ks_test(sample: Sequence[float], reference: Sequence[float]) -> dict[str, float]:
+    """TOFU's forget quality as a two-sample KS test: the p-value (`forget_quality`, 1 on identical samples), the
+    statistic D and log10 p. Where p underflows to 0, log10 p comes from the asymptotic Kolmogorov law at
+    x = D sqrt(n m / (n + m)): P(K > x) = 2 sum (-1)^(k-1) exp(-2 k^2 x^2), whose first term is exact to double
+    precision for x >= 3."""
+    from scipy.stats import ks_2samp, kstwobign
+
+    test = ks_2samp(sample, reference)
+    p, d = float(test.pvalue), float(test.statistic)
+    if p > 0:
+        log10_p = math.log10(p)
+    else:
+        x = d * math.sqrt(len(sample) * len(reference) / (len(sample) + len(reference)))
+        log_p = math.log(2) - 2 * x * x if x >= 3 else float(kstwobign.logsf(x))
+        log10_p = log_p / math.log(10)
+    return {"forget_quality": p, "forget_quality_ks": d, "forget_quality_log10_p": log10_p}
 
 
 def forget_quality(truth_ratios: Sequence[float], reference_truth_ratios: Sequence[float]) -> float:
     """TOFU's forget quality: the KS-test p-value of the two truth-ratio samples (1 on identical ones)."""
-    from scipy.stats import ks_2samp
+    return ks_test(truth_ratios, reference_truth_ratios)["forget_quality"]
 
-    return float(ks_2samp(truth_ratios, reference_truth_ratios).pvalue)
+
+def subject_truth_ratios(rows: Sequence[dict[str, Any]], ratios: Sequence[float]) -> dict[str, float]:
+    """One truth ratio per subject: the mean over its reconstruction rows (one per field), by subject id."""
+    found: dict[str, list[float]] = {}
+    for row, ratio in zip(rows, ratios, strict=True):
+        found.setdefault(row["subject_id"], []).append(ratio)
+    return {subject: sum(values) / len(values) for subject, values in sorted(found.items())}
 
 
 def truth_ratio(true_loss: float, decoy_losses: Sequence[float]) -> float:
@@ -212,6 +283,9 @@ def choice_losses(
 # --- the verb ---------------------------------------------------------------------------------------------------
 
 
+CALIBRATION = "base"  # the reference attack's default reference model: the shipped base (never saw a subject)
+
+
 @dataclass
 class PrivacyConfig:
     subset: str = "mini"
@@ -219,6 +293,9 @@ class PrivacyConfig:
     batch_size: int = 16
     release: str | None = None  # a packaged release name; None: the default (v3)
     data_dir: str | Path | None = None  # a release built with `leakbench data build`
+    # the reference attack's reference model: "base" (the shipped base), a directory or hub id, or None (no
+    # reference attack). For a hub model, its own pre-fine-tuning checkpoint is the fair choice.
+    calibration: str | Path | None = CALIBRATION
 
     def __post_init__(self) -> None:
         check_subset(self.subset)
@@ -226,6 +303,15 @@ class PrivacyConfig:
         if not 0 < self.k <= 1:
             raise UsageError(f"--k must be a fraction in (0, 1], got {self.k}")
         check_number("--batch-size", self.batch_size, integer=True)
+        if self.calibration is not None and not str(self.calibration).strip():
+            raise UsageError("--calibration must name a model directory, a hub id, 'base' or 'none'")
+
+    @property
+    def calibration_model(self) -> str | None:
+        """The reference attack's model as a path or hub id (None: no reference attack)."""
+        if self.calibration is None or str(self.calibration) == "none":
+            return None
+        return str(embedded_base()) if str(self.calibration) == CALIBRATION else str(self.calibration)
 
 
 def document_requests(docs: list[dict[str, Any]]) -> list[tuple[str, list[tuple[int, int]]]]:
@@ -243,15 +329,109 @@ class Occurrence:
 
 def occurrences(model: Any, tokenizer: Any, forget: list[dict[str, Any]], holdout: list[dict[str, Any]], *,
                 max_length: int, batch_size: int = 16, progress: Callable[[int], Any] | None = None,
-                ) -> list[Occurrence]:  # fmt: skip
+                calibration: list[list[ValueStats | None]] | None = None) -> list[Occurrence]:  # fmt: skip
     """Every value occurrence of the forget documents (members) and the holdout documents (non-members), scored
     in its document's context: what `measure` aggregates over the whole forget set and the robustness meter
-    over any set of subjects."""
+    over any set of subjects. `calibration`: the same requests scored by the reference attack's model."""
     stats = value_stats(model, tokenizer, document_requests(forget) + document_requests(holdout),
                         max_length=max_length, batch_size=batch_size, progress=progress)  # fmt: skip
-    return [Occurrence(occurrence["subject_id"], i < len(forget), st)
-            for i, (doc, per_doc) in enumerate(zip(forget + holdout, stats, strict=True))
-            for occurrence, st in zip(doc["occurrences"], per_doc, strict=True) if st is not None]  # fmt: skip
+    found = []
+    for i, (doc, per_doc) in enumerate(zip(forget + holdout, stats, strict=True)):
+        for j, (occurrence, st) in enumerate(zip(doc["occurrences"], per_doc, strict=True)):
+            if st is None:
+                continue
+            if calibration is not None and (reference := calibration[i][j]) is not None:
+                st.reference_logprobs = reference.logprobs
+            found.append(Occurrence(occurrence["subject_id"], i < len(forget), st))
+    return found
+
+
+_CALIBRATIONS: dict[tuple[str, str, str], list[list[ValueStats | None]]] = {}
+
+
+def calibration_stats(cfg: PrivacyConfig, data_hash: str, forget: list[dict[str, Any]],
+                      holdout: list[dict[str, Any]], device: str) -> list[list[ValueStats | None]] | None:  # fmt: skip
+    """The forget and holdout values scored by the reference attack's model, once per process (a study or a
+    sweep measures many models against the same reference)."""
+    source = cfg.calibration_model
+    if source is None:
+        return None
+    key = (source, data_hash, cfg.subset)
+    if key not in _CALIBRATIONS:
+        check_model_dir(source)
+        model, tokenizer = load_causal_lm(source)
+        model.to(device).eval()
+        _CALIBRATIONS[key] = value_stats(model, tokenizer, document_requests(forget) + document_requests(holdout),
+                                         max_length=context_length(model, 1024), batch_size=cfg.batch_size)
+        del model
+    return _CALIBRATIONS[key]
+
+
+# --- a record's value-level scores: the figures and their subject bootstrap -------------------------------------
+
+
+def _stored(x: float) -> float | None:
+    return float(f"{x:.6g}") if math.isfinite(x) else None
+
+
+def value_scores(scored: list[Occurrence], k: float) -> dict[str, Any]:
+    """The record's `values`: per scored value occurrence its subject, member or not, and every built-in attack's
+    score as computed (6 significant digits; None where undefined)."""
+    return {
+        "subject_ids": [o.subject_id for o in scored],
+        "member": [o.member for o in scored],
+        "scores": {a: [_stored(membership.ATTACKS[a](o.stats, k)) for o in scored] for a in ATTACKS},
+    }
+
+
+class ScoredValues:
+    """A record's `values` as arrays: each attack's scores turned so that members score low, by side."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        import numpy as np
+
+        member = np.array(values["member"], dtype=bool)
+        subjects = np.array(values["subject_ids"], dtype=object)
+        self.member_subjects, self.non_member_subjects = list(subjects[member]), list(subjects[~member])
+        self.members, self.non_members = {}, {}
+        for a, raw in values["scores"].items():
+            turn = membership.ATTACKS[a].oriented if a in membership.ATTACKS else (lambda x: x)
+            scores = np.array([math.nan if x is None else turn(x) for x in raw], dtype=float)
+            self.members[a], self.non_members[a] = scores[member], scores[~member]
+        self._by = (intervals.BySubject(self.member_subjects), intervals.BySubject(self.non_member_subjects))
+
+    def aucs(self, draw: tuple[list[str], list[str]] | None = None) -> dict[str, float | None]:
+        ours, theirs = self._drawn(draw)
+        return {f"mia_{a}": auc(ours[a], theirs[a]) for a in ours}
+
+    def figures(self, headline: str | None, draw: tuple[list[str], list[str]] | None = None,
+                ) -> dict[str, float | None]:  # fmt: skip
+        """mia_<attack> for every attack, and of the headline attack its AUC (`mia_strongest`) and TPRs."""
+        ours, theirs = self._drawn(draw)
+        found = {f"mia_{a}": auc(ours[a], theirs[a]) for a in ours}
+        found["mia_strongest"] = found.get(f"mia_{headline}")
+        for key, fpr in FPR_POINTS.items():
+            found[key] = None if headline is None else tpr_at_fpr(list(ours[headline]), list(theirs[headline]), fpr)
+        return found
+
+    def _drawn(self, draw):
+        if draw is None:
+            return self.members, self.non_members
+        at = (self._by[0].take(draw[0]), self._by[1].take(draw[1]))
+        return ({a: s[at[0]] for a, s in self.members.items()}, {a: s[at[1]] for a, s in self.non_members.items()})
+
+
+def membership_figures(values: dict[str, Any]) -> tuple[str | None, dict[str, float | None], dict[str, Any]]:
+    """The strongest attack, the membership figures (`ScoredValues.figures`) and their subject-bootstrap intervals."""
+    scored = ScoredValues(values)
+    headline = strongest({a: scored.aucs()[f"mia_{a}"] for a in scored.members})
+    found = scored.figures(headline)
+    spread = intervals.bootstrap(lambda m, n: scored.figures(headline, (m, n)), scored.member_subjects,
+                                 scored.non_member_subjects)  # fmt: skip
+    return headline, found, spread
+
+
+# --- the verb ---------------------------------------------------------------------------------------------------
 
 
 def measure(
@@ -265,7 +445,6 @@ def measure(
     """Every privacy metric of one model, as the record `leakbench privacy` writes. With `reference` (the
     oracle's record), also PrivLeak per attack and forget quality."""
     from tqdm import tqdm
-
 
     started = time.perf_counter()
     check_model_dir(model_dir)
@@ -286,31 +465,35 @@ def measure(
     if Path(model_dir).is_dir():  # a LeakBench model trained on another release would be measured on the wrong set
         check_release(model_record(model_dir), data_hash, model_dir)
     device = choose_device(device)
+    calibration = calibration_stats(cfg, data_hash, forget, holdout, device)
     model, tokenizer = load_causal_lm(model_dir)
     model.to(device).eval()
     max_length = context_length(model, 1024)
     with tqdm(total=len(forget) + len(holdout) + len(rows), desc="privacy", unit="text", disable=log is None) as bar:
         scored_values = occurrences(model, tokenizer, forget, holdout, max_length=max_length,
-                                    batch_size=cfg.batch_size, progress=bar.update)  # fmt: skip
+                                    batch_size=cfg.batch_size, progress=bar.update,
+                                    calibration=calibration)  # fmt: skip
         losses = choice_losses(model, tokenizer, rows, max_length=max_length, progress=bar.update)
     member_stats = [o.stats for o in scored_values if o.member]
     non_member_stats = [o.stats for o in scored_values if not o.member]
     scored = [x for st in member_stats + non_member_stats for x in st.logprobs] + [x for r in losses for x in r]
     if not all(math.isfinite(x) for x in scored):
         raise DataError(f"{model_dir}: the model gives non-finite log-probabilities (diverged weights?)")
-    members = [membership_scores(s, cfg.k) for s in member_stats]
-    non_members = [membership_scores(s, cfg.k) for s in non_member_stats]
     ratios = [
         truth_ratio(row_losses[row["answer"]], [x for j, x in enumerate(row_losses) if j != row["answer"]])
         for row, row_losses in zip(rows, losses, strict=True)
     ]
+    by_subject = subject_truth_ratios(rows, ratios)
+    values = value_scores(scored_values, cfg.k)
+    headline, figures, spread = membership_figures(values)
     metrics: dict[str, float | None] = {
         "exact_memorization": _mean(exact_memorization(s.correct) for s in member_stats),
         "extraction_strength": _mean(extraction_strength(s.correct) for s in member_stats),
-        **{f"mia_{a}": auc([m[a] for m in members], [n[a] for n in non_members]) for a in ATTACKS},
+        **figures,
         "truth_ratio": _mean(ratios),
     }
-    extra = {f"mia_{a}": member_auc(a, [m[a] for m in members], [n[a] for n in non_members])
+    extra = {f"mia_{a}": member_auc(a, [membership_scores(s, cfg.k)[a] for s in member_stats],
+                                    [membership_scores(s, cfg.k)[a] for s in non_member_stats])
              for a in membership.plugins()}  # fmt: skip
     manifest = read_manifest(data_dir=root)
     record: dict[str, Any] = {
@@ -319,16 +502,23 @@ def measure(
         "device": str(device),
         "release": {"name": manifest.get("release", "v1"), "hash": data_hash, "subset": cfg.subset},
         "k": cfg.k,
-        "headline_attack": HEADLINE_ATTACK,
+        "headline_attack": headline,
+        "calibration": None if cfg.calibration_model is None else model_label(cfg.calibration_model),
         "context": "each value occurrence given its document before it (at most the model's context length)",
         "max_length": max_length,
         "counts": {
             "forget_values": len(member_stats),
             "holdout_values": len(non_member_stats),
+            "forget_subjects": len({o.subject_id for o in scored_values if o.member}),
+            "holdout_subjects": len({o.subject_id for o in scored_values if not o.member}),
             "truth_ratio_rows": len(ratios),
+            "truth_ratio_subjects": len(by_subject),
         },
         "metrics": metrics,
-        "truth_ratios": ratios,
+        "intervals": {key: value for key, value in spread.items() if value is not None},
+        "truth_ratios": list(by_subject.values()),
+        "truth_ratio_subjects": list(by_subject),
+        "values": values,
         **({"extra_metrics": extra} if extra else {}),  # outside packages' membership attacks
     }
     if reference is not None:
@@ -351,16 +541,29 @@ def compared(record: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any
 
 
 def compare(record: dict[str, Any], reference: dict[str, Any]) -> dict[str, float | None]:
-    """PrivLeak per attack (the headline, Min-K%++, also as `privleak`) and forget quality against `reference`."""
+    """PrivLeak per attack, the headline PrivLeak (under this model's strongest attack) and forget quality with
+    its KS statistic against `reference`; the headline PrivLeak's paired subject-bootstrap interval goes into the
+    record's `intervals`."""
     ours, theirs = record["metrics"], reference["metrics"]
-    out: dict[str, float | None] = {f"privleak_{a}": privleak(ours[f"mia_{a}"], theirs[f"mia_{a}"]) for a in ATTACKS}
-    out["privleak"] = out[f"privleak_{HEADLINE_ATTACK}"]
-    out["forget_quality"] = forget_quality(record["truth_ratios"], reference["truth_ratios"])
+    out: dict[str, float | None] = {f"privleak_{a}": privleak(ours.get(f"mia_{a}"), theirs.get(f"mia_{a}"))
+                                    for a in ATTACKS}  # fmt: skip
+    headline = record.get("headline_attack")
+    out["privleak"] = out.get(f"privleak_{headline}")
+    out.update(ks_test(record["truth_ratios"], reference["truth_ratios"]))
+    if headline is not None and record.get("values") and reference.get("values"):
+        model, oracle = ScoredValues(record["values"]), ScoredValues(reference["values"])
+        key = f"mia_{headline}"
+        spread = intervals.bootstrap(
+            lambda m, n: {"privleak": privleak(model.aucs((m, n))[key], oracle.aucs((m, n))[key])},
+            model.member_subjects, model.non_member_subjects)["privleak"]  # fmt: skip
+        if spread is not None:
+            record.setdefault("intervals", {})["privleak"] = spread
     return out
 
 
 def check_reference(reference: Any, cfg: PrivacyConfig, data_hash: str, where: str = "--reference") -> None:
-    """A reference record must be a privacy record of the same release, subset and k."""
+    """A reference record must be a privacy record of the same release, subset, k and calibration model, with
+    one truth ratio per subject."""
     if not isinstance(reference, dict) or reference.get("kind") != PrivacyRecord.KIND:
         raise DataError(f"{where}: not a LeakBench privacy record (write one with `leakbench privacy`)")
     release = reference.get("release") or {}
@@ -369,11 +572,20 @@ def check_reference(reference: Any, cfg: PrivacyConfig, data_hash: str, where: s
             f"{where}: measured on another release, subset or k ({release.get('name')}/{release.get('subset')}, "
             f"k={reference.get('k')}); measure the reference with the same options"
         )
+    calibration = None if cfg.calibration_model is None else model_label(cfg.calibration_model)
+    if reference.get("calibration") != calibration:
+        raise DataError(f"{where}: its reference attack was calibrated by {reference.get('calibration')}, this "
+                        f"measurement's by {calibration}; measure the reference with the same --calibration")
     metrics, ratios = reference.get("metrics"), reference.get("truth_ratios")
-    if not isinstance(metrics, dict) or not all(_positive(metrics.get(f"mia_{a}")) for a in ATTACKS) or not (
+    aucs_ok = isinstance(metrics, dict) and all(metrics.get(f"mia_{a}") is None or _positive(metrics[f"mia_{a}"])
+                                                for a in ATTACKS)  # fmt: skip
+    if not aucs_ok or not (
         isinstance(ratios, list) and ratios and all(isinstance(x, float) and math.isfinite(x) for x in ratios)
     ):
         raise DataError(f"{where}: the record lacks its membership AUCs (positive numbers) or truth ratios")
+    if not isinstance(reference.get("truth_ratio_subjects"), list):
+        raise DataError(f"{where}: written by an older LeakBench (one truth ratio per row, not per subject); "
+                        "measure the reference again")
 
 
 def _positive(x: Any) -> bool:

@@ -45,7 +45,7 @@ from leakbench.corpus import collate, encode_documents, retain_training_document
 from leakbench.data import in_split, read_manifest, read_table, release_hash
 from leakbench.harness import quiet_known_notices, task_manager
 from leakbench.membership import ATTACKS as MEMBERSHIP
-from leakbench.metrics import CODE_FILES, DIRECT, HEADLINE_ATTACK, direct_leak_reduction, kept
+from leakbench.metrics import CODE_FILES, DIRECT, ROBUSTNESS_ATTACK, direct_leak_reduction, kept
 from leakbench.privacy import DEFAULT_K, auc, exact_memorization, occurrences
 from leakbench.records import LeakBenchError, UsageError, check_number, provenance
 from leakbench.registry import Registry, check_reference, resolve
@@ -265,7 +265,7 @@ class Measurement:
         return {
             "direct_leak_rate": sum(leaks) / len(leaks) if leaks else None,
             "exact_memorization": sum(memorized) / len(memorized) if memorized else None,
-            f"mia_{HEADLINE_ATTACK}": auc(members, self.non_members) if members else None,
+            f"mia_{ROBUSTNESS_ATTACK}": auc(members, self.non_members) if members else None,
         }
 
 
@@ -317,7 +317,7 @@ class Meter:
         members: dict[str, list[float]] = defaultdict(list)
         non_members: list[float] = []
         for o in occurrences(model, tokenizer, self.forget, self.holdout, max_length=context_length(model, 1024)):
-            score = MEMBERSHIP[HEADLINE_ATTACK](o.stats, DEFAULT_K)
+            score = MEMBERSHIP[ROBUSTNESS_ATTACK](o.stats, DEFAULT_K)
             if o.member:
                 members[o.subject_id].append(score)
                 memorization[o.subject_id].append(exact_memorization(o.stats.correct))

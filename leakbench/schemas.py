@@ -269,6 +269,15 @@ class Release(Part):
     subset: str
 
 
+class ValueScores(Part):
+    """Every scored value occurrence of a privacy record: its subject, member or not, each built-in attack's score
+    as computed (None where undefined). What the subject bootstrap and a paired PrivLeak interval resample."""
+
+    subject_ids: list[str]
+    member: list[bool]
+    scores: dict[str, list[float | None]]
+
+
 class PrivacyRecord(Record):
     """`privacy.json` in a run folder (`leakbench privacy`)."""
 
@@ -280,14 +289,20 @@ class PrivacyRecord(Record):
     device: str
     release: Release
     k: float
-    headline_attack: str
+    headline_attack: str | None = Field(description="the strongest attack for this model (AUC furthest from 0.5): "
+                                        "`mia_strongest`, the TPRs and `privleak` are its")
+    calibration: str | None = Field(default=None, description="the reference attack's reference model")
     context: str
     max_length: int
     counts: dict[str, int]
     metrics: dict[str, float | None]
+    intervals: dict[str, list[float]] = Field(
+        default_factory=dict, description="95% subject-bootstrap intervals [low, high] by metric")
     extra_metrics: dict[str, float | None] | None = Field(
         default=None, description="outside membership attacks' AUCs (`mia_<name>`), only when a plugin adds one")
-    truth_ratios: list[float]
+    truth_ratios: list[float] = Field(description="one per forget subject (the mean over its fields)")
+    truth_ratio_subjects: list[str] | None = Field(default=None, description="the subjects of `truth_ratios`")
+    values: ValueScores | None = None
     reference: str | None = None
     wall_time_s: float
 
@@ -416,8 +431,9 @@ class StudyRow(Part):
     metrics: dict[str, float | None]
     comparisons: dict[str, Any]
     n_runs: int
-    ci95: dict[str, float | None] | None = None
-    comparisons_ci95: dict[str, Any] | None = None
+    # only over several runs (`pipeline.summarize`): absent, not null, for a single one
+    ci95: dict[str, float | None] | None = Field(default=None, exclude_if=lambda v: v is None)
+    comparisons_ci95: dict[str, Any] | None = Field(default=None, exclude_if=lambda v: v is None)
     runs: list[dict[str, Any]]
 
 

@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "leakbench"
 
 # Bottom to top. A unit is a top-level module or subpackage of `leakbench`.
 FLOORS = [
-    {"", "records", "resources", "registry", "workers"},  # the shared base ("" is __init__); registries; workers
+    {"", "records", "resources", "registry", "workers", "intervals"},  # shared base ("" is __init__), registries
     {"data", "heldout", "corpus"},  # the synthetic world and the code it is mixed with
     {"scoring", "training", "membership"},  # the leak scorer; model loading and the Trainer plumbing; MIA scores
     {"base", "metrics", "schemas"},  # the embedded base model; the metric table; the typed records

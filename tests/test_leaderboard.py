@@ -283,11 +283,12 @@ def _privacy_record(**release) -> dict:
     from leakbench.data import release_hash
 
     metrics = {"exact_memorization": 0.9, "extraction_strength": 0.8, "mia_loss": 0.97, "mia_zlib": 0.96,
-               "mia_min_k": 0.95, "mia_min_k_plus_plus": 0.99, "privleak": 95.0, "forget_quality": 1e-12}  # fmt: skip
+               "mia_min_k": 0.95, "mia_min_k_plus_plus": 0.99, "privleak": -98.0, "forget_quality": 1e-12}  # fmt: skip
     return {"kind": "leakbench-privacy", "model": "victim@abc", "reference": "oracle@def", "k": 0.4,
             "headline_attack": "min_k_plus_plus", "counts": {"forget_values": 3, "holdout_values": 2},
             "release": {"name": "v3", "hash": release_hash(), "subset": "mini", **release},
-            "metrics": metrics, "truth_ratios": [0.1], "device": "cpu", "max_length": 512, "wall_time_s": 1.0,
+            "metrics": metrics, "intervals": {"mia_min_k_plus_plus": [0.98, 1.0]}, "truth_ratios": [0.1],
+            "device": "cpu", "max_length": 512, "wall_time_s": 1.0,
             "context": "each value occurrence given its document before it"}  # fmt: skip
 
 
@@ -298,7 +299,8 @@ def test_privacy_record_merges_into_the_entry_and_a_mismatched_one_is_refused(ru
     board = tmp_path / "leaderboard.json"
     publish([run], board, None, examples=False)
     (entry,) = _entries(board)
-    assert entry["leak_metrics"]["leakbench_privacy/mia_min_k_plus_plus"] == {"value": 0.99, "stderr": None}
+    assert entry["leak_metrics"]["leakbench_privacy/mia_min_k_plus_plus"] == {"value": 0.99, "stderr": None,
+                                                                              "interval": [0.98, 1.0]}
     assert entry["privacy"]["verdict"] == "under-unlearned" and entry["privacy"]["reference_model"] == "oracle@def"
     (run / "privacy.json").write_text(json.dumps(_privacy_record(subset="full")))
     with pytest.raises(LeakBenchError, match=r"privacy\.json: measured on release v3/full, but the lm-eval tasks ran"):
@@ -360,6 +362,21 @@ def test_leaderboard_versions_duplicates_and_migration(runs, tmp_path):
     assert migrated.schema_version == SCHEMA_VERSION
     assert migrated.entries[0].model.source == "local:victim"
     assert migrated.entries[0].entry_id == data["entries"][0]["entry_id"]
+
+
+def test_a_1_4_privleak_is_turned_to_muses_orientation_exactly():
+    """Before 1.5, PrivLeak was (AUC - AUC_ref) / AUC_ref x 100: +98% at AUC 0.99 against an oracle at 0.5. MUSE's
+    number for the same pair is ((1 - 0.99) - (1 - 0.5)) / (1 - 0.5) x 100 = -98%, read under-unlearned."""
+    from leakbench.leaderboard.schema import migrate_1_4, muse_privleak
+
+    assert muse_privleak(98.0, 0.99) == pytest.approx(-98.0)
+    assert muse_privleak(-50.0, 0.3) == pytest.approx(75.0)  # reference 0.6: (0.7 - 0.4) / 0.4, over-unlearned
+    entry = {"privacy": {"headline_attack": "min_k_plus_plus", "verdict": "under-unlearned"},
+             "leak_metrics": {"leakbench_privacy/privleak": {"value": 98.0, "stderr": None},
+                              "leakbench_privacy/mia_min_k_plus_plus": {"value": 0.99, "stderr": None}}}  # fmt: skip
+    (new,) = migrate_1_4({"schema_version": "1.4", "entries": [entry]})["entries"]
+    assert new["leak_metrics"]["leakbench_privacy/privleak"]["value"] == pytest.approx(-98.0)
+    assert new["privacy"]["verdict"] == "under-unlearned"
 
 
 def test_the_committed_leaderboard_loads_and_holds_no_local_path():

@@ -18,9 +18,13 @@ from leakbench.privacy import (
     exact_memorization,
     extraction_strength,
     forget_quality,
+    ks_test,
     measure,
     membership_scores,
     privleak,
+    strongest,
+    subject_truth_ratios,
+    tpr_at_fpr,
     truth_ratio,
     value_stats,
 )
@@ -46,18 +50,63 @@ def test_membership_scores_by_hand():
     # standardized: (-1+1.5)/0.5 = 1, (-3+1)/1 = -2, zero deviation -> 0; lowest is -2
     assert scores["min_k_plus_plus"] == 2.0
     assert membership_scores(stats, k=1.0)["min_k_plus_plus"] == pytest.approx(1 / 3)  # -(1 - 2 + 0) / 3
+    assert math.isnan(scores["reference"])  # no reference model scored
+    stats.reference_logprobs = [-2.0, -3.0]  # the reference's own tokenization: only the sums compare
+    assert membership_scores(stats)["reference"] == 1.0  # -log p = 6 under the model, 5 under the reference
 
 
 def test_auc_privleak_and_forget_quality_on_known_samples():
     assert auc([0.1, 0.2, 0.3], [0.5, 0.9]) == 1.0  # members score lower: perfectly told apart
     assert auc([0.5, 0.5], [0.5, 0.5]) == 0.5
     assert auc([0.9], [0.1]) == 0.0
-    assert privleak(0.75, 0.5) == 50.0 and privleak(0.5, 0.5) == 0.0 and privleak(0.25, 0.5) == -50.0
-    assert forget_quality([0.1, 0.5, 0.9], [0.1, 0.5, 0.9]) == 1.0
-    assert forget_quality([0.0] * 30, [1.0] * 30) < 1e-10
+    assert auc([0.1, 0.4], [0.3, 0.5]) == 0.75  # 3 of the 4 (member, non-member) pairs ordered
+    assert auc([0.1, math.nan], [0.5]) == 1.0 and auc([math.nan], [0.5]) is None  # undefined scores left out
     assert truth_ratio(1.0, [1.0, 1.0]) == 1.0
     assert truth_ratio(0.5, [2.0, 3.0]) == pytest.approx(math.exp(0.5 - 2.5))
-    assert [verdict(x) for x in (12.0, -10.5, 3.0, None)] == ["under-unlearned", "over-unlearned", "within ±10%", None]
+
+
+def test_privleak_is_muses_number():
+    """MUSE / OpenUnlearning (src/evals/metrics/privacy.py): ((1 - AUC) - (1 - AUC_ref)) / (1 - AUC_ref) x 100."""
+    assert privleak(0.99, 0.5) == pytest.approx(-98.0)  # a memorizing model: about -100%
+    assert privleak(0.75, 0.6) == pytest.approx(-37.5)  # (0.25 - 0.4) / 0.4
+    assert privleak(0.3, 0.6) == pytest.approx(75.0)  # (0.7 - 0.4) / 0.4: pushed below the holdout
+    assert privleak(0.6, 0.6) == 0.0 and privleak(0.9, 1.0) is None and privleak(None, 0.5) is None
+    assert [verdict(x) for x in (-12.0, 10.5, 3.0, None)] == ["under-unlearned", "over-unlearned", "within ±10%", None]
+
+
+def test_forget_quality_with_its_ks_statistic_and_log10_p():
+    assert forget_quality([0.1, 0.5, 0.9], [0.1, 0.5, 0.9]) == 1.0
+    apart = ks_test([0.0] * 30, [1.0] * 30)  # D = 1: exactly 2 of the C(60, 30) orderings are as extreme
+    assert apart["forget_quality_ks"] == 1.0
+    assert apart["forget_quality"] == pytest.approx(2 / math.comb(60, 30), rel=1e-6)
+    assert apart["forget_quality_log10_p"] == pytest.approx(math.log10(2 / math.comb(60, 30)), rel=1e-6)
+    far = ks_test([0.0] * 3000, [1.0] * 3000)  # p underflows: log10 p from the asymptotic law, 2 exp(-2 n D^2)
+    assert far["forget_quality"] == 0.0
+    assert far["forget_quality_log10_p"] == pytest.approx((math.log(2) - 2 * 1500) / math.log(10), rel=1e-9)
+    rows = [{"subject_id": "b"}, {"subject_id": "a"}, {"subject_id": "b"}]
+    assert subject_truth_ratios(rows, [0.2, 0.5, 0.4]) == {"a": 0.5, "b": pytest.approx(0.3)}
+
+
+def test_tpr_at_low_fpr_and_the_strongest_attack():
+    members, non_members = [0.1, 0.2, 0.3, 0.9], [0.25, 0.5, 0.6, 0.7, 0.8]
+    assert tpr_at_fpr(members, non_members, 0.2) == 0.75  # one non-member may be flagged: threshold 0.5
+    assert tpr_at_fpr(members, non_members, 0.001) == 0.5  # none may: threshold 0.25
+    assert tpr_at_fpr(members, non_members, 1.0) == 1.0
+    assert strongest({"loss": 0.6, "zlib": 0.2, "reference": None}) == "zlib"  # 0.3 from chance, either way
+    assert strongest({"loss": 0.7, "zlib": 0.3}) == "loss" and strongest({"loss": None}) is None
+
+
+def test_subject_bootstrap_is_deterministic_and_resamples_subjects():
+    from leakbench.intervals import BySubject, bootstrap, subject_draws
+
+    draws = subject_draws(["a", "a", "b"], ["x", "y", "z"], draws=50, seed=3)
+    assert draws == subject_draws(["a", "b"], ["z", "y", "x"], draws=50, seed=3)  # by distinct subject
+    assert all(len(m) == 2 and len(n) == 3 and set(m) <= {"a", "b"} for m, n in draws)
+    assert list(BySubject(["a", "b", "a"]).take(["a", "a", "c"])) == [0, 2, 0, 2]  # twice drawn, twice counted
+    separated = bootstrap(lambda m, n: {"auc": auc([0.1] * len(m), [0.9] * len(n))}, ["a", "b"], ["x", "y"])
+    assert separated == {"auc": [1.0, 1.0]}
+    share = bootstrap(lambda m, n: {"a": m.count("a") / len(m)}, list("abcd"), ["x"], draws=2000)["a"]
+    assert 0 <= share[0] < 0.25 < share[1] <= 1
 
 
 # --- token statistics from a hand-built model ------------------------------------------------------------------
@@ -132,13 +181,24 @@ def test_privacy_record_of_the_toy_models(toy_records):
     assert victim["counts"]["forget_values"] == sum(len(d["occurrences"]) for d in docs)
     assert victim["counts"]["holdout_values"] == sum(len(d["occurrences"]) for d in held)
     rows = reconstruct_rows(release_dir(), "mini")
-    assert victim["counts"]["truth_ratio_rows"] == len(victim["truth_ratios"]) == len(rows) > 0
+    assert victim["counts"]["truth_ratio_rows"] == len(rows) > 0
+    subjects = {r["subject_id"] for r in rows}
+    assert victim["truth_ratio_subjects"] == sorted(subjects) and len(victim["truth_ratios"]) == len(subjects)
+    assert victim["counts"]["forget_subjects"] == len({o["subject_id"] for d in docs for o in d["occurrences"]})
+    assert len(victim["values"]["member"]) == victim["counts"]["forget_values"] + victim["counts"]["holdout_values"]
     for record in toy_records:
         m = record["metrics"]
-        assert all(0 <= m[f"mia_{a}"] <= 1 for a in ATTACKS)
+        assert all(0 <= m[f"mia_{a}"] <= 1 for a in ATTACKS)  # the reference attack's too: the base scored
+        assert m["mia_strongest"] == m[f"mia_{record['headline_attack']}"] and record["calibration"].startswith("base@")
+        lo, hi = record["intervals"]["mia_strongest"]
+        assert lo <= m["mia_strongest"] <= hi and 0 <= m["tpr_at_0_1pct_fpr"] <= m["tpr_at_1pct_fpr"] <= 1
         assert 0 <= m["exact_memorization"] <= 1 and 0 <= m["extraction_strength"] <= 1
         assert record["release"]["name"] == "v3" and "/" not in record["model"]
-    assert set(victim["metrics"]) >= {"privleak", "forget_quality", *(f"privleak_{a}" for a in ATTACKS)}
+    assert set(victim["metrics"]) >= {"privleak", "forget_quality", "forget_quality_ks", "forget_quality_log10_p",
+                                      *(f"privleak_{a}" for a in ATTACKS)}  # fmt: skip
+    assert victim["metrics"]["privleak"] == victim["metrics"][f"privleak_{victim['headline_attack']}"]
+    lo, hi = victim["intervals"]["privleak"]
+    assert lo <= victim["metrics"]["privleak"] <= hi
     assert victim["reference"] == oracle["model"]
 
 
@@ -163,7 +223,7 @@ def test_privleak_of_the_oracle_against_itself_is_zero(toy_records):
     oracle, _ = toy_records
     same = compare(oracle, oracle)
     assert all(same[f"privleak_{a}"] == 0.0 for a in ATTACKS) and same["privleak"] == 0.0
-    assert same["forget_quality"] == 1.0
+    assert same["forget_quality"] == 1.0 and same["forget_quality_ks"] == 0.0 and same["forget_quality_log10_p"] == 0
 
 
 def test_privacy_cli_writes_the_record_and_refuses_bad_input(toy_victims, toy_records, tmp_path, capsys):

@@ -225,7 +225,7 @@ def test_a_1_3_leaderboard_without_robustness_stays_valid(tmp_path):
         {k: v for k, v in e.items() if k != "robustness"} for e in data["entries"]]}  # fmt: skip
     (tmp_path / "leaderboard.json").write_text(json.dumps(old))
     board = load_leaderboard(tmp_path / "leaderboard.json")
-    assert SCHEMA_VERSION == "1.4" and board.schema_version == "1.4"
+    assert board.schema_version == SCHEMA_VERSION
     assert len(board.entries) == len(data["entries"]) and all(e.robustness is None for e in board.entries)
 
 

@@ -378,9 +378,11 @@ the same recipe without the forget set: "vs oracle" is the leak unlearning has l
 <code>leakbench_retain</code> (the forget templates with placeholders), a diagnostic that is never "kept" (retain
 and redaction texts share its templates). Kept = relative to the entry's victim;
 above 100% is marked ↑. A kept ratio shows – when it is undefined, e.g. HumanEval+ when the victim's pass@1
-is 0. Exact memorization, extraction strength and Min-K%++ AUC (forget vs holdout subjects, 0.5 = chance) come
-from <code>leakbench privacy</code>; PrivLeak is that AUC relative to the oracle's (above +10% under-unlearned,
-below -10% over-unlearned) and forget quality the KS-test p-value of truth ratios against the oracle's.</p>
+is 0. Exact memorization, extraction strength and the strongest membership attack's AUC (forget vs holdout
+subjects, 0.5 = chance; the entry's <code>privacy.headline_attack</code> names the attack) come from
+<code>leakbench privacy</code>; PrivLeak is MUSE's, that AUC against the oracle's in MUSE's orientation (a model
+that memorized reads about -100%: below -10% under-unlearned, above +10% over-unlearned), and forget quality the
+KS-test p-value of per-subject truth ratios against the oracle's.</p>
 <table id="board"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}

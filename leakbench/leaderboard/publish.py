@@ -445,10 +445,11 @@ def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, d
         return None, {}
     record = PrivacyRecord.read(path)
     _check_release(path, record.release, release)
-    metrics = {f"{PRIVACY}/{name}": Metric(value=float(value), stderr=None)
+    metrics = {f"{PRIVACY}/{name}": Metric(value=float(value), stderr=None, interval=record.intervals.get(name))
                for name in privacy_metrics() if (value := record.metrics.get(name)) is not None}  # fmt: skip
-    info = PrivacyInfo(k=record.k, headline_attack=record.headline_attack, reference_model=record.reference,
-                       counts=record.counts, verdict=verdict(record.metrics.get("privleak")))  # fmt: skip
+    info = PrivacyInfo(k=record.k, headline_attack=record.headline_attack, calibration=record.calibration,
+                       reference_model=record.reference, counts=record.counts,
+                       verdict=verdict(record.metrics.get("privleak")))  # fmt: skip
     return info, metrics
 
 

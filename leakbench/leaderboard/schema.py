@@ -8,16 +8,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from leakbench.metrics import flat_metrics
+from leakbench.metrics import PRIVACY, flat_metrics, verdict
 from leakbench.schemas import LeakRates
 
-SCHEMA_VERSION = "1.4"
+SCHEMA_VERSION = "1.5"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
 #      never a machine's absolute path; the entry identity includes it.
 # 1.2: role `oracle`; ratios gain utility kept per metric (held-out code first), the oracle and the gap to it.
 #      Additive: a 1.1 board is valid 1.2 content.
 # 1.3: privacy metrics (`leakbench_privacy/*`, `privacy`). Additive.
 # 1.4: `robustness` (relearning and quantization attacks, sequential requests, forget-set scaling). Additive.
+# 1.5: PrivLeak in MUSE's orientation (a memorizing model reads about -100%; `migrate_1_4` converts older entries
+#      exactly from their AUC); `privacy.headline_attack` is the entry's strongest attack; metrics may carry a
+#      95% subject-bootstrap `interval`.
 
 
 class _Strict(BaseModel):
@@ -27,6 +30,8 @@ class _Strict(BaseModel):
 class Metric(_Strict):
     value: float | None = Field(description="metric value (null when lm-eval gave NaN)")
     stderr: float | None = Field(default=None, description="standard error, when lm-eval computed one")
+    interval: list[float] | None = Field(default=None, exclude_if=lambda v: v is None,
+                                         description="95% subject-bootstrap interval [low, high] (privacy metrics)")
 
 
 class ModelInfo(_Strict):
@@ -87,11 +92,14 @@ class PrivacyInfo(_Strict):
     """How the entry's `leakbench_privacy/*` metrics were measured (`leakbench privacy`, leakbench.privacy)."""
 
     k: float = Field(description="Min-K% / Min-K%++ fraction of lowest-scoring tokens")
-    headline_attack: str = Field(description="the attack `privleak` is computed with")
+    headline_attack: str | None = Field(
+        description="the entry's strongest attack (AUC furthest from 0.5): `mia_strongest`, the TPRs and `privleak`")
+    calibration: str | None = Field(default=None, description="the reference attack's reference model")
     reference_model: str | None = Field(description="the model PrivLeak and forget quality compare with (oracle)")
-    counts: dict[str, int] = Field(description="forget (member) and holdout (non-member) values, truth-ratio rows")
+    counts: dict[str, int] = Field(description="forget (member) and holdout (non-member) values and subjects, "
+                                   "truth-ratio rows and subjects")
     verdict: Literal["under-unlearned", "over-unlearned", "within ±10%"] | None = Field(
-        description="what PrivLeak says: above +10% under-unlearned, below -10% over-unlearned"
+        description="what PrivLeak says in MUSE's orientation: below -10% under-unlearned, above +10% over-unlearned"
     )
 
 
@@ -223,17 +231,43 @@ def migrate_1_0(data: dict[str, Any]) -> dict[str, Any]:
             if isinstance(model.get("source"), str):
                 entry = {**entry, "model": {**model, "source": _portable_1_0_source(model["source"])}}
         entries.append(entry)
-    return {**data, "schema_version": SCHEMA_VERSION, "entries": entries}
+    return migrate_1_4({**data, "entries": entries})
 
 
 def migrate_additive(data: dict[str, Any]) -> dict[str, Any]:
     """1.1 -> 1.2 (oracle comparisons), 1.2 -> 1.3 (privacy metrics), 1.3 -> 1.4 (robustness): only additions, so
-    the content stays."""
-    return {**data, "schema_version": SCHEMA_VERSION}
+    the content stays; then 1.4 -> 1.5."""
+    return migrate_1_4(data)
+
+
+def muse_privleak(old: float, auc: float) -> float | None:
+    """A pre-1.5 PrivLeak, (AUC - AUC_ref) / AUC_ref x 100, in MUSE's orientation: AUC_ref is recovered from the
+    entry's own AUC, then ((1 - AUC) - (1 - AUC_ref)) / (1 - AUC_ref) x 100."""
+    reference = auc / (1 + old / 100) if old != -100 else None
+    return None if reference is None or reference == 1 else (reference - auc) / (1 - reference) * 100
+
+
+def migrate_1_4(data: dict[str, Any]) -> dict[str, Any]:
+    """1.4 -> 1.5: PrivLeak turned to MUSE's orientation, exactly (with its reading); the rest is additive."""
+    if not isinstance(data.get("entries"), list):
+        return {**data, "schema_version": SCHEMA_VERSION}
+    entries = []
+    for entry in data["entries"]:
+        privacy, metrics = (entry.get("privacy"), entry.get("leak_metrics")) if isinstance(entry, dict) else ({}, {})
+        if isinstance(privacy, dict) and isinstance(metrics, dict):
+            old = (metrics.get(f"{PRIVACY}/privleak") or {}).get("value")
+            auc = (metrics.get(f"{PRIVACY}/mia_{privacy.get('headline_attack')}") or {}).get("value")
+            if isinstance(old, int | float) and isinstance(auc, int | float):
+                new = muse_privleak(float(old), float(auc))
+                metrics = {**metrics, f"{PRIVACY}/privleak": {**metrics[f"{PRIVACY}/privleak"], "value": new}}
+                entry = {**entry, "leak_metrics": metrics, "privacy": {**privacy, "verdict": verdict(new)}}
+        entries.append(entry)
+    return {**data, "schema_version": SCHEMA_VERSION, "entries": entries}
 
 
 # Known older schema versions and how to bring them to SCHEMA_VERSION; any other version is refused.
-MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_additive, "1.2": migrate_additive, "1.3": migrate_additive}
+MIGRATIONS = {"1.0": migrate_1_0, "1.1": migrate_additive, "1.2": migrate_additive, "1.3": migrate_additive,
+              "1.4": migrate_1_4}  # fmt: skip
 
 
 def json_schema() -> dict[str, Any]:
