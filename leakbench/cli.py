@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -25,7 +25,7 @@ from leakbench.data.verify import verify
 from leakbench.harness import BACKENDS, tasks_path
 from leakbench.leaderboard import publish
 from leakbench.metrics import METRICS, PRIVACY
-from leakbench.pipeline import StudyConfig, add_robustness, merge_summaries, run_study, table
+from leakbench.pipeline import StudyConfig, add_robustness, headline_table, merge_summaries, run_study, table
 from leakbench.privacy import CALIBRATION, PrivacyConfig, measure, read_record
 from leakbench.records import (
     Interrupted,
@@ -432,6 +432,17 @@ def privacy_cmd(
     console.print(f"{line}; wrote {out} in {record['wall_time_s']} s")
 
 
+def headline(rows: dict[str, dict[str, Any]]) -> Table:
+    """The study's headline table as the console prints it (`pipeline.headline_table`), its notes as caption."""
+    columns, cells, notes = headline_table(rows)
+    printed = Table(title="LeakBench study", title_justify="left", caption="\n".join(notes), caption_justify="left")
+    for i, column in enumerate(columns):
+        printed.add_column(column, justify="left" if i == 0 else "right")
+    for row in cells:
+        printed.add_row(*row)
+    return printed
+
+
 @app.command("utility")
 def utility_cmd(
     dataset: Annotated[str, typer.Option(help="humaneval or mbpp (HumanEval+ / MBPP+).")],
@@ -614,15 +625,9 @@ def run_cmd(
         publish_to=publish_to,
     )
     summary = run_study(cfg, log=console.print)
-    columns, cells, notes = table(summary["rows"])
-    printed = Table(title="LeakBench study", title_justify="left", caption="\n".join(notes), caption_justify="left")
-    for i, column in enumerate(columns):
-        printed.add_column(column, justify="left" if i == 0 else "right", no_wrap=True)
-    for row in cells:
-        printed.add_row(*row)
-    width = Console(width=1000).measure(printed).maximum  # the whole table, never wrapped at 80 columns
-    Console(width=max(console.width, width)).print(printed)
-    console.print(f"study finished in {summary['wall_time_s']:.0f}s; summary in {out / 'summary.json'}")
+    console.print(headline(summary["rows"]))
+    console.print(f"study finished in {summary['wall_time_s']:.0f}s; the full table ({len(table(summary['rows'])[0])} "
+                  f"columns) is {out / 'summary.md'}, the record {out / 'summary.json'}")
     if summary.get("robustness"):
         _print_robustness(summary["robustness"])
     if cfg.publish:

@@ -148,6 +148,9 @@ METRICS: list[Metric] = [
            headline=True, robustness=True),
     Metric("indirect_leak_rate", "indirect leak", "Indirect leak", ((INDIRECT, "indirect_leak_rate"),),
            oracle_gap=True, headline=True),
+    # the same direct probes as the direct rate (any leak minus direct leak): where a direct -> indirect shift shows
+    Metric("indirect_leak_rate_direct_probes", "indirect (direct probes)", "Indirect leak on direct probes",
+           ((DIRECT, "indirect_leak_rate"),), headline=True),
     Metric("any_leak_rate_direct_probes", "any leak (direct probes)", "Any leak on direct probes",
            ((DIRECT, "any_leak_rate"),), study=False, page=False),
     Metric("any_leak_rate_indirect_probes", "any leak (indirect probes)", "Any leak on indirect probes",
@@ -192,6 +195,9 @@ def metric(key: str) -> Metric:
 
 
 HEADLINE_UTILITY = "code_edit_similarity"  # code no training step saw (leakbench_code)
+# The console's headline table (at most 100 columns; the full table is summary.md): these, each with its interval,
+# then the headline utility kept relative to the victim.
+CONSOLE_HEADLINE = ("direct_leak_rate", "indirect_leak_rate_direct_probes", "mia_strongest", "privleak")
 NEAR_NEIGHBOUR = "near_neighbour_bits_per_byte"  # the retain documents' diagnostic (leakbench_retain)
 
 

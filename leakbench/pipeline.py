@@ -24,6 +24,7 @@ from leakbench.harness import check_backend, declarations_hash, evaluate
 from leakbench.leaderboard import publish
 from leakbench.metrics import (
     CODE,
+    CONSOLE_HEADLINE,
     DIRECT,
     HEADLINE_UTILITY,
     INDIRECT,
@@ -715,6 +716,30 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
         )
     for dataset in dict.fromkeys(undefined):
         notes.append(f"{dataset}+ pass@1 kept is n/a: the victim's pass@1 is 0, so the ratio is undefined.")
+    return columns, cells, notes
+
+
+HEADLINE_LABELS = {"indirect_leak_rate_direct_probes": "indirect on direct"}  # shorter than the full table's
+
+
+def headline_table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str]]:
+    """The console's headline: one row per model with `CONSOLE_HEADLINE`'s figures and the headline utility kept,
+    each with its 95% half-width over seeds; narrow enough for a 100-column terminal."""
+    shown = [metric(key) for key in CONSOLE_HEADLINE]
+    utility = metric(HEADLINE_UTILITY)
+    columns = ["model", *(HEADLINE_LABELS.get(m.key, m.label) for m in shown), "code kept"]
+    cells = []
+    for label, row in rows.items():
+        m, ci = row["metrics"], row.get("ci95") or {}
+        kept_values = (row.get("comparisons") or {}).get("utility_kept") or {}
+        kept_ci = ((row.get("comparisons_ci95") or {}).get("utility_kept")) or {}
+        line = [label, *("n/a" if m.get(s.key) is None else s.format(m[s.key], ci.get(s.key)) for s in shown)]
+        line.append("" if label == "victim" else _pct(kept_values.get(HEADLINE_UTILITY), kept_ci.get(HEADLINE_UTILITY)))
+        cells.append(line)
+    notes = ["PrivLeak: MUSE's, under each model's strongest membership attack (about -100% = memorized, 0 = the "
+             "oracle; within ±10% = neither under- nor over-unlearned). indirect on direct: indirect leaks on the "
+             f"direct probes. code kept: {utility.label} relative to the victim. x ± y: mean ± 95% half-width over "
+             "seeds."]  # fmt: skip
     return columns, cells, notes
 
 

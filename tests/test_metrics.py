@@ -125,3 +125,22 @@ def _close(a, b) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return math.isclose(a, b, rel_tol=1e-12, abs_tol=1e-15)
     return a == b
+
+
+def test_the_console_headline_fits_100_columns_and_says_where_the_full_table_is():
+    """Issue 22: the study's console headline (model, direct leak, indirect on the direct probes, strongest-attack
+    AUC, PrivLeak, code kept; each with its interval) is at most 100 columns wide on the committed 11-row study."""
+    import json
+
+    from rich.console import Console
+
+    from leakbench.cli import headline
+    from leakbench.pipeline import headline_table
+
+    rows = json.loads((Path(__file__).resolve().parents[1] / "results" / "summary.json").read_text())["rows"]
+    assert Console(width=1000).measure(headline(rows)).maximum <= 100
+    columns, cells, _ = headline_table(rows)
+    assert columns == ["model", "direct leak", "indirect on direct", "strongest AUC", "PrivLeak", "code kept"]
+    span = dict(zip(columns, cells[[c[0] for c in cells].index("span")], strict=True))
+    assert span == {"model": "span", "direct leak": "3.5% ± 3.2", "indirect on direct": "13.5% ± 13.8",
+                    "strongest AUC": "0.958 ± 0.033", "PrivLeak": "-91.5 ± 6.8%", "code kept": "99.4% ± 8.3"}

@@ -70,7 +70,7 @@ def test_seed_rows_show_mean_and_confidence_interval():
     columns, cells, notes = table({"victim": {"metrics": victim, "comparisons": {}}, "npo": row})
     npo = dict(zip(columns, cells[1], strict=True))
     assert npo["runs"] == "2" and npo["direct leak"] == f"30.0% ± {100 * half:.1f}"
-    assert npo["PrivLeak"] == f"+40.0 ± {10 * 12.7062047361747:.1f}% (under-unlearned)"
+    assert npo["PrivLeak"] == f"+40.0 ± {10 * 12.7062047361747:.1f}% (over-unlearned)"
     assert any("95% confidence" in n for n in notes)
 
 
@@ -95,7 +95,7 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
         RunRecord.model_validate(json.loads((out / "runs" / label / "run.json").read_text()))
         assert json.loads((out / "runs" / label / "privacy.json").read_text())["kind"] == "leakbench-privacy"
     md = (out / "summary.md").read_text()
-    assert "| oracle |" in md and "code edit sim. (kept)" in md and "Min-K%++ AUC" in md
+    assert "| oracle |" in md and "code edit sim. (kept)" in md and "strongest AUC" in md
     board = json.loads((out / "leaderboard.json").read_text())
     assert len(board["entries"]) == 4
     entries = {e["model"]["role"]: e for e in board["entries"]}
