@@ -400,16 +400,21 @@ class ScoredValues:
             self.members[a], self.non_members[a] = scores[member], scores[~member]
         self._by = (intervals.BySubject(self.member_subjects), intervals.BySubject(self.non_member_subjects))
 
-    def aucs(self, draw: tuple[list[str], list[str]] | None = None) -> dict[str, float | None]:
+    def auc(self, attack: str, draw: tuple[list[str], list[str]] | None = None) -> float | None:
+        """One attack's AUC on all values, or on the values of a subject draw."""
         ours, theirs = self._drawn(draw)
-        return {f"mia_{a}": auc(ours[a], theirs[a]) for a in ours}
+        return auc(ours[attack], theirs[attack])
+
+    def aucs(self, draw: tuple[list[str], list[str]] | None = None) -> dict[str, float | None]:
+        return {f"mia_{a}": self.auc(a, draw) for a in self.members}
 
     def figures(self, headline: str | None, draw: tuple[list[str], list[str]] | None = None,
-                ) -> dict[str, float | None]:  # fmt: skip
-        """mia_<attack> for every attack, and of the headline attack its AUC (`mia_strongest`) and TPRs."""
-        ours, theirs = self._drawn(draw)
-        found = {f"mia_{a}": auc(ours[a], theirs[a]) for a in ours}
+                aucs: dict[str, float | None] | None = None) -> dict[str, float | None]:  # fmt: skip
+        """mia_<attack> for every attack (`aucs` where already computed on this draw), and of the headline attack
+        its AUC (`mia_strongest`) and TPRs."""
+        found = dict(aucs) if aucs is not None else self.aucs(draw)
         found["mia_strongest"] = found.get(f"mia_{headline}")
+        ours, theirs = self._drawn(draw)
         for key, fpr in FPR_POINTS.items():
             found[key] = None if headline is None else tpr_at_fpr(list(ours[headline]), list(theirs[headline]), fpr)
         return found
@@ -424,8 +429,9 @@ class ScoredValues:
 def membership_figures(values: dict[str, Any]) -> tuple[str | None, dict[str, float | None], dict[str, Any]]:
     """The strongest attack, the membership figures (`ScoredValues.figures`) and their subject-bootstrap intervals."""
     scored = ScoredValues(values)
-    headline = strongest({a: scored.aucs()[f"mia_{a}"] for a in scored.members})
-    found = scored.figures(headline)
+    aucs = scored.aucs()
+    headline = strongest({a: aucs[f"mia_{a}"] for a in scored.members})
+    found = scored.figures(headline, aucs=aucs)
     spread = intervals.bootstrap(lambda m, n: scored.figures(headline, (m, n)), scored.member_subjects,
                                  scored.non_member_subjects)  # fmt: skip
     return headline, found, spread
@@ -492,8 +498,8 @@ def measure(
         **figures,
         "truth_ratio": _mean(ratios),
     }
-    extra = {f"mia_{a}": member_auc(a, [membership_scores(s, cfg.k)[a] for s in member_stats],
-                                    [membership_scores(s, cfg.k)[a] for s in non_member_stats])
+    extra = {f"mia_{a}": member_auc(a, [membership.ATTACKS[a](s, cfg.k) for s in member_stats],
+                                    [membership.ATTACKS[a](s, cfg.k) for s in non_member_stats])
              for a in membership.plugins()}  # fmt: skip
     manifest = read_manifest(data_dir=root)
     record: dict[str, Any] = {
@@ -552,9 +558,8 @@ def compare(record: dict[str, Any], reference: dict[str, Any]) -> dict[str, floa
     out.update(ks_test(record["truth_ratios"], reference["truth_ratios"]))
     if headline is not None and record.get("values") and reference.get("values"):
         model, oracle = ScoredValues(record["values"]), ScoredValues(reference["values"])
-        key = f"mia_{headline}"
         spread = intervals.bootstrap(
-            lambda m, n: {"privleak": privleak(model.aucs((m, n))[key], oracle.aucs((m, n))[key])},
+            lambda m, n: {"privleak": privleak(model.auc(headline, (m, n)), oracle.auc(headline, (m, n)))},
             model.member_subjects, model.non_member_subjects)["privleak"]  # fmt: skip
         if spread is not None:
             record.setdefault("intervals", {})["privleak"] = spread

@@ -109,6 +109,26 @@ def test_subject_bootstrap_is_deterministic_and_resamples_subjects():
     assert 0 <= share[0] < 0.25 < share[1] <= 1
 
 
+def test_membership_figures_compute_each_auc_once_per_draw(monkeypatch):
+    """The headline's figures reuse the AUCs already computed, and PrivLeak's paired interval computes only the
+    headline attack's AUC, once per model and draw (five attacks on two models per draw cost 5x)."""
+    import leakbench.privacy as privacy
+    from leakbench.intervals import DRAWS
+
+    values = {"subject_ids": ["a", "a", "b", "x", "y"], "member": [True, True, True, False, False],
+              "scores": {a: [0.1, 0.2, 0.3, 0.8, 0.9] for a in ATTACKS}}  # fmt: skip
+    calls = []
+    monkeypatch.setattr(privacy, "auc", lambda m, n: calls.append(1) or auc(m, n))
+    headline, found, spread = privacy.membership_figures(values)
+    assert headline == ATTACKS[0] and found["mia_strongest"] == 1.0 and spread["mia_strongest"] == [1.0, 1.0]
+    assert len(calls) == len(ATTACKS) * (1 + DRAWS)
+    record = {"metrics": dict(found), "headline_attack": headline, "truth_ratios": [0.5], "values": values}
+    calls.clear()
+    oracle = {**values, "scores": {a: [0.3, 0.6, 0.9, 0.5, 0.7] for a in ATTACKS}}  # AUC 4/6 on all values
+    compare(record, {"metrics": {f"mia_{a}": 4 / 6 for a in ATTACKS}, "truth_ratios": [0.5], "values": oracle})
+    assert len(calls) == 2 * DRAWS and len(record["intervals"]["privleak"]) == 2
+
+
 # --- token statistics from a hand-built model ------------------------------------------------------------------
 
 
