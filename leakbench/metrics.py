@@ -67,7 +67,7 @@ UNITS = ("rate", "score", "pvalue", "percent")
 class Metric:
     """One figure of a model, declared once: the study rows and run.json (by `key`), the study table and the
     console (`label`), the leaderboard page (`title`), the leaderboard's comparisons and robustness records, and
-    the sweep all loop over `METRICS`. Over seeds every figure aggregates as mean ± 95% CI (Student t)."""
+    the sweep all loop over `METRICS`. Over seeds every figure aggregates as mean ± 95% CI (`mean_ci`)."""
 
     key: str
     label: str  # short: the study table and the console
@@ -321,33 +321,46 @@ def over_kept(kept_values: dict[str, float | None]) -> list[str]:
     return [name for name, value in kept_values.items() if value is not None and value > 1.0 + 1e-9]
 
 
-def mean_ci(values: list[float | None]) -> tuple[float | None, float | None]:
-    """Mean and 95% confidence half-width (Student t) over seeds; the half-width is None for fewer than two
-    values, and the undefined values (None) are left out."""
+def mean_ci(values: list[float | None], victims: list[Any] | None = None) -> tuple[float | None, float | None]:
+    """Mean and 95% confidence half-width over seeds, the undefined values (None) left out.
+
+    With `victims` (each value's victim seed) naming two or more victims, the interval is the two-level one of a
+    nested design: the mean of the victim means ± t(V - 1) sd(victim means) / sqrt(V). A victim's mean carries its
+    unlearning seeds' spread, so the interval holds both levels' variance; counting every run as independent
+    would understate it. With one victim, Student t over the runs (unlearning seeds). The half-width is None for
+    fewer than two values (or victims)."""
     import statistics
 
     from scipy.stats import t
 
-    present = [float(v) for v in values if v is not None and v == v]
-    if not present:
+    kept = [(float(v), g) for v, g in zip(values, victims or [None] * len(values), strict=True)
+            if v is not None and v == v]  # fmt: skip
+    if not kept:
         return None, None
+    if len({g for _, g in kept}) > 1:
+        by_victim: dict[Any, list[float]] = {}
+        for value, victim in kept:
+            by_victim.setdefault(victim, []).append(value)
+        present = [statistics.fmean(v) for v in by_victim.values()]
+    else:
+        present = [v for v, _ in kept]
     mean = statistics.fmean(present)
     if len(present) < 2:
         return mean, None
     return mean, float(t.ppf(0.975, len(present) - 1) * statistics.stdev(present) / len(present) ** 0.5)
 
 
-def aggregate(runs: list[Any]) -> tuple[Any, Any]:
-    """Mean and 95% half-width of nested figures (dicts of numbers, as `comparisons` returns) over seeds; lists
-    (the metrics flagged above 100%) are joined."""
+def aggregate(runs: list[Any], victims: list[Any] | None = None) -> tuple[Any, Any]:
+    """Mean and 95% half-width (`mean_ci`, two-level with `victims`) of nested figures (dicts of numbers, as
+    `comparisons` returns) over seeds; lists (the metrics flagged above 100%) are joined."""
     first = next((r for r in runs if r is not None), None)
     if isinstance(first, dict):
         keys = list(dict.fromkeys(k for r in runs if isinstance(r, dict) for k in r))
-        pairs = {k: aggregate([r.get(k) if isinstance(r, dict) else None for r in runs]) for k in keys}
+        pairs = {k: aggregate([r.get(k) if isinstance(r, dict) else None for r in runs], victims) for k in keys}
         return {k: m for k, (m, _) in pairs.items()}, {k: c for k, (_, c) in pairs.items()}
     if isinstance(first, list):
         return list(dict.fromkeys(x for r in runs if isinstance(r, list) for x in r)), None
-    return mean_ci(runs)
+    return mean_ci(runs, victims)
 
 
 TEMPLATE = "_probe_template_yaml"

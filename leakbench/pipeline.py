@@ -497,13 +497,14 @@ class Study:
             if job.method is None:
                 continue
             first.setdefault(job.method, job.label)
-        self._add("victim", f"victim{pair.tag}", refs.victim, refs)
+        seed = pair.record.get("seed")
+        self._add("victim", f"victim{pair.tag}", seed, refs.victim, refs)
         if oracle_label is not None:
-            self._add("oracle", oracle_label, found[oracle_label][0], refs)
+            self._add("oracle", oracle_label, seed, found[oracle_label][0], refs)
         for job in jobs:
             if job.method is not None:
                 record = unlearned[job.label]
-                self._add(job.method, job.label, found[job.label][0], refs, {k: record[k] for k in (
+                self._add(job.method, job.label, seed, found[job.label][0], refs, {k: record[k] for k in (
                     "hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")})  # fmt: skip
         return first
 
@@ -537,11 +538,12 @@ class Study:
 
     # -- the state -------------------------------------------------------------------------------------------
 
-    def _add(self, row: str, label: str, metrics: dict[str, float | None], refs: Measured,
+    def _add(self, row: str, label: str, victim_seed: int | None, metrics: dict[str, float | None], refs: Measured,
              unlearn_info: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.labels.append(label)
         self.runs_of.setdefault(row, []).append({
-            "label": label, "metrics": metrics, "comparisons": comparisons(refs.victim, metrics, refs.oracle),
+            "label": label, "victim_seed": victim_seed, "metrics": metrics,
+            "comparisons": comparisons(refs.victim, metrics, refs.oracle),
             **({"unlearn": unlearn_info} if unlearn_info else {}),
         })  # fmt: skip
 
@@ -604,9 +606,11 @@ def _built_run(name: str, role: str, record: dict[str, Any], **extra: Any) -> di
 
 def summarize(row_runs: list[dict[str, Any]]) -> dict[str, Any]:
     """One table row from its runs (seeds): mean metrics and comparisons, their 95% CI half-widths (None with a
-    single run), and the runs themselves."""
-    metrics, metrics_ci = aggregate([r["metrics"] for r in row_runs])
-    found, found_ci = aggregate([r["comparisons"] for r in row_runs])
+    single run; over victims, then unlearning seeds, where the runs name their `victim_seed`: `mean_ci`), and the
+    runs themselves."""
+    victims = [r.get("victim_seed") for r in row_runs]  # two-level intervals over victims, then unlearning seeds
+    metrics, metrics_ci = aggregate([r["metrics"] for r in row_runs], victims)
+    found, found_ci = aggregate([r["comparisons"] for r in row_runs], victims)
     if "utility_kept" in found:  # the mark follows the mean, not any single seed
         found["utility_kept_above_100"] = over_kept(found["utility_kept"])
     row: dict[str, Any] = {"metrics": metrics, "comparisons": found, "n_runs": len(row_runs)}
@@ -709,7 +713,8 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
              "above +10% over-unlearned); forget quality: KS-test p-value of per-subject truth ratios against the "
              "oracle's."]  # fmt: skip
     if seeded:
-        notes.append("x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t).")
+        notes.append("x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t; with "
+                     "several victims, over the victims' means, which carry their unlearning seeds' spread).")
     if flagged:
         notes.append(
             f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there."

@@ -4,12 +4,34 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
+from pathlib import Path
 
 import pytest
 
 from leakbench.pipeline import StudyConfig, comparisons, run_study, summarize, table
 from leakbench.records import UsageError
 from leakbench.schemas import RunRecord
+
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+
+
+def validation_mentions(folder: Path, skip: tuple[str, ...] = ()) -> list[str]:
+    """Every validation item (a validation subject's id, name, e-mail or SSN; a validation held-out module) that a
+    text file under `folder` names, as 'file: item'."""
+    from leakbench.data import read_table
+    from leakbench.heldout import SPLITS
+
+    items = set(SPLITS["validation"])
+    for subject in read_table("subjects", subset="full", split="validation"):
+        items |= {subject["subject_id"], subject["name"], subject["email"], subject["ssn"]}
+    pattern = re.compile("|".join(rf"(?<![\w.]){re.escape(item)}(?![\w])" for item in sorted(items)))
+    found = []
+    for path in sorted(folder.rglob("*")):
+        if path.is_file() and path.suffix in {".json", ".jsonl", ".md", ".html", ".svg", ".txt", ".log"} \
+                and not path.name.startswith(skip):  # fmt: skip
+            found += [f"{path.relative_to(folder)}: {m.group()}" for m in pattern.finditer(path.read_text("utf-8"))]
+    return found
 
 
 def _metrics(**changes):
@@ -74,6 +96,29 @@ def test_seed_rows_show_mean_and_confidence_interval():
     assert any("95% confidence" in n for n in notes)
 
 
+def test_seed_intervals_over_several_victims_are_two_level():
+    """Two victims, two unlearning seeds each: the interval is Student t on the two victims' means (1 degree of
+    freedom), not on four runs counted as independent."""
+    from leakbench.metrics import mean_ci
+    from leakbench.pipeline import summarize
+
+    t1, t3 = 12.7062047361747, 3.18244630528371  # t(0.975, 1), t(0.975, 3)
+    mean, half = mean_ci([0.1, 0.2, 0.3, 0.5], victims=[0, 0, 1, 1])  # victim means 0.15 and 0.4
+    assert mean == pytest.approx(0.275) and half == pytest.approx(t1 * (0.25 / 2**0.5) / 2**0.5)
+    assert mean_ci([0.1, 0.2, 0.3, 0.5], victims=[7] * 4)[1] == pytest.approx(t3 * 0.17078251276599 / 2)
+    assert mean_ci([0.1, 0.2, 0.3, 0.5])[1] == mean_ci([0.1, 0.2, 0.3, 0.5], victims=[7] * 4)[1]
+    assert mean_ci([0.1, None, 0.3], victims=[0, 1, 1]) == (pytest.approx(0.2), pytest.approx(t1 * 0.2 / 2**0.5
+                                                                                               / 2**0.5))
+    assert mean_ci([0.1, 0.2], victims=[0, 0]) == (pytest.approx(0.15), pytest.approx(t1 * 0.1 / 2**0.5 / 2**0.5))
+    runs = [{"label": f"ga-v{v}-s{s}", "victim_seed": v, "metrics": _metrics(direct_leak_rate=rate)}
+            for (v, s), rate in zip(((0, 0), (0, 1), (1, 0), (1, 1)), (0.1, 0.2, 0.3, 0.5), strict=True)]  # fmt: skip
+    for run in runs:
+        run["comparisons"] = comparisons(_metrics(), run["metrics"], None)
+    row = summarize(runs)
+    assert row["ci95"]["direct_leak_rate"] == pytest.approx(half)
+    assert row["comparisons_ci95"]["direct_leak_reduction"] == pytest.approx(half / 0.9)
+
+
 def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path):
     out = tmp_path / "study"
     cfg = StudyConfig(out=out, model=str(toy_victims["victim"]), oracle=str(toy_victims["oracle"]), methods=("ga",),
@@ -106,6 +151,7 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert ga["ratios"]["oracle_entry_id"] == entries["oracle"]["entry_id"]
     html = (out / "index.html").read_text()
     assert "Code edit sim." in html and ">oracle<" in html and "Over seeds" in html and "PrivLeak" in html
+    assert validation_mentions(out) == []  # no validation subject or module in anything the study writes
 
     # every stage resumes: a re-run reuses the unlearned models and the measured run folders
     logged: list[str] = []
@@ -244,3 +290,14 @@ def test_no_validation_subject_is_probed_or_measured_by_the_study():
     documents = read_table("forget", subset="mini", split=None)  # privacy.measure's members and non-members
     for role in ("forget", "holdout"):
         assert {roles[s] for d in documents if in_split(d, role) for s in d["subject_ids"]} == {role}
+
+
+def test_the_committed_reference_results_name_no_validation_item(tmp_path):
+    """The sweep's record is about validation items (it is how defaults were chosen); nothing else published is."""
+    from leakbench.data import read_table
+
+    assert validation_mentions(RESULTS, skip=("sweep",)) == []
+    subject = read_table("subjects", subset="mini", split="validation_holdout")[0]
+    (tmp_path / "row.json").write_text(json.dumps({"probe": f"email of {subject['name']}", "module": "shlex.py"}))
+    (tmp_path / "fine.md").write_text("shlex.pyc and xS1001 and the forget subjects")  # not whole items
+    assert validation_mentions(tmp_path) == [f"row.json: {subject['name']}", "row.json: shlex.py"]

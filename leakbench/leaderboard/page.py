@@ -198,16 +198,18 @@ def seed_columns() -> list[str]:
 def seeds_table(board: Leaderboard) -> str:
     """Entries that differ only in their seeds (one `group`), as mean ± 95% CI half-width; empty without any."""
     groups: dict[str, list[dict[str, float | str | None]]] = {}
+    victims: dict[str, list[int | None]] = {}
     for e in board.entries:
         if e.group:
             groups.setdefault(e.group, []).append(_row(e))
+            victims.setdefault(e.group, []).append(e.provenance.seeds.get("victim"))
     lines = []
     for group, rows in groups.items():
         if len(rows) < 2:
             continue
         cells = [f"<td>{html.escape(group)}</td>", f'<td class="num">{len(rows)}</td>']
         for key in seed_columns():
-            mean, ci = mean_ci([r[key] if isinstance(r[key], int | float) else None for r in rows])
+            mean, ci = mean_ci([r[key] if isinstance(r[key], int | float) else None for r in rows], victims[group])
             cells.append(_cell(key, mean, spread=ci))
         lines.append("<tr>" + "".join(cells) + "</tr>")
     if not lines:
@@ -216,7 +218,7 @@ def seeds_table(board: Leaderboard) -> str:
     head = "".join(f"<th>{html.escape(labels[k])}</th>" for k in seed_columns())
     return (
         "<h2>Over seeds</h2>\n<p>Entries of one configuration that differ only in their seeds: mean ± 95% "
-        "confidence half-width (Student t).</p>\n"
+        "confidence half-width (Student t; over victim seeds' means where there are several victims).</p>\n"
         f'<table id="seeds"><thead><tr><th>Configuration</th><th>Runs</th>{head}</tr></thead><tbody>\n'
         + "\n".join(lines)
         + "\n</tbody></table>"
