@@ -144,7 +144,7 @@ def _browser():
         "--disable-background-networking",
         "--disable-component-update",
         "--no-first-run",
-        "--window-size=1400,1000",
+        "--window-size=1366,900",  # a common laptop screen: the page must not scroll sideways
     ):
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(str(driver)), options=options)
@@ -165,6 +165,17 @@ def test_page_in_a_real_headless_browser(runs, tmp_path):
     try:
         browser.get(page.as_uri())
         assert browser.title == "LeakBench leaderboard"
+        # the page opens on the headline and its legend, with no sideways scrolling; the full table is one click away
+        headline = browser.find_elements(By.CSS_SELECTOR, "#headline tbody tr")
+        assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in headline] == ["victim", "ga"]
+        assert headline[1].find_elements(By.TAG_NAME, "td")[2].text == "75.0%"
+        terms = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#legend dt")]
+        assert {"↓ / ↑", "[low, high]", "PrivLeak", "Yellow cell, ↑ after a kept figure"} <= set(terms)
+        width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
+        assert width[0] <= width[1], width
+        assert not browser.find_element(By.ID, "board").is_displayed()
+        browser.find_element(By.CSS_SELECTOR, "#full summary").click()
+        assert browser.find_element(By.ID, "board").is_displayed()
         rows = browser.find_elements(By.CSS_SELECTOR, "#board tbody tr")
         column = {key: i for i, key in enumerate(k for k, _ in columns())}
         assert [r.find_elements(By.TAG_NAME, "td")[column["method"]].text for r in rows] == ["none", "ga"]
@@ -389,3 +400,16 @@ def test_the_committed_leaderboard_loads_and_holds_no_local_path():
     for entry in json.loads(text)["entries"]:
         assert not re.match(r"(/|~|[A-Za-z]:\\\\)", entry["model"]["source"]), entry["model"]
     assert not re.search(r'"(/|[A-Za-z]:\\\\)(home|root|tmp|work|Users|mnt|var|opt)\b', text), "a local path"
+
+
+def test_the_plots_front_and_intervals_on_known_points():
+    from leakbench.leaderboard.page import _clipped, pareto
+
+    # (code ability, leak): B leaks least, A beats C on both, D has the most ability
+    assert pareto([(0.30, 0.10), (0.20, 0.05), (0.25, 0.20), (0.35, 0.30)]) == [1, 0, 3]
+    assert pareto([(0.3, 0.1), (0.3, 0.1)]) == [0, 1]  # equal points beat neither
+    assert _clipped("direct_leak_rate", -0.07, 0.26) == [0.0, 0.26]
+    assert _clipped("mia_strongest", 0.95, 1.02) == [0.95, 1.0]
+    assert _clipped("privleak", -103.9, -90.4) == [-100.0, -90.4]
+    assert _clipped("code_edit_similarity:kept", -0.1, 1.2) == [0.0, 1.2]
+    assert _clipped("code_bits_per_byte", 1.4, 1.6) == [1.4, 1.6]

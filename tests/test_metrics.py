@@ -38,9 +38,9 @@ def test_the_study_uses_the_same_definitions_and_never_nan():
     assert out["direct_leak_reduction"] is None
     assert out["indirect_leak_change"] == pytest.approx(0.15)
     assert out["utility_kept"] == {
-        "code_edit_similarity": pytest.approx(0.75), "code_exact_match": None, "code_bits_per_byte": pytest.approx(0.8),
+        "code_edit_similarity": pytest.approx(0.75), "code_bits_per_byte": pytest.approx(0.8),
         "humaneval_plus_pass_at_1": None,
-    }  # fmt: skip  (near-neighbour bits/byte is a diagnostic: never kept)
+    }  # fmt: skip  (near-neighbour bits/byte is a diagnostic and exact match too small a count: never kept)
     assert out["utility_kept_above_100"] == [] and out["vs_oracle"] is None
 
 
@@ -52,7 +52,7 @@ def test_oracle_gap_and_over_kept():
     gap = oracle_gap(oracle, model)
     assert gap["direct_leak_rate_gap"] == pytest.approx(0.10) and gap["indirect_leak_rate_gap"] == 0.0
     assert gap["code_edit_similarity_vs_oracle"] == pytest.approx(0.9)
-    assert gap["code_exact_match_vs_oracle"] == pytest.approx(1.5)
+    assert "code_exact_match_vs_oracle" not in gap  # reported, not a ratio: a few lines of 300
     assert gap["code_bits_per_byte_vs_oracle"] == pytest.approx(0.75)
     assert "near_neighbour_bits_per_byte_vs_oracle" not in gap
     assert over_kept({"a": 1.0, "b": 1.2, "c": None, "d": 0.9}) == ["b"]

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 from leakbench.leaderboard.schema import Entry, Leaderboard, entry_metrics
-from leakbench.metrics import HEADLINE_UTILITY, METRICS, Metric, gap_key, mean_ci, metric, vs_oracle_key
+from leakbench.metrics import (
+    CONSOLE_HEADLINE,
+    HEADLINE_UTILITY,
+    METRICS,
+    Metric,
+    gap_key,
+    mean_ci,
+    metric,
+    vs_oracle_key,
+)
 
 FIXED = [("model", "Model"), ("role", "Role"), ("method", "Method"), ("subset", "Subset")]
 
@@ -60,7 +70,7 @@ def _row(e: Entry) -> dict[str, float | str | None]:
 
 
 _SHARE = metric("direct_leak_rate")  # shares and ratios print as rates do: in percent
-X_AXIS, Y_AXIS = "code_exact_match", "direct_leak_rate"  # the trade-off plot
+X_AXIS, Y_AXIS = HEADLINE_UTILITY, "direct_leak_rate"  # the trade-off plot: code no training step saw, leaks
 
 
 def _text(key: str, value: float, spread: float | None = None) -> str:
@@ -107,31 +117,98 @@ def _labels(rows: list[dict[str, float | str | None]]) -> list[str]:
     return [s if short.count(s) == 1 else f"{s} ({str(r['model'])[:24]})" for s, r in zip(short, rows, strict=True)]
 
 
-def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height: int = 400) -> str:
-    """Direct leak rate against held-out code exact match: down and to the right is better. The victim and the
-    oracle are marked; labels sit in a column on the right, spread so that they never overlap."""
-    plotted = [r for r in rows if isinstance(r[X_AXIS], float) and isinstance(r[Y_AXIS], float)]
-    points = [(r[X_AXIS], r[Y_AXIS], label, str(r["role"])) for r, label in zip(plotted, _labels(plotted),
-                                                                                     strict=True)]  # fmt: skip
+Figure = tuple[float | None, list[float] | None]  # a value and its 95% interval [low, high] (None: none known)
+
+
+def _interval(e: Entry, spec: Metric) -> list[float] | None:
+    """An entry's own interval of a figure (the subject bootstrap of the privacy figures), where it has one."""
+    found = e.leak_metrics.get("/".join(spec.sources[0]))
+    return found.interval if found is not None else None
+
+
+def _clipped(key: str, low: float, high: float) -> list[float]:
+    """A seed interval (mean ± half-width) cut to the figure's range: rates, AUCs and kept shares are >= 0 (rates
+    and AUCs <= 1), PrivLeak >= -100%."""
+    spec = next((m for m in METRICS if m.key == key), None)
+    floor, ceiling = -math.inf, math.inf
+    if key.endswith(":kept") or (spec is not None and (spec.unit == "rate" or key.startswith("mia_"))):
+        floor, ceiling = 0.0, (math.inf if key.endswith(":kept") else 1.0)
+    elif key == "privleak":
+        floor = -100.0
+    return [max(low, floor), min(high, ceiling)]
+
+
+def configurations(board: Leaderboard) -> list[dict[str, object]]:
+    """One row per configuration: entries that differ only in seeds (a `group`) as their mean with the two-level
+    seed interval (`mean_ci`, over victim seeds where there are several), any other entry alone with its own
+    subject-bootstrap intervals. Each row: label, role, runs, and per headline key a `Figure`."""
+    keys = [*CONSOLE_HEADLINE, X_AXIS, _kept_column(metric(HEADLINE_UTILITY))]
+    members: dict[str, list[Entry]] = {}
+    for e in board.entries:
+        members.setdefault(e.group or f"entry:{e.entry_id}", []).append(e)
+    rows = [_row(e) for e in board.entries]
+    by_entry = {e.entry_id: r for e, r in zip(board.entries, rows, strict=True)}
+    labels = dict(zip((e.entry_id for e in board.entries), _labels(rows), strict=True))
+    out: list[dict[str, object]] = []
+    for entries in members.values():
+        first = entries[0]
+        row: dict[str, object] = {"label": labels[first.entry_id], "role": first.model.role, "runs": len(entries)}
+        if len(entries) > 1:
+            row["label"] = str(by_entry[first.entry_id]["method"] if first.method.name != "none" else first.model.role)
+            victims = [e.provenance.seeds.get("victim") for e in entries]
+            for key in keys:
+                values = [by_entry[e.entry_id][key] for e in entries]
+                mean, half = mean_ci([v if isinstance(v, float) else None for v in values], victims)
+                row[key] = (mean, None if mean is None or half is None else _clipped(key, mean - half, mean + half))
+        else:
+            for key in keys:
+                value = by_entry[first.entry_id][key]
+                spec = next((m for m in METRICS if m.key == key), None)
+                row[key] = (value if isinstance(value, float) else None,
+                            _interval(first, spec) if spec is not None else None)  # fmt: skip
+        out.append(row)
+    return out
+
+
+def pareto(points: list[tuple[float, float]]) -> list[int]:
+    """The indices of the points no other point beats: at least as much utility (x) and as few leaks (y), better
+    on one; by x."""
+    front = [i for i, (x, y) in enumerate(points)
+             if not any(a >= x and b <= y and (a, b) != (x, y) for a, b in points)]  # fmt: skip
+    return sorted(front, key=lambda i: points[i])
+
+
+def plot_svg(configs: list[dict[str, object]], width: int = 760, height: int = 400) -> str:
+    """Direct leak rate against held-out code edit similarity, one point per configuration (seeds averaged) with
+    its 95% interval as bars on both axes: down and to the right is better; the Pareto front is dashed. The
+    victim and the oracle are squares (references, not on the front); labels sit in a column on the right, spread
+    so that they never overlap."""
+
+    def figure(c: dict[str, object], key: str) -> Figure:
+        found = c.get(key)
+        return found if isinstance(found, tuple) else (None, None)  # type: ignore[return-value]
+
+    plotted = [c for c in configs if figure(c, X_AXIS)[0] is not None and figure(c, Y_AXIS)[0] is not None]
     pad, right = 56, 230  # room for the labels on the right
-    if not points:
+    if not plotted:
         return f'<svg id="plot" width="{width}" height="{height}" role="img"><text x="20" y="40">no data</text></svg>'
-    xs = [p[0] for p in points]
-    lo, hi = min(xs), max(xs)
+    xs = [figure(c, X_AXIS) for c in plotted]
+    reach = [v for value, bounds in xs for v in (bounds or [value])]
+    lo, hi = min(reach), max(reach)  # type: ignore[type-var]
     if hi - lo < 1e-9:
         lo, hi = lo - 0.01, hi + 0.01
     span = hi - lo
     lo, hi = max(0.0, lo - 0.08 * span), hi + 0.08 * span
 
     def sx(x: float) -> float:
-        return pad + (x - lo) / (hi - lo) * (width - pad - right)
+        return pad + (min(max(x, lo), hi) - lo) / (hi - lo) * (width - pad - right)
 
     def sy(y: float) -> float:
-        return height - pad - y * (height - 2 * pad)
+        return height - pad - min(max(y, 0.0), 1.0) * (height - 2 * pad)
 
     parts = [
         f'<svg id="plot" xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        'aria-label="direct leak rate against held-out code exact match">',
+        'aria-label="direct leak rate against held-out code edit similarity">',
         f'<rect x="0" y="0" width="{width}" height="{height}" fill="#fff"/>',
         f'<line x1="{pad}" y1="{height - pad}" x2="{width - right}" y2="{height - pad}" stroke="#333"/>',
         f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#333"/>',
@@ -146,14 +223,29 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height
             f'<text x="{sx(x):.1f}" y="{height - pad + 18}" text-anchor="middle" font-size="11">{x:.3f}</text>'
         )
     parts.append(f'<text x="{(width - right + pad) / 2}" y="{height - 12}" text-anchor="middle" font-size="12">'
-                 "held-out code exact match (leakbench_code; higher: more code ability)</text>")  # fmt: skip
+                 "held-out code edit similarity (leakbench_code; higher: more code ability)</text>")  # fmt: skip
     parts.append(f'<text x="16" y="{height / 2}" text-anchor="middle" font-size="12" '
                  f'transform="rotate(-90 16 {height / 2})">direct leak rate</text>')  # fmt: skip
+    points = [(float(figure(c, X_AXIS)[0]), float(figure(c, Y_AXIS)[0])) for c in plotted]  # type: ignore[arg-type]
+    contenders = [i for i, c in enumerate(plotted) if c["role"] not in ("victim", "oracle")]  # references aside
+    front = [contenders[i] for i in pareto([points[i] for i in contenders])]
+    if len(front) > 1:
+        path = " ".join(f"{sx(points[i][0]):.1f},{sy(points[i][1]):.1f}" for i in front)
+        parts.append(f'<polyline class="front" points="{path}" fill="none" stroke="#888" stroke-dasharray="5 4"/>')
+    for c, (x, y) in zip(plotted, points, strict=True):
+        (_, xb), (_, yb) = figure(c, X_AXIS), figure(c, Y_AXIS)
+        if xb:
+            parts.append(f'<line class="bar" x1="{sx(xb[0]):.1f}" y1="{sy(y):.1f}" x2="{sx(xb[1]):.1f}" '
+                         f'y2="{sy(y):.1f}" stroke="#999"/>')  # fmt: skip
+        if yb:
+            parts.append(f'<line class="bar" x1="{sx(x):.1f}" y1="{sy(yb[0]):.1f}" x2="{sx(x):.1f}" '
+                         f'y2="{sy(yb[1]):.1f}" stroke="#999"/>')  # fmt: skip
     colours = {"victim": "#c0392b", "oracle": "#27ae60"}
     label_x = width - right + 14
-    label_ys, gap = _spread([sy(y) + 4 for _, y, _, _ in points], pad, height - pad)
+    label_ys, gap = _spread([sy(y) + 4 for _, y in points], pad, height - pad)
     font = max(6, min(11, int(gap) - 2))
-    for (x, y, label, role), ly in zip(points, label_ys, strict=True):
+    for c, (x, y), ly in zip(plotted, points, label_ys, strict=True):
+        role, label = str(c["role"]), str(c["label"]) + (f" ×{c['runs']}" if int(c["runs"]) > 1 else "")  # type: ignore[call-overload]
         colour, shape = colours.get(role, "#2c3e80"), role in colours
         size = 7 if shape else 5
         square = (f'<rect class="point" x="{sx(x) - size:.1f}" y="{sy(y) - size:.1f}" width="{2 * size}" '
@@ -167,6 +259,36 @@ def plot_svg(rows: list[dict[str, float | str | None]], width: int = 760, height
                      f"{html.escape(label)}</text>")  # fmt: skip
     parts.append("</svg>")
     return "".join(parts)
+
+
+PLOT_LEGEND = ("Squares: the victim (red) and the oracle (green); dots: unlearned models, one per configuration "
+               "(×N: the mean of N seeds). Grey bars: 95% intervals (over seeds; an unseeded entry has none on "
+               "these two axes). Dashed: the Pareto front of the unlearning methods, those no other "
+               "method beats on both leak and code ability.")  # fmt: skip
+
+
+def headline_table(configs: list[dict[str, object]]) -> str:
+    """The page's opening table: per configuration the console's headline figures and code kept, each with its
+    95% interval: narrow enough for a laptop screen."""
+    shown = [metric(key) for key in CONSOLE_HEADLINE]
+    kept = _kept_column(metric(HEADLINE_UTILITY))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in
+                   ["Model", "Runs", *(s.header for s in shown), "Code kept ↑"])  # fmt: skip
+    lines = []
+    for c in configs:
+        cells = [f"<td>{html.escape(str(c['label']))}</td>", f'<td class="num">{c["runs"]}</td>']
+        for key, spec in [*((s.key, s) for s in shown), (kept, _SHARE)]:
+            value, bounds = c[key]  # type: ignore[misc]
+            if value is None:
+                cells.append("<td>–</td>")
+                continue
+            text = spec.format(value)
+            if bounds:
+                text += f' <span class="ci">[{spec.format(bounds[0])}, {spec.format(bounds[1])}]</span>'
+            cells.append(f'<td class="num">{text}</td>')
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return (f'<table id="headline"><thead><tr>{head}</tr></thead><tbody>\n' + "\n".join(lines)
+            + "\n</tbody></table>")  # fmt: skip
 
 
 _SCRIPT = """
@@ -348,8 +470,12 @@ def robustness_section(board: Leaderboard) -> str:
 
 
 def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
-    """The page and its plot (`tradeoff.svg` beside it), as texts to write."""
+    """The page and its plot (`tradeoff.svg` beside it), as texts to write: the headline per configuration and
+    the plot first (no sideways scrolling), then the full table one click away, the seeds and robustness
+    tables."""
     rows = [_row(e) for e in board.entries]
+    configs = configurations(board)
+    plot = plot_svg(configs)
     shown = columns()
     head = "".join(f'<th data-key="{key}" title="click to sort">{html.escape(label)}</th>' for key, label in shown)
     body = "\n".join(
@@ -363,37 +489,61 @@ def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>LeakBench leaderboard</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2rem; color: #222; max-width: 72rem; }}
 table {{ border-collapse: collapse; margin: 1rem 0; }}
 th, td {{ border-bottom: 1px solid #ddd; padding: 0.35rem 0.7rem; text-align: left; }}
-th {{ cursor: pointer; background: #f4f4f4; user-select: none; }}
+#board th {{ cursor: pointer; }} th {{ background: #f4f4f4; user-select: none; }}
 th[data-dir="asc"]::after {{ content: " ▲"; }} th[data-dir="desc"]::after {{ content: " ▼"; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.flag {{ background: #fff3cd; }}
+.ci {{ color: #666; font-size: 0.85em; white-space: nowrap; }}
+.wide {{ overflow-x: auto; max-width: 100%; }}
+summary {{ cursor: pointer; font-weight: bold; margin: 1rem 0; }}
+dt {{ font-weight: bold; }} dd {{ margin: 0 0 0.4rem 1.5rem; }}
+svg {{ max-width: 100%; height: auto; }}
 </style></head>
 <body>
 <h1>LeakBench leaderboard</h1>
 <p>Leakage of fictional personal data and secrets from code models, before and after unlearning, with code
-utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries. Click a column to sort. The oracle is
-the same recipe without the forget set: "vs oracle" is the leak unlearning has left. Code metrics come from
-<code>leakbench_code</code>, code no LeakBench training step saw; near-neighbour bits/byte from
-<code>leakbench_retain</code> (the forget templates with placeholders), a diagnostic that is never "kept" (retain
-and redaction texts share its templates). Kept = relative to the entry's victim;
-above 100% is marked ↑. A kept ratio shows – when it is undefined, e.g. HumanEval+ when the victim's pass@1
-is 0. Exact memorization, extraction strength and the strongest membership attack's AUC (forget vs holdout
-subjects, 0.5 = chance; the entry's <code>privacy.headline_attack</code> names the attack) come from
-<code>leakbench privacy</code>; PrivLeak is MUSE's, that AUC against the oracle's in MUSE's orientation (a model
-that memorized reads about -100%: below -10% under-unlearned, above +10% over-unlearned), and forget quality the
-KS-test p-value of per-subject truth ratios against the oracle's.</p>
-<table id="board"><thead><tr>{head}</tr></thead>
+utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries in {len(configs)} configurations.</p>
+<h2>Headline</h2>
+{headline_table(configs)}
+<dl id="legend">
+<dt>↓ / ↑</dt><dd>lower / higher is better; PrivLeak is best near 0 and the strongest AUC near 0.5 (chance).</dd>
+<dt>[low, high]</dt><dd>95% interval: over seeds for a configuration of several runs (Student t; over the
+victims' means where there are several victims; cut to the figure's range), else the entry's own subject
+bootstrap (privacy figures; leak rates have none there).</dd>
+<dt>Indirect on direct</dt><dd>indirect leaks (partial, reformatted, cross-attribute, cross-subject) on the same
+direct probes as the direct leak rate: where a direct → indirect shift shows.</dd>
+<dt>Strongest AUC</dt><dd>the membership attack (LOSS, zlib, Min-K%, Min-K%++, reference) furthest from chance for
+this model, forget vs holdout subjects' values (the entry's <code>privacy.headline_attack</code> names it).</dd>
+<dt>PrivLeak</dt><dd>MUSE's, that AUC against the oracle's in MUSE's orientation: about -100% = memorized, below
+-10% under-unlearned, above +10% over-unlearned.</dd>
+<dt>Code kept</dt><dd>held-out code edit similarity (<code>leakbench_code</code>, code no training step saw)
+relative to the entry's victim.</dd>
+<dt>Yellow cell, ↑ after a kept figure</dt><dd>kept above 100%: the model beats its victim there; check that it
+does not fit the evaluation.</dd>
+<dt>–</dt><dd>undefined or not measured (e.g. HumanEval+ kept when the victim's pass@1 is 0).</dd>
+</dl>
+<h2>Direct leak vs. held-out code edit similarity</h2>
+<p>{html.escape(PLOT_LEGEND)}</p>
+{plot}
+<details id="full"><summary>Full table: every metric of every entry ({len(shown)} columns; click a column to
+sort)</summary>
+<p>The oracle is the same recipe without the forget set: "vs oracle" is the leak unlearning has left. Code
+metrics come from <code>leakbench_code</code>; near-neighbour bits/byte from <code>leakbench_retain</code> (the
+forget templates with placeholders) is a diagnostic that is never "kept" (retain and redaction texts share its
+templates), and code exact match (a few lines of 300) is reported, not kept. Exact memorization, extraction
+strength, TPR at 1% FPR and forget quality (the KS-test p-value of per-subject truth ratios against the
+oracle's) come from <code>leakbench privacy</code>.</p>
+<div class="wide"><table id="board"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}
-</tbody></table>
-{seeds_table(board)}
-{robustness_section(board)}
-<h2>Direct leak vs. held-out code exact match</h2>
-{plot_svg(rows)}
+</tbody></table></div>
+</details>
+<div class="wide">{seeds_table(board)}</div>
+<div class="wide">{robustness_section(board)}</div>
 <script>{_SCRIPT}</script>
 </body></html>
 """
-    return {path: page, path.with_name("tradeoff.svg"): plot_svg(rows) + "\n"}
+    return {path: page, path.with_name("tradeoff.svg"): plot + "\n"}
