@@ -270,3 +270,31 @@ def _methods(victim: dict[str, Any], runs: dict[str, dict[str, Any]], methods: t
         chosen, rule = choose(victim, points)
         out[method] = {"points": points, "front": pareto_front(points), "chosen": chosen, "rule": rule}
     return out
+
+
+def sweep_table(record: dict[str, Any]) -> str:
+    """A sweep record's finished methods as Markdown (docs/unlearning.md's table): every point's mean direct leak,
+    validation code figures and utility kept over its seeds, whether it is on the Pareto front (●), and the
+    chosen point with the rule that chose it."""
+    victim = record["victim"]
+    lines = [f"Sweep victim ({victim['model']}) on the validation items: direct leak "
+             f"{100 * victim['direct_leak_rate']:.1f}%, code edit similarity {victim['code_edit_similarity']:.3f}, "
+             f"bits/byte {victim['code_bits_per_byte']:.3f}; {record['seeds']} seeds per point.", "",
+             "| method | point | direct leak | code edit sim. | bits/byte | utility kept | front | unlearning s "
+             "| chosen |",
+             "| --- | --- | ---: | ---: | ---: | ---: | :---: | ---: | --- |"]  # fmt: skip
+    for method, found in record["methods"].items():
+        for p in found["points"]:
+            f, name = p["figures"], p["point"]
+            chosen = f"**{found['rule']}**" if name == found["chosen"]["point"] else ""
+            lines.append(f"| `{method}` | {name.removeprefix(method + '-')} | {100 * f['direct_leak_rate']:.1f}% | "
+                         f"{f['code_edit_similarity']:.3f} | {f['code_bits_per_byte']:.3f} | "
+                         f"{100 * p['utility_kept']:.1f}% | {'●' if name in found['front'] else ''} | "
+                         f"{p['wall_time_s']:.0f} | {chosen} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # python -m leakbench.sweep [SWEEP_JSON]: print its table
+    import sys
+
+    print(sweep_table(SweepRecord.read(sys.argv[1] if len(sys.argv) > 1 else "results/sweep.json").dump()), end="")

@@ -114,3 +114,35 @@ def test_a_sweep_sees_only_validation_items_and_resumes_from_its_record(toy_vict
     more = sweep.run_sweep(toy_victims["victim"], out, ("ga_gd",), seeds=1, jobs=1, limit=3, log=lambda m: None)
     assert len(seen) == 2 and set(more["runs"]) >= set(record["runs"])  # sweeping another method keeps GA's runs
     assert list(more["methods"]) == ["ga_gd", "ga"] and more["methods"]["ga"] == record["methods"]["ga"]
+
+
+def test_the_defaults_are_the_points_the_committed_sweep_chose():
+    """Every method the committed sweep (results/sweep.json) has finished takes the point the sweep chose as its
+    defaults; a method still being swept keeps its earlier defaults until its runs are in."""
+    from pathlib import Path
+
+    record = json.loads((Path(__file__).resolve().parents[1] / "results" / "sweep.json").read_text())
+    assert record["split"] == "validation_forget" and record["seeds"] >= 3 and record["grid_points"] == GRID_POINTS
+    finished = {name: found for name, found in record["methods"].items() if found.get("chosen")}
+    assert {"ga", "ga_gd", "ga_kl", "npo"} <= set(finished)
+    for name, found in finished.items():
+        chosen = found["chosen"]
+        assert len(chosen["seeds"]) == record["seeds"], name  # a point is only chosen with all its seeds
+        assert {k: METHODS[name].defaults[k] for k in chosen["hyperparameters"]} == chosen["hyperparameters"], name
+    from leakbench.unlearn import SWEPT, defaults_chosen_by
+
+    assert set(SWEPT) == set(finished) and defaults_chosen_by("ga").endswith("(results/sweep.json)")
+    assert all(defaults_chosen_by(m).endswith("(results/sweep-v2.json)") for m in METHODS if m not in finished)
+
+
+def test_the_sweep_table_shows_every_point_the_front_and_the_choice():
+    points = [point("ga-lr=0.0001", 0.2, 0.25, 2.0), point("ga-lr=0.0003", 0.0, 0.05, 8.0)]
+    for p in points:
+        p |= {"seeds": [0, 1, 2], "wall_time_s": 11.0}
+    record = {"victim": {"model": "victim@abc", **VICTIM}, "seeds": 3, "methods": {"ga": {
+        "points": points, "front": pareto_front(points), "chosen": points[0], "rule": RULES[2]}}}  # fmt: skip
+    lines = sweep.sweep_table(record).splitlines()
+    assert lines[0] == ("Sweep victim (victim@abc) on the validation items: direct leak 80.0%, code edit similarity "
+                        "0.250, bits/byte 2.000; 3 seeds per point.")
+    assert lines[4:] == ["| `ga` | lr=0.0001 | 20.0% | 0.250 | 2.000 | 100.0% | ● | 11 | **most utility kept** |",
+                         "| `ga` | lr=0.0003 | 0.0% | 0.050 | 8.000 | 20.0% | ● | 11 |  |"]
