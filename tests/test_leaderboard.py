@@ -413,3 +413,15 @@ def test_the_plots_front_and_intervals_on_known_points():
     assert _clipped("privleak", -103.9, -90.4) == [-100.0, -90.4]
     assert _clipped("code_edit_similarity:kept", -0.1, 1.2) == [0.0, 1.2]
     assert _clipped("code_bits_per_byte", 1.4, 1.6) == [1.4, 1.6]
+
+
+def test_a_paired_difference_uses_only_the_shared_seeds():
+    from leakbench.leaderboard.page import paired_difference
+
+    a = {(0, 0): 0.5, (0, 1): 0.3, (0, 2): 0.4}
+    b = {(0, 0): 0.2, (0, 1): 0.2, (0, 2): 0.1, (1, 0): 0.9}  # (1, 0): a run A does not have
+    mean, low, high = paired_difference(a, b)
+    half = 4.30265272974946 * (0.0133333333333333**0.5) / 3**0.5  # t(0.975, 2) * sd([.3, .1, .3]) / sqrt(3)
+    assert mean == pytest.approx(0.7 / 3) and [low, high] == pytest.approx([0.7 / 3 - half, 0.7 / 3 + half])
+    assert paired_difference(a, {(0, 0): 0.1}) is None  # one shared run: no interval
+    assert paired_difference({(0, 0): 0.3, (1, 0): 0.5}, {(0, 0): 0.1, (1, 0): 0.2})[0] == pytest.approx(0.25)

@@ -317,6 +317,66 @@ def seed_columns() -> list[str]:
     return [*(m.key for m in METRICS if m.headline), "direct_leak_reduction"]
 
 
+Seeds = tuple[object, object]  # (victim seed, unlearning seed): what pairs two methods' runs
+
+
+def paired_difference(a: dict[Seeds, float | None], b: dict[Seeds, float | None]) -> list[float] | None:
+    """Method A minus method B on the runs they share (the same victim and unlearning seeds, so the same subjects
+    and starting weights): [mean, low, high] with the 95% interval of `mean_ci` (two-level over victims); None
+    with fewer than two shared runs."""
+    shared = [k for k in a if k in b and a[k] is not None and b[k] is not None]
+    if len(shared) < 2:
+        return None
+    mean, half = mean_ci([a[k] - b[k] for k in shared], [k[0] for k in shared])  # type: ignore[operator]
+    return None if mean is None or half is None else [mean, mean - half, mean + half]
+
+
+PAIRED = ("direct_leak_rate", "privleak")  # the figures methods are compared on, pair by pair
+
+
+def comparisons_table(board: Leaderboard) -> str:
+    """For each figure in `PAIRED`, a matrix of methods: row minus column on their shared seeds, marked where the
+    paired 95% interval excludes 0 (the difference is significant); empty with fewer than two seeded methods."""
+    runs: dict[str, dict[str, dict[Seeds, float | None]]] = {}  # figure -> method -> seeds -> value
+    for e in board.entries:
+        if e.model.role != "unlearned" or e.group is None:
+            continue
+        values = entry_metrics(e)
+        seeds = (e.provenance.seeds.get("victim"), e.provenance.seeds.get("unlearn"))
+        for key in PAIRED:
+            runs.setdefault(key, {}).setdefault(e.method.name, {})[seeds] = values.get(key)
+    methods = [m for m, found in runs.get(PAIRED[0], {}).items() if len(found) > 1]
+    if len(methods) < 2:
+        return ""
+    blocks = []
+    for key in PAIRED:
+        spec = metric(key)
+        head = "".join(f"<th>{html.escape(m)}</th>" for m in methods)
+        lines = []
+        for row in methods:
+            cells = [f"<th>{html.escape(row)}</th>"]
+            for column in methods:
+                found = None if row == column else paired_difference(runs[key][row], runs[key][column])
+                if found is None:
+                    cells.append("<td>–</td>" if row != column else "<td></td>")
+                    continue
+                mean, low, high = (100 * x if spec.unit == "rate" else x for x in found)
+                significant = low > 0 or high < 0
+                title = f"{row} − {column}: {mean:+.1f} [{low:+.1f}, {high:+.1f}]"
+                cells.append(f'<td class="num{" sig" if significant else ""}" title="{html.escape(title)}">'
+                             f"{mean:+.1f}{'*' if significant else ''}</td>")  # fmt: skip
+            lines.append("<tr>" + "".join(cells) + "</tr>")
+        unit = "points" if spec.unit == "rate" else "points of PrivLeak"
+        blocks.append(f'<table class="paired" data-key="{key}"><caption>{html.escape(spec.title)}: row − column, '
+                      f"in {unit}</caption><thead><tr><th></th>{head}</tr></thead><tbody>\n"
+                      + "\n".join(lines) + "\n</tbody></table>")  # fmt: skip
+    return ("<h2>Is one method really better than another?</h2>\n<p>Each cell: the row method minus the column "
+            "method on the runs they share (the same victim and unlearning seeds), the mean difference; "
+            "<b>*</b> (bold) where its paired 95% interval excludes 0 (Student t over the shared seeds, over the "
+            "victims' means where there are several victims); hover a cell for the interval.</p>\n"
+            + "\n".join(blocks))  # fmt: skip
+
+
 def seeds_table(board: Leaderboard) -> str:
     """Entries that differ only in their seeds (one `group`), as mean ± 95% CI half-width; empty without any."""
     groups: dict[str, list[dict[str, float | str | None]]] = {}
@@ -496,6 +556,8 @@ th, td {{ border-bottom: 1px solid #ddd; padding: 0.35rem 0.7rem; text-align: le
 th[data-dir="asc"]::after {{ content: " ▲"; }} th[data-dir="desc"]::after {{ content: " ▼"; }}
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.flag {{ background: #fff3cd; }}
+td.sig {{ font-weight: bold; }}
+table.paired caption {{ text-align: left; font-weight: bold; }}
 .ci {{ color: #666; font-size: 0.85em; white-space: nowrap; }}
 .wide {{ overflow-x: auto; max-width: 100%; }}
 summary {{ cursor: pointer; font-weight: bold; margin: 1rem 0; }}
@@ -541,6 +603,7 @@ oracle's) come from <code>leakbench privacy</code>.</p>
 {body}
 </tbody></table></div>
 </details>
+<div class="wide">{comparisons_table(board)}</div>
 <div class="wide">{seeds_table(board)}</div>
 <div class="wide">{robustness_section(board)}</div>
 <script>{_SCRIPT}</script>
