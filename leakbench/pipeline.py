@@ -12,6 +12,7 @@ import contextlib
 import functools
 import json
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -257,6 +258,10 @@ def measure_job(bench: Bench, job: Job) -> Outcome:
             batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
         ))  # fmt: skip
         pass_at_1 = {}
+        wanted = {dataset for dataset, _ in bench.utility_sets}
+        for stale in (run_dir / "utility").glob("*"):  # an earlier measurement's: publish would carry it
+            if stale.is_dir() and stale.name not in wanted:
+                shutil.rmtree(stale)
         for dataset, mini in bench.utility_sets:
             print(f"    {job.label}: EvalPlus {dataset}{'-mini' if mini else ''}", flush=True)
             record = timed(f"utility_{job.label}_{dataset}", lambda d=dataset, m=mini: run_utility(

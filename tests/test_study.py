@@ -168,10 +168,15 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert alone["jobs"] == 1 and not (inline.out / "logs").exists()
     assert alone["rows"]["ga"]["metrics"] == rows["ga"]["runs"][0]["metrics"]
     assert {k: alone["rows"][k]["metrics"] for k in ("victim", "oracle")} == {k: m[k] for k in ("victim", "oracle")}
-    # a changed setting is measured again
+    # a changed setting is measured again, and an earlier measurement's EvalPlus output that this study does not
+    # run is removed (publish would carry its pass@1 into the entry)
+    stale = inline.out / "runs" / "ga" / "utility" / "humaneval"
+    stale.mkdir(parents=True)
+    (stale / "utility.json").write_text("{}")
     logged.clear()
     run_study(dataclasses.replace(inline, limit=3), log=logged.append)
     assert sum("measured already" in line for line in logged) == 0
+    assert not stale.exists()
 
 
 def test_victim_and_oracle_streams_differ_only_in_whose_documents_they_hold(toy_base, toy_victims):
