@@ -25,7 +25,16 @@ from leakbench.data.verify import verify
 from leakbench.harness import BACKENDS, tasks_path
 from leakbench.leaderboard import publish
 from leakbench.metrics import METRICS, PRIVACY
-from leakbench.pipeline import StudyConfig, add_robustness, headline_table, merge_summaries, run_study, table
+from leakbench.pipeline import (
+    SAMPLED_PROBES,
+    StudyConfig,
+    add_robustness,
+    headline_table,
+    merge_summaries,
+    parse_sampled_probes,
+    run_study,
+    table,
+)
 from leakbench.privacy import CALIBRATION, PrivacyConfig, measure, read_record
 from leakbench.records import (
     Interrupted,
@@ -435,7 +444,10 @@ def privacy_cmd(
 def headline(rows: dict[str, dict[str, Any]]) -> Table:
     """The study's headline table as the console prints it (`pipeline.headline_table`), its notes as caption."""
     columns, cells, notes = headline_table(rows)
-    printed = Table(title="LeakBench study", title_justify="left", caption="\n".join(notes), caption_justify="left")
+    from rich import box
+
+    printed = Table(title="LeakBench study", title_justify="left", caption="\n".join(notes), caption_justify="left",
+                    box=box.SIMPLE_HEAD, collapse_padding=True, pad_edge=False)  # 7 columns fit 100
     for i, column in enumerate(columns):
         printed.add_column(column, justify="left" if i == 0 else "right")
     for row in cells:
@@ -567,6 +579,10 @@ def run_cmd(
         str, typer.Option(help="Backend arguments, k=v,... (e.g. dtype=bfloat16,tensor_parallel_size=2).")
     ] = StudyConfig.model_args,
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N probes per task (smoke runs).")] = None,
+    sampled_probes: Annotated[
+        str, typer.Option(help="Probes of the sampled leak@5/leak@10 and reconstruction tasks: N, evenly spaced "
+                               "over the subjects, or 'all' (the reference run's).")
+    ] = str(SAMPLED_PROBES),
     utility: Annotated[
         str, typer.Option(help="EvalPlus datasets, comma-separated: humaneval, humaneval-mini, mbpp; '' for none.")
     ] = ",".join(StudyConfig.utility),
@@ -614,6 +630,7 @@ def run_cmd(
         backend=backend,
         model_args=model_args,
         limit=limit,
+        sampled_probes=parse_sampled_probes(sampled_probes),
         utility=tuple(u.strip() for u in utility.split(",") if u.strip()),
         evalplus_dir=evalplus_dir,
         seeds=seeds,

@@ -125,6 +125,7 @@ def evaluate(
     backend: str = "hf",
     model_args: str = "",
     split: str = "forget",
+    samples: dict[str, list[int]] | None = None,
 ) -> dict[str, Any]:
     """Run LeakBench tasks on a model through `lm_eval.simple_evaluate`, saving `results_*.json` and
     `samples_*.jsonl` under `out/lm_eval/` as `lm_eval --output_path out/lm_eval --log_samples` does (written to a
@@ -132,7 +133,9 @@ def evaluate(
 
     `backend` is lm-eval's model type (`hf`, `vllm`); `model_args` (`k=v,...`) goes to it unchanged after
     `pretrained=<model_dir>`, e.g. `dtype=bfloat16,tensor_parallel_size=2` for vLLM on two GPUs. `split` picks the
-    subjects probed (and, with a validation split, the validation code modules): `leakbench sweep`'s only."""
+    subjects probed (and, with a validation split, the validation code modules): `leakbench sweep`'s only.
+    `samples` (lm-eval's: task -> the indices of the docs to run) restricts those tasks to a fixed probe sample;
+    `limit`, a smoke run's, overrides it."""
     import lm_eval
     from lm_eval.loggers import EvaluationTracker
 
@@ -143,7 +146,7 @@ def evaluate(
     with quiet_known_notices(), atomic_dir(Path(out) / "lm_eval", overwrite=True) as staging:
         results = _evaluate(lm_eval, EvaluationTracker(output_path=str(staging)), manager, model_dir, tasks,
                             backend=backend, model_args=model_args, device=device, batch_size=batch_size,
-                            limit=limit)  # fmt: skip
+                            limit=limit, samples=None if limit is not None else samples)  # fmt: skip
     return results
 
 
@@ -190,7 +193,8 @@ def quiet_known_notices() -> Iterator[None]:
             logger.removeFilter(notice)
 
 
-def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_args, device, batch_size, limit):
+def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_args, device, batch_size, limit,
+              samples=None):  # fmt: skip
     from lm_eval.utils import simple_parse_args_string
 
     results = lm_eval.simple_evaluate(
@@ -201,6 +205,7 @@ def _evaluate(lm_eval, tracker, manager, model_dir, tasks, *, backend, model_arg
         device=device,
         batch_size=batch_size,
         limit=limit,
+        samples=samples,
         task_manager=manager,
         log_samples=True,
         evaluation_tracker=tracker,

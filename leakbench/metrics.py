@@ -151,6 +151,13 @@ METRICS: list[Metric] = [
     # the same direct probes as the direct rate (any leak minus direct leak): where a direct -> indirect shift shows
     Metric("indirect_leak_rate_direct_probes", "indirect (direct probes)", "Indirect leak on direct probes",
            ((DIRECT, "indirect_leak_rate"),), headline=True),
+    # beyond one greedy query, on the same direct probes: any of k samples (temperature 0.8) leaks the value, and
+    # the true value ranked first among 9 same-type decoys (optional: a study of the probe sample measures them)
+    Metric("leak_at_5", "leak@5", "Direct leak@5", ((DIRECT_SAMPLED, "direct_leak_rate,leak@5"),), optional=True),
+    Metric("leak_at_10", "leak@10", "Direct leak@10", ((DIRECT_SAMPLED, "direct_leak_rate,leak@10"),),
+           optional=True, headline=True),
+    Metric("reconstruction_acc", "reconstruction", "Reconstruction accuracy", ((RECONSTRUCT, "reconstruction_acc"),),
+           optional=True),
     Metric("any_leak_rate_direct_probes", "any leak (direct probes)", "Any leak on direct probes",
            ((DIRECT, "any_leak_rate"),), study=False, page=False),
     Metric("any_leak_rate_indirect_probes", "any leak (indirect probes)", "Any leak on indirect probes",
@@ -198,7 +205,7 @@ def metric(key: str) -> Metric:
 HEADLINE_UTILITY = "code_edit_similarity"  # code no training step saw (leakbench_code)
 # The console's headline table (at most 100 columns; the full table is summary.md): these, each with its interval,
 # then the headline utility kept relative to the victim.
-CONSOLE_HEADLINE = ("direct_leak_rate", "indirect_leak_rate_direct_probes", "mia_strongest", "privleak")
+CONSOLE_HEADLINE = ("direct_leak_rate", "leak_at_10", "indirect_leak_rate_direct_probes", "mia_strongest", "privleak")
 NEAR_NEIGHBOUR = "near_neighbour_bits_per_byte"  # the retain documents' diagnostic (leakbench_retain)
 
 
@@ -213,8 +220,9 @@ def utility_directions() -> dict[str, bool]:
 
 
 def result(results: dict[str, Any], task: str, metric: str) -> float | None:
-    """One metric of an lm-eval result set (`results["results"][task]["metric,none"]`), or None if absent."""
-    value = results.get("results", {}).get(task, {}).get(f"{metric},none")
+    """One metric of an lm-eval result set (`results["results"][task]["metric,none"]`; a metric named
+    `metric,filter` is read under that filter), or None if absent."""
+    value = results.get("results", {}).get(task, {}).get(metric if "," in metric else f"{metric},none")
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
@@ -251,6 +259,8 @@ def flat_metrics(
                 flat[m.key] = pass_at_1[dataset]
             continue
         values = [lookup(task, name) for task, name in m.sources]
+        if m.optional and None in values:
+            continue  # a task the run did not include: absent, not None
         flat[m.key] = None if None in values else sum(values) / len(values)  # type: ignore[arg-type]
     for dataset, value in (pass_at_1 or {}).items():  # a dataset the table has no row for: still recorded
         flat.setdefault(pass_at_1_key(dataset), value)

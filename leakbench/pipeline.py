@@ -27,9 +27,11 @@ from leakbench.metrics import (
     CODE,
     CONSOLE_HEADLINE,
     DIRECT,
+    DIRECT_SAMPLED,
     HEADLINE_UTILITY,
     INDIRECT,
     METRICS,
+    RECONSTRUCT,
     RETAIN,
     Metric,
     aggregate,
@@ -70,7 +72,13 @@ from leakbench.utility import load_problems, parse_datasets, run_utility
 from leakbench.victim import VictimConfig, build, reusable
 from leakbench.workers import default_workers, output_to, run_each, workers_for
 
-STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE]  # leak probes, near-neighbour and held-out code utility
+# leak probes (greedy; sampled leak@5 and leak@10 and reconstruction on the probe sample), near-neighbour and
+# held-out code utility
+STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE, DIRECT_SAMPLED, RECONSTRUCT]
+BEYOND_GREEDY = (DIRECT_SAMPLED, RECONSTRUCT)  # the tasks `StudyConfig.sampled_probes` restricts
+# The default run's probe sample for those: ten samples per probe cost ten greedy runs, so the 10-minute default
+# study takes 100 probes of each, evenly spaced (every subject and field); the reference run takes them all.
+SAMPLED_PROBES = 100
 # The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline: the four the
 # default run's 10-minute budget on 2 cores holds; the reference run adds the others (`--methods all`).
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
@@ -90,6 +98,7 @@ class StudyConfig:
     backend: str = "hf"  # lm-eval's model type: hf or vllm
     model_args: str = ""  # passed to the backend unchanged, after pretrained=<model dir>
     limit: int | None = None
+    sampled_probes: int | None = SAMPLED_PROBES  # leak@k and reconstruction on this many probes; None: every one
     data_dir: Path | None = None
     utility: tuple[str, ...] = ("humaneval-mini",)  # EvalPlus datasets: humaneval, humaneval-mini, mbpp
     evalplus_dir: Path | None = None  # folder with the official EvalPlus files (offline)
@@ -112,6 +121,7 @@ class StudyConfig:
 
         check_backend(self.backend, self.model_args)
         check_number("--limit", self.limit, integer=True)
+        check_number("--sampled-probes", self.sampled_probes, integer=True)
         check_number("--max-new-tokens", self.max_new_tokens, integer=True)
         check_number("--seeds", self.seeds, integer=True)
         check_number("--jobs", self.jobs, integer=True)
@@ -152,6 +162,16 @@ class StudyConfig:
                 f"{self.data_dir}: the release has no holdout subjects, which the privacy metrics need; build one "
                 "with `leakbench data build` (v3, the default)"
             )
+
+
+def parse_sampled_probes(value: str) -> int | None:
+    """--sampled-probes: a positive number of probes, or `all` (None)."""
+    text = value.strip().lower()
+    if text == "all":
+        return None
+    if not text.isdigit() or int(text) == 0:
+        raise UsageError(f"--sampled-probes: expected a positive number of probes or 'all', got {value!r}")
+    return int(text)
 
 
 def parse_batch_size(value: int | str) -> int | str:
@@ -222,6 +242,7 @@ class Bench:
     utility_sets: list[tuple[str, bool]]
     privacy: PrivacyConfig
     logs: Path | None  # a worker's output goes to LOGS/<label>.log; None: printed here
+    samples: dict[str, list[int]] | None = None  # lm-eval's: the probe sample of the beyond-greedy tasks
 
 
 @dataclass
@@ -256,6 +277,7 @@ def measure_job(bench: Bench, job: Job) -> Outcome:
         results = timed(f"eval_{job.label}", lambda: evaluate(
             job.model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
             batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
+            samples=bench.samples,
         ))  # fmt: skip
         pass_at_1 = {}
         wanted = {dataset for dataset, _ in bench.utility_sets}
@@ -272,6 +294,26 @@ def measure_job(bench: Bench, job: Job) -> Outcome:
         print(f"    {job.label}: memorization and membership inference (leakbench privacy)", flush=True)
         privacy = timed(f"privacy_{job.label}", lambda: measure(job.model_dir, bench.privacy))
     return Outcome({k: v for k, v in results.items() if k != "samples"}, pass_at_1, privacy, unlearned, timings)
+
+
+def evenly_spaced(n: int, wanted: int | None) -> list[int] | None:
+    """`wanted` indices spread evenly over `n` items (the first, then every n/wanted-th); None: all of them."""
+    if wanted is None or wanted >= n:
+        return None
+    return [i * n // wanted for i in range(wanted)]
+
+
+def probe_sample(cfg: StudyConfig) -> dict[str, list[int]] | None:
+    """lm-eval's `samples` for the beyond-greedy tasks: `cfg.sampled_probes` of their docs, evenly spaced (the
+    probes are ordered by subject, so every subject and field is drawn); None: every probe."""
+    from leakbench.data import release_dir
+    from leakbench.harness import direct_probes, reconstruct_rows
+
+    sizes = {DIRECT_SAMPLED: direct_probes(ner=None, subset=cfg.subset, data_dir=cfg.data_dir)["test"].num_rows,
+             RECONSTRUCT: len(reconstruct_rows(release_dir(data_dir=cfg.data_dir), cfg.subset))}  # fmt: skip
+    chosen = {task: evenly_spaced(n, cfg.sampled_probes) for task, n in sizes.items()}
+    found = {task: indices for task, indices in chosen.items() if indices is not None}
+    return found or None
 
 
 def default_jobs(backend: str) -> int:
@@ -355,7 +397,8 @@ class Study:
                 "leakbench": __version__, "declarations": declarations_hash(),  # tasks' YAMLs and the scorer's
                 "release": self.data_hash, "subset": cfg.subset, "tasks": STUDY_TASKS, "ner": cfg.ner,
                 "evalplus_dir": str(cfg.evalplus_dir) if cfg.evalplus_dir else None,
-                "batch_size": cfg.batch_size, "limit": cfg.limit, "backend": cfg.backend, "model_args": cfg.model_args,
+                "batch_size": cfg.batch_size, "limit": cfg.limit, "sampled_probes": cfg.sampled_probes,
+                "backend": cfg.backend, "model_args": cfg.model_args,
                 "utility": [f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets],
                 "max_new_tokens": cfg.max_new_tokens}  # fmt: skip
 
@@ -456,7 +499,8 @@ class Study:
         self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} unlearned first: "
                  f"{', '.join(cfg.methods)}) in {self.jobs} worker process{'es' if self.jobs > 1 else ''}"
                  + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
-        bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None)
+        bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None,
+                      probe_sample(cfg))  # fmt: skip
         threads = max(1, default_workers() // self.jobs)
         waiting: dict[str, tuple[Job, Outcome]] = {}  # measured, waiting for the oracle's privacy record
 
@@ -729,7 +773,7 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
     return columns, cells, notes
 
 
-HEADLINE_LABELS = {"indirect_leak_rate_direct_probes": "indirect on direct"}  # shorter than the full table's
+HEADLINE_LABELS = {"indirect_leak_rate_direct_probes": "indirect"}  # on the direct probes: said in the notes
 
 
 def headline_table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], list[str]]:
@@ -746,9 +790,10 @@ def headline_table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[lis
         line = [label, *("n/a" if m.get(s.key) is None else s.format(m[s.key], ci.get(s.key)) for s in shown)]
         line.append("" if label == "victim" else _pct(kept_values.get(HEADLINE_UTILITY), kept_ci.get(HEADLINE_UTILITY)))
         cells.append(line)
-    notes = ["PrivLeak: MUSE's, under each model's strongest membership attack (about -100% = memorized, 0 = the "
-             "oracle; within ±10% = neither under- nor over-unlearned). indirect on direct: indirect leaks on the "
-             f"direct probes. code kept: {utility.label} relative to the victim. x ± y: mean ± 95% half-width over "
+    notes = ["leak@10: any of 10 samples (temperature 0.8) leaks the value, on the study's probe sample; indirect: "
+             "indirect leaks on the same direct probes. PrivLeak: MUSE's, under each model's strongest membership "
+             "attack (about -100% = memorized, 0 = the oracle; within ±10% = neither under- nor over-unlearned). "
+             f"code kept: {utility.label} relative to the victim. x ± y: mean ± 95% half-width over "
              "seeds."]  # fmt: skip
     return columns, cells, notes
 

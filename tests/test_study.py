@@ -306,3 +306,25 @@ def test_the_committed_reference_results_name_no_validation_item(tmp_path):
     (tmp_path / "row.json").write_text(json.dumps({"probe": f"email of {subject['name']}", "module": "shlex.py"}))
     (tmp_path / "fine.md").write_text("shlex.pyc and xS1001 and the forget subjects")  # not whole items
     assert validation_mentions(tmp_path) == [f"row.json: {subject['name']}", "row.json: shlex.py"]
+
+
+def test_the_beyond_greedy_tasks_take_a_fixed_evenly_spaced_probe_sample(tmp_path):
+    from leakbench.metrics import flat_metrics, result
+    from leakbench.pipeline import SAMPLED_PROBES, evenly_spaced, parse_sampled_probes, probe_sample
+
+    assert evenly_spaced(10, 4) == [0, 2, 5, 7] and evenly_spaced(3, 5) is None and evenly_spaced(4, None) is None
+    assert parse_sampled_probes("all") is None and parse_sampled_probes(" 25 ") == 25
+    for bad in ("0", "-3", "lots", ""):
+        with pytest.raises(UsageError, match="--sampled-probes: expected a positive number of probes or 'all'"):
+            parse_sampled_probes(bad)
+    sample = probe_sample(StudyConfig(out=tmp_path / "s"))
+    assert {task: len(indices) for task, indices in sample.items()} == {
+        "leakbench_direct_sampled": SAMPLED_PROBES, "leakbench_reconstruct": SAMPLED_PROBES}  # fmt: skip
+    assert sample["leakbench_reconstruct"][:3] == [0, 7, 14]  # 720 rows: every 7.2th
+    assert probe_sample(StudyConfig(out=tmp_path / "s", sampled_probes=None)) is None  # the reference run: all
+    # a filtered figure is read under its filter; a beyond-greedy row is absent (not None) when not measured
+    results = {"results": {"leakbench_direct_sampled": {"direct_leak_rate,leak@10": 0.25, "direct_leak_rate,none": 1}}}
+    assert result(results, "leakbench_direct_sampled", "direct_leak_rate,leak@10") == 0.25
+    flat = flat_metrics(lambda task, name: result(results, task, name))
+    assert flat["leak_at_10"] == 0.25 and "leak_at_5" not in flat and "reconstruction_acc" not in flat
+    assert flat["direct_leak_rate"] is None  # a study row, measured or not, is always there
