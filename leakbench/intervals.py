@@ -63,3 +63,17 @@ def bootstrap(figures: Callable[[list[str], list[str]], dict[str, float | None]]
         for key, value in figures(drawn_members, drawn_non_members).items():
             samples.setdefault(key, []).append(value)
     return {key: percentile_interval(values) for key, values in samples.items()}
+
+
+def subject_rate(subjects: Sequence[str], hits: Sequence[float], *, draws: int = DRAWS, seed: int = SEED
+                 ) -> list[float] | None:  # fmt: skip
+    """The percentile interval of a rate over probes (`hits`: 1 leaked, 0 not; one per probe) when the subjects
+    are resampled with replacement, each bringing all of its probes; None without probes."""
+    ids = sorted(set(subjects))
+    if not ids:
+        return None
+    where = np.searchsorted(ids, subjects)  # each probe's subject, as its place among the sorted subjects
+    sums = np.bincount(where, weights=np.asarray(hits, dtype=float), minlength=len(ids))
+    counts = np.bincount(where, minlength=len(ids)).astype(float)
+    picks = np.random.default_rng(seed).integers(0, len(ids), (draws, len(ids)))
+    return percentile_interval(list(sums[picks].sum(axis=1) / counts[picks].sum(axis=1)))

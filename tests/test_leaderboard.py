@@ -57,6 +57,10 @@ def test_publish_is_idempotent_and_replaces_changed_runs(runs, tmp_path):
     assert ga.ratios is not None and ga.ratios.baseline_entry_id == victim.entry_id
     assert ga.ratios.retain_utility_retained == pytest.approx(1.0)  # same weights: nothing lost
     assert "leakbench_direct/direct_leak_rate" in victim.leak_metrics
+    for label in ("leakbench_direct/direct_leak_rate", "leakbench_direct/indirect_leak_rate",
+                  "leakbench_indirect/indirect_leak_rate"):  # fmt: skip
+        found = victim.leak_metrics[label]  # the probed subjects resampled: the interval holds the rate
+        assert found.interval is not None and found.interval[0] <= found.value <= found.interval[1], label
     assert victim.provenance.versions["lm_eval"] and victim.data.subset == "mini"
     # a changed run replaces its row
     results = next((runs / "ga").rglob("results_*.json"))
@@ -168,7 +172,7 @@ def test_page_in_a_real_headless_browser(runs, tmp_path):
         # the page opens on the headline and its legend, with no sideways scrolling; the full table is one click away
         headline = browser.find_elements(By.CSS_SELECTOR, "#headline tbody tr")
         assert [r.find_elements(By.TAG_NAME, "td")[0].text for r in headline] == ["victim", "ga"]
-        assert headline[1].find_elements(By.TAG_NAME, "td")[2].text == "75.0%"
+        assert headline[1].find_elements(By.TAG_NAME, "td")[2].text.startswith("75.0%")  # (its samples say 0)
         terms = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#legend dt")]
         assert {"↓ / ↑", "[low, high]", "PrivLeak", "Yellow cell, ↑ after a kept figure"} <= set(terms)
         width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
@@ -425,3 +429,13 @@ def test_a_paired_difference_uses_only_the_shared_seeds():
     assert mean == pytest.approx(0.7 / 3) and [low, high] == pytest.approx([0.7 / 3 - half, 0.7 / 3 + half])
     assert paired_difference(a, {(0, 0): 0.1}) is None  # one shared run: no interval
     assert paired_difference({(0, 0): 0.3, (1, 0): 0.5}, {(0, 0): 0.1, (1, 0): 0.2})[0] == pytest.approx(0.25)
+
+
+def test_a_leak_rates_interval_resamples_subjects():
+    from leakbench.intervals import subject_rate
+
+    assert subject_rate(["a", "a", "b"], [1, 1, 1]) == [1.0, 1.0] and subject_rate([], []) is None
+    # two subjects, one leaking: a resample holds neither, one or both -> rates 0, 1/2, 1, each end with p 1/4
+    assert subject_rate(["b", "a"], [0, 1]) == [0.0, 1.0]
+    # subject a has 3 probes, all leaking; b has 1, not: a resample's rate weighs a by its probes (3/4, not 1/2)
+    assert set(subject_rate(["a", "a", "a", "b"], [1, 1, 1, 0], draws=200)) <= {0.0, 0.75, 1.0}

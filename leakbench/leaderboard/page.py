@@ -262,8 +262,8 @@ def plot_svg(configs: list[dict[str, object]], width: int = 760, height: int = 4
 
 
 PLOT_LEGEND = ("Squares: the victim (red) and the oracle (green); dots: unlearned models, one per configuration "
-               "(×N: the mean of N seeds). Grey bars: 95% intervals (over seeds; an unseeded entry has none on "
-               "these two axes). Dashed: the Pareto front of the unlearning methods, those no other "
+               "(×N: the mean of N seeds). Grey bars: 95% intervals (over seeds; for a single entry, its leak rate's "
+               "over subjects). Dashed: the Pareto front of the unlearning methods, those no other "
                "method beats on both leak and code ability.")  # fmt: skip
 
 
@@ -574,7 +574,7 @@ utility. Schema {html.escape(board.schema_version)}; {len(rows)} entries in {len
 <dt>↓ / ↑</dt><dd>lower / higher is better; PrivLeak is best near 0 and the strongest AUC near 0.5 (chance).</dd>
 <dt>[low, high]</dt><dd>95% interval: over seeds for a configuration of several runs (Student t; over the
 victims' means where there are several victims; cut to the figure's range), else the entry's own subject
-bootstrap (privacy figures; leak rates have none there).</dd>
+bootstrap (leak rates and privacy figures: the probed subjects resampled).</dd>
 <dt>Indirect on direct</dt><dd>indirect leaks (partial, reformatted, cross-attribute, cross-subject) on the same
 direct probes as the direct leak rate: where a direct → indirect shift shows.</dd>
 <dt>Strongest AUC</dt><dd>the membership attack (LOSS, zlib, Min-K%, Min-K%++, reference) furthest from chance for

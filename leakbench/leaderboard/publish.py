@@ -44,9 +44,11 @@ from leakbench.leaderboard.schema import (
 )
 from leakbench.metrics import (
     DIRECT,
+    DIRECT_SAMPLED,
     INDIRECT,
     NEAR_NEIGHBOUR,
     PRIVACY,
+    SUMMARY_METRICS,
     direct_leak_reduction,
     kept,
     leak_change,
@@ -243,20 +245,14 @@ def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
     return out
 
 
-def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
-    """A few logged generations per probe task (leaks first), with non-forget-set PII redacted."""
-
-    sample_files = sorted(run_dir.rglob("samples_leakbench_*.jsonl"))
-    if not sample_files:
-        return []
-    subjects = {s["subject_id"]: s for s in read_table("subjects", release.name, split=release.split)}
-    scorer = LeakScorer(list(subjects.values()), ner_model=None)
-    examples: list[Example] = []
-    for path in sample_files:
+def _sample_rows(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
+    """The logged lm-eval samples of the probe tasks, by task (each row checked; a bad line is named)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for path in sorted(run_dir.rglob("samples_leakbench_*.jsonl")):
         task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
-        if task not in (DIRECT, INDIRECT):
+        if task not in (DIRECT, INDIRECT, DIRECT_SAMPLED):
             continue
-        rows = []
+        rows = found.setdefault(task, [])
         for lineno, raw in enumerate(path.read_bytes().splitlines(), 1):
             try:
                 row = json.loads(raw.decode("utf-8"))
@@ -270,7 +266,39 @@ def _examples(run_dir: Path, release: DataRelease) -> list[Example]:
             ):
                 raise LeakBenchError(f"{path}:{lineno}: not an lm-eval samples row")
             rows.append(row)
-        rows.sort(key=lambda r: (-float(r.get("any_leak_rate") or 0), str(r.get("doc_id", 0))))
+    return found
+
+
+def _leak_intervals(samples: dict[str, list[dict[str, Any]]]) -> dict[str, list[float]]:
+    """Per leak rate of the probe tasks (`task/metric[,filter]`, as `_metrics` names them), its 95% interval when
+    the probed subjects are resampled (`leakbench.intervals.subject_rate`)."""
+    from leakbench.intervals import subject_rate
+
+    out: dict[str, list[float]] = {}
+    for task, rows in samples.items():
+        by_filter: dict[str, list[dict[str, Any]]] = {}
+        for row in rows:
+            by_filter.setdefault(str(row.get("filter") or "none"), []).append(row)
+        for filt, group in by_filter.items():
+            for name in SUMMARY_METRICS:
+                scored = [(str((r.get("doc") or {}).get("subject_id")), float(r[name])) for r in group
+                          if isinstance(r.get(name), int | float)]  # fmt: skip
+                found = subject_rate([s for s, _ in scored], [x for _, x in scored])
+                if found is not None:
+                    out[f"{task}/{name}" if filt == "none" else f"{task}/{name},{filt}"] = found
+    return out
+
+
+def _examples(samples: dict[str, list[dict[str, Any]]], release: DataRelease) -> list[Example]:
+    """A few logged generations per probe task (leaks first), with non-forget-set PII redacted."""
+    if not any(task in samples for task in (DIRECT, INDIRECT)):
+        return []
+    subjects = {s["subject_id"]: s for s in read_table("subjects", release.name, split=release.split)}
+    scorer = LeakScorer(list(subjects.values()), ner_model=None)
+    examples: list[Example] = []
+    for task in (DIRECT, INDIRECT):
+        rows = sorted(samples.get(task, []), key=lambda r: (-float(r.get("any_leak_rate") or 0),
+                                                             str(r.get("doc_id", 0))))  # fmt: skip
         for row in rows[:EXAMPLES_PER_TASK]:
             doc = row.get("doc") or {}
             resp = row.get("filtered_resps") or row.get("resps") or [""]
@@ -403,6 +431,11 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
 
     prov = run.get("provenance") or {}
     privacy, privacy_metrics = _privacy(run_dir, release)
+    samples = _sample_rows(run_dir)
+    leak_metrics = _metrics(results)
+    for label, interval in _leak_intervals(samples).items():
+        if label in leak_metrics:
+            leak_metrics[label] = leak_metrics[label].model_copy(update={"interval": interval})
     try:
         model, record = model_info(_model_ref(_model_args(results, files[-1]), results), run, run_dir)
         hyper = run.get("hyperparameters") or record.get("hyperparameters") or "none"
@@ -413,11 +446,11 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
             model=model,
             method=method,
             data=release,
-            leak_metrics={**_metrics(results), **privacy_metrics},
+            leak_metrics={**leak_metrics, **privacy_metrics},
             privacy=privacy,
             group=run.get("group"),
             utility=_utilities(run_dir),
-            examples=_examples(run_dir, release) if examples else [],
+            examples=_examples(samples, release) if examples else [],
             robustness=_robustness(run_dir, release),
             provenance=Provenance(
                 versions={"leakbench": prov.get("leakbench", __version__), **(prov.get("versions") or {

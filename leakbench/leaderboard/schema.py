@@ -30,8 +30,9 @@ class _Strict(BaseModel):
 class Metric(_Strict):
     value: float | None = Field(description="metric value (null when lm-eval gave NaN)")
     stderr: float | None = Field(default=None, description="standard error, when lm-eval computed one")
-    interval: list[float] | None = Field(default=None, exclude_if=lambda v: v is None,
-                                         description="95% subject-bootstrap interval [low, high] (privacy metrics)")
+    interval: list[float] | None = Field(
+        default=None, exclude_if=lambda v: v is None,
+        description="95% subject-bootstrap interval [low, high] (privacy metrics, the probe tasks' leak rates)")
 
 
 class ModelInfo(_Strict):
