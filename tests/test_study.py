@@ -135,6 +135,9 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert all(m[label]["code_edit_similarity"] is not None for label in rows)
     assert m["oracle"]["privleak"] == 0.0 and m["oracle"]["forget_quality"] == 1.0  # by construction
     assert all(m[label]["mia_min_k_plus_plus"] is not None for label in rows)
+    for key in ("leak_at_5", "leak_at_10", "reconstruction_acc"):  # beyond greedy (here on --limit's probes)
+        assert all(0 <= m[label][key] <= 1 for label in rows), key
+    assert all(m[label]["leak_at_5"] <= m[label]["leak_at_10"] for label in rows)  # any of 5 -> any of 10
     labels = ["victim", "oracle", "ga-s0", "ga-s1"]
     for label in labels:
         RunRecord.model_validate(json.loads((out / "runs" / label / "run.json").read_text()))

@@ -117,22 +117,21 @@ def test_a_sweep_sees_only_validation_items_and_resumes_from_its_record(toy_vict
 
 
 def test_the_defaults_are_the_points_the_committed_sweep_chose():
-    """Every method the committed sweep (results/sweep.json) has finished takes the point the sweep chose as its
-    defaults; a method still being swept keeps its earlier defaults until its runs are in."""
+    """Every built-in method's defaults are the point the committed sweep (results/sweep.json) chose for it, at the
+    same budget and by the same rule; each run says so."""
     from pathlib import Path
 
-    record = json.loads((Path(__file__).resolve().parents[1] / "results" / "sweep.json").read_text())
-    assert record["split"] == "validation_forget" and record["seeds"] >= 3 and record["grid_points"] == GRID_POINTS
-    finished = {name: found for name, found in record["methods"].items() if found.get("chosen")}
-    assert {"ga", "ga_gd", "ga_kl", "npo"} <= set(finished)
-    for name, found in finished.items():
-        chosen = found["chosen"]
-        assert len(chosen["seeds"]) == record["seeds"], name  # a point is only chosen with all its seeds
-        assert {k: METHODS[name].defaults[k] for k in chosen["hyperparameters"]} == chosen["hyperparameters"], name
-    from leakbench.unlearn import SWEPT, defaults_chosen_by
+    from leakbench.unlearn import BUILTIN_METHODS, defaults_chosen_by
 
-    assert set(SWEPT) == set(finished) and defaults_chosen_by("ga").endswith("(results/sweep.json)")
-    assert all(defaults_chosen_by(m).endswith("(results/sweep-v2.json)") for m in METHODS if m not in finished)
+    record = json.loads((Path(__file__).resolve().parents[1] / "results" / "sweep.json").read_text())
+    assert record["complete"] and record["split"] == "validation_forget" and record["seeds"] >= 3
+    assert record["grid_points"] == GRID_POINTS and set(record["methods"]) == set(BUILTIN_METHODS)
+    for name, found in record["methods"].items():
+        chosen = found["chosen"]
+        assert len(chosen["seeds"]) == record["seeds"] and found["rule"] in RULES, name
+        assert {k: METHODS[name].defaults[k] for k in chosen["hyperparameters"]} == chosen["hyperparameters"], name
+        assert defaults_chosen_by(name) == "leakbench sweep on the validation subjects (results/sweep.json)"
+    assert defaults_chosen_by("scaled_ga") == "the method's package"
 
 
 def test_the_sweep_table_shows_every_point_the_front_and_the_choice():

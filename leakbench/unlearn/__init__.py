@@ -155,11 +155,10 @@ def _check_method(name: str, method: Any) -> Method:
     return method
 
 
-# Defaults: the point `leakbench sweep` chose on the validation subjects (results/sweep.json: 6 points x 3 seeds per
-# method, one rule) for every method whose sweep has finished; the others keep the points the previous sweep chose
-# (release v2, reported items: results/sweep-v2.json) until theirs are in, and a test holds the two together.
-# Retain weight 1 and beta 0.1 are the papers' and OpenUnlearning's; SimNPO's beta 4.5 and margin 0 are
-# OpenUnlearning's; RMU's layer (the middle) and its retain weight are ours.
+# Defaults: the point `leakbench sweep` chose for each method on the validation subjects (results/sweep.json: 6 points
+# x 3 seeds per method, one rule; a test holds the two together). Retain weight 1 and beta 0.1 are the papers' and
+# OpenUnlearning's; SimNPO's beta 4.5 and margin 0 are OpenUnlearning's; RMU's layer (the middle) and its retain
+# weight are ours.
 _U = "leakbench.unlearn."  # the built-in trainers: one module each in this package
 _STEPS = (20, 40, 80)  # every built-in grid: the steps times two values of the method's own strength
 BUILTIN_METHODS: dict[str, Method] = {
@@ -179,24 +178,22 @@ BUILTIN_METHODS: dict[str, Method] = {
     "span": Method(_U + "span:SpanTrainer", "span-aware (CodeEraser-style)",
                    {"steps": 40, "lr": 1e-3, "retain_weight": 1.0, "beta": 0.1, "context_weight": 1.0,
                     "forget_loss": "npo"}, {"steps": _STEPS, "lr": (5e-4, 1e-3)}),
-    "dpo": Method(_U + "dpo:DPOTrainer", "redaction DPO", {"steps": 40, "lr": 3e-4, "retain_weight": 1.0,
+    "dpo": Method(_U + "dpo:DPOTrainer", "redaction DPO", {"steps": 80, "lr": 3e-4, "retain_weight": 1.0,
                                                           "beta": 0.1}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
     "plum": Method(_U + "plum:PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
-                   {"steps": 40, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
+                   {"steps": 80, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
                     "samples": 4}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
 }  # fmt: skip
 # the registry: the built-in table, then outside packages' methods (entry-point group `leakbench.methods`)
 METHODS: Registry[Method] = Registry("leakbench.methods", "unlearning method", BUILTIN_METHODS, _check_method)
 DEFAULTS_CHOSEN_BY = "leakbench sweep on the validation subjects (results/sweep.json)"
-PREVIOUS_SWEEP = "the previous leakbench sweep, on release v2's reported items (results/sweep-v2.json)"
-SWEPT = ("ga", "ga_gd", "ga_kl", "npo", "simnpo")  # the methods whose validation sweep has finished
 
 
 def defaults_chosen_by(method: str) -> str:
-    """How a built-in method's defaults were chosen (an outside method's are its package's)."""
+    """How a method's defaults were chosen: the sweep's for a built-in one, its package's for an outside one."""
     if method not in BUILTIN_METHODS:
         return "the method's package"
-    return DEFAULTS_CHOSEN_BY if method in SWEPT else PREVIOUS_SWEEP
+    return DEFAULTS_CHOSEN_BY
 
 
 def expand_methods(names: tuple[str, ...] | list[str]) -> tuple[str, ...]:
