@@ -138,15 +138,15 @@ def _clipped(key: str, low: float, high: float) -> list[float]:
     return [max(low, floor), min(high, ceiling)]
 
 
-def configurations(board: Leaderboard) -> list[dict[str, object]]:
+def configurations(board: Leaderboard, rows: list[dict[str, float | str | None]]) -> list[dict[str, object]]:
     """One row per configuration: entries that differ only in seeds (a `group`) as their mean with the two-level
     seed interval (`mean_ci`, over victim seeds where there are several), any other entry alone with its own
-    subject-bootstrap intervals. Each row: label, role, runs, and per headline key a `Figure`."""
+    subject-bootstrap intervals (`rows`: the entries' `_row`s, computed once by the caller). Each row: label, role,
+    runs, and per headline key a `Figure`."""
     keys = [*CONSOLE_HEADLINE, X_AXIS, _kept_column(metric(HEADLINE_UTILITY))]
     members: dict[str, list[Entry]] = {}
     for e in board.entries:
         members.setdefault(e.group or f"entry:{e.entry_id}", []).append(e)
-    rows = [_row(e) for e in board.entries]
     by_entry = {e.entry_id: r for e, r in zip(board.entries, rows, strict=True)}
     labels = dict(zip((e.entry_id for e in board.entries), _labels(rows), strict=True))
     out: list[dict[str, object]] = []
@@ -534,7 +534,7 @@ def page_files(board: Leaderboard, path: Path) -> dict[Path, str]:
     the plot first (no sideways scrolling), then the full table one click away, the seeds and robustness
     tables."""
     rows = [_row(e) for e in board.entries]
-    configs = configurations(board)
+    configs = configurations(board, rows)
     plot = plot_svg(configs)
     shown = columns()
     head = "".join(f'<th data-key="{key}" title="click to sort">{html.escape(label)}</th>' for key, label in shown)
