@@ -175,6 +175,9 @@ def test_page_in_a_real_headless_browser(runs, tmp_path):
         assert headline[1].find_elements(By.TAG_NAME, "td")[2].text.startswith("75.0%")  # (its samples say 0)
         terms = [t.text for t in browser.find_elements(By.CSS_SELECTOR, "#legend dt")]
         assert {"↓ / ↑", "[low, high]", "PrivLeak", "Yellow cell, ↑ after a kept figure"} <= set(terms)
+        assert [r.find_element(By.TAG_NAME, "th").text for r in browser.find_elements(
+            By.CSS_SELECTOR, "#fields tbody tr")] == ["victim", "ga"]  # fmt: skip
+        assert "Red cells" in terms
         width = browser.execute_script("return [document.documentElement.scrollWidth, window.innerWidth]")
         assert width[0] <= width[1], width
         assert not browser.find_element(By.ID, "board").is_displayed()
@@ -232,12 +235,15 @@ def test_lm_eval_cli_output_publishes_the_right_entry(lm_eval_run, tmp_path):
     proc = run_leakbench("publish", str(out), "--leaderboard", str(board), "--html", str(tmp_path / "lb" / "i.html"))
     assert proc.returncode == 0, proc.stderr
     (entry,) = _entries(board)
-    assert entry["model"] == {
-        "name": "ga-tiny",  # the model folder's name, as lm-eval was given it
-        "source": f"local:ga-tiny@{model_fingerprint(model)[:12]}",  # portable: no local path
-        "parameters": None,
-        "role": "unlearned",  # from the model's own unlearn.json
-    }
+    assert (
+        entry["model"]
+        == {
+            "name": "ga-tiny",  # the model folder's name, as lm-eval was given it
+            "source": f"local:ga-tiny@{model_fingerprint(model)[:12]}",  # portable: no local path
+            "parameters": None,
+            "role": "unlearned",  # from the model's own unlearn.json
+        }
+    )
     assert entry["method"]["name"] == "ga" and entry["method"]["hyperparameters"]["steps"] == 1
     assert entry["data"] == {"name": "v3", "hash": release_hash(), "subset": "mini", "split": "forget"}
     results = json.loads(next(out.rglob("results_*.json")).read_text())
@@ -314,8 +320,11 @@ def test_privacy_record_merges_into_the_entry_and_a_mismatched_one_is_refused(ru
     board = tmp_path / "leaderboard.json"
     publish([run], board, None, examples=False)
     (entry,) = _entries(board)
-    assert entry["leak_metrics"]["leakbench_privacy/mia_min_k_plus_plus"] == {"value": 0.99, "stderr": None,
-                                                                              "interval": [0.98, 1.0]}
+    assert entry["leak_metrics"]["leakbench_privacy/mia_min_k_plus_plus"] == {
+        "value": 0.99,
+        "stderr": None,
+        "interval": [0.98, 1.0],
+    }
     assert entry["privacy"]["verdict"] == "under-unlearned" and entry["privacy"]["reference_model"] == "oracle@def"
     (run / "privacy.json").write_text(json.dumps(_privacy_record(subset="full")))
     with pytest.raises(LeakBenchError, match=r"privacy\.json: measured on release v3/full, but the lm-eval tasks ran"):
@@ -417,6 +426,26 @@ def test_the_plots_front_and_intervals_on_known_points():
     assert _clipped("privleak", -103.9, -90.4) == [-100.0, -90.4]
     assert _clipped("code_edit_similarity:kept", -0.1, 1.2) == [0.0, 1.2]
     assert _clipped("code_bits_per_byte", 1.4, 1.6) == [1.4, 1.6]
+
+
+def test_the_field_heat_map_averages_seeds_and_shades_by_rate():
+    from types import SimpleNamespace
+
+    from leakbench.leaderboard.page import field_rates, heatmap_table
+
+    def entry(**rates):
+        return SimpleNamespace(leak_metrics={f"leakbench_direct/direct_leak_rate__{f}": SimpleNamespace(value=v)
+                                             for f, v in rates.items()})  # fmt: skip
+
+    # two seeds: email averages 0.5 and 1.0; ssn is measured by one seed only (None in the other)
+    seeds = [entry(email=0.5, ssn=None), entry(email=1.0, ssn=0.2)]
+    assert field_rates(seeds) == {"email": 0.75, "ssn": 0.2}
+    table = heatmap_table([{"label": "ga", "fields": field_rates(seeds)}, {"label": "oracle", "fields": {}}])
+    assert table.count("<tr>") == 3 and '<th class="field" title="email">' in table  # the header and two rows
+    assert 'rgba(192, 57, 43, 0.750); color: #fff" title="ga, email: 75.0%">75</td>' in table
+    assert 'rgba(192, 57, 43, 0.200); color: #222" title="ga, ssn: 20.0%">20</td>' in table
+    assert "username" not in table  # a field nobody measured gets no column
+    assert heatmap_table([{"label": "victim", "fields": {}}]) == ""
 
 
 def test_a_paired_difference_uses_only_the_shared_seeds():

@@ -1,4 +1,5 @@
-"""The static leaderboard page: a sortable table and a leak-vs-utility plot, in one self-contained HTML file."""
+"""The static leaderboard page: the headline, a leak-vs-utility plot, a per-field leak heat map and the sortable full
+table, in one self-contained HTML file."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import html
 import math
 from pathlib import Path
 
+from leakbench.data.subjects import FIELDS
 from leakbench.leaderboard.schema import Entry, Leaderboard, entry_metrics
 from leakbench.metrics import (
     CONSOLE_HEADLINE,
+    DIRECT,
     HEADLINE_UTILITY,
     METRICS,
     Metric,
@@ -166,8 +169,51 @@ def configurations(board: Leaderboard, rows: list[dict[str, float | str | None]]
                 spec = next((m for m in METRICS if m.key == key), None)
                 row[key] = (value if isinstance(value, float) else None,
                             _interval(first, spec) if spec is not None else None)  # fmt: skip
+        row["fields"] = field_rates(entries)
         out.append(row)
     return out
+
+
+def field_rates(entries: list[Entry]) -> dict[str, float]:
+    """Each field's direct leak rate on the direct probes, averaged over the entries (a configuration's seeds);
+    a field no entry measured is absent."""
+    out = {}
+    for field in FIELDS:
+        found = [m.value for e in entries if (m := e.leak_metrics.get(f"{DIRECT}/direct_leak_rate__{field}"))
+                 and m.value is not None]  # fmt: skip
+        if found:
+            out[field] = sum(found) / len(found)
+    return out
+
+
+def heatmap_table(configs: list[dict[str, object]]) -> str:
+    """Direct leak rate per field (columns) for each configuration (rows), in percent, each cell shaded by its
+    rate (white 0%, red 100%): where the leaks a method leaves sit. Empty when no entry has per-field rates."""
+    rates = [c.get("fields") or {} for c in configs]
+    fields = [f for f in FIELDS if any(f in r for r in rates)]
+    if not fields:
+        return ""
+    head = "".join(f'<th class="field" title="{f}"><span>{html.escape(f.replace("_", " "))}</span></th>'
+                   for f in fields)  # fmt: skip
+    lines = []
+    for c, found in zip(configs, rates, strict=True):
+        cells = [f"<th>{html.escape(str(c['label']))}</th>"]
+        for f in fields:
+            value = found.get(f)  # type: ignore[union-attr]
+            if value is None:
+                cells.append("<td>–</td>")
+                continue
+            ink = "#fff" if value > 0.55 else "#222"
+            cells.append(
+                f'<td class="num heat" style="background: rgba(192, 57, 43, {value:.3f}); color: {ink}" '
+                f'title="{html.escape(str(c["label"]))}, {f}: {100 * value:.1f}%">{100 * value:.0f}</td>'
+            )
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    return ("<h2>Where the direct leaks sit, by field</h2>\n<p>Direct leak rate (%) of each field on the direct "
+            "probes, per configuration (the mean over its seeds); the redder the cell, the more of that field's "
+            "values the model still emits verbatim. Hover a cell for its exact figure.</p>\n"
+            f'<table id="fields"><thead><tr><th>Model</th>{head}</tr></thead><tbody>\n'
+            + "\n".join(lines) + "\n</tbody></table>")  # fmt: skip
 
 
 def pareto(points: list[tuple[float, float]]) -> list[int]:
@@ -557,6 +603,9 @@ th[data-dir="asc"]::after {{ content: " ▲"; }} th[data-dir="desc"]::after {{ c
 td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
 td.flag {{ background: #fff3cd; }}
 td.sig {{ font-weight: bold; }}
+#fields th.field {{ vertical-align: bottom; padding: 0.3rem 0.15rem; }}
+#fields th.field span {{ writing-mode: vertical-rl; transform: rotate(180deg); white-space: nowrap; }}
+#fields td.heat {{ padding: 0.3rem 0.4rem; }}
 table.paired caption {{ text-align: left; font-weight: bold; }}
 .ci {{ color: #666; font-size: 0.85em; white-space: nowrap; }}
 .wide {{ overflow-x: auto; max-width: 100%; }}
@@ -585,11 +634,13 @@ this model, forget vs holdout subjects' values (the entry's <code>privacy.headli
 relative to the entry's victim.</dd>
 <dt>Yellow cell, ↑ after a kept figure</dt><dd>kept above 100%: the model beats its victim there; check that it
 does not fit the evaluation.</dd>
+<dt>Red cells</dt><dd>the per-field heat map: the cell's direct leak rate, from white (0%) to red (100%).</dd>
 <dt>–</dt><dd>undefined or not measured (e.g. HumanEval+ kept when the victim's pass@1 is 0).</dd>
 </dl>
 <h2>Direct leak vs. held-out code edit similarity</h2>
 <p>{html.escape(PLOT_LEGEND)}</p>
 {plot}
+<div class="wide">{heatmap_table(configs)}</div>
 <details id="full"><summary>Full table: every metric of every entry ({len(shown)} columns; click a column to
 sort)</summary>
 <p>The oracle is the same recipe without the forget set: "vs oracle" is the leak unlearning has left. Code
