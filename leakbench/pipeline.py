@@ -76,9 +76,10 @@ from leakbench.workers import default_workers, output_to, run_each, workers_for
 # held-out code utility
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE, DIRECT_SAMPLED, RECONSTRUCT]
 BEYOND_GREEDY = (DIRECT_SAMPLED, RECONSTRUCT)  # the tasks `StudyConfig.sampled_probes` restricts
-# The default run's probe sample for those: ten samples per probe cost ten greedy runs, so the 10-minute default
-# study takes 100 probes of each, evenly spaced (every subject and field); the reference run takes them all.
-SAMPLED_PROBES = 100
+# The default run's probe sample for those: ten samples per probe cost ten greedy runs (~0.4 s per probe per
+# model on one core), so the 10-minute default study takes 30 probes of each, evenly spaced over the subjects;
+# the reference run takes them all.
+SAMPLED_PROBES = 30
 # The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline: the four the
 # default run's 10-minute budget on 2 cores holds; the reference run adds the others (`--methods all`).
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
@@ -94,7 +95,7 @@ class StudyConfig:
     victim: dict[str, Any] = field(default_factory=dict)  # VictimConfig overrides
     unlearn: dict[str, Any] = field(default_factory=dict)  # UnlearnConfig overrides, for every method
     ner: str | None = "none"  # pattern-only Presidio by default: the NER engine is ~8x slower on CPU
-    batch_size: int | str = 32
+    batch_size: int | str = 64  # lm-eval's; 64 generates 15% faster than 32 on a CPU, the same greedy outputs
     backend: str = "hf"  # lm-eval's model type: hf or vllm
     model_args: str = ""  # passed to the backend unchanged, after pretrained=<model dir>
     limit: int | None = None
@@ -130,7 +131,6 @@ class StudyConfig:
             raise UsageError("--victim-seeds needs the embedded victim: a --model is one trained model")
         VictimConfig(subset=self.subset, **self.victim)
         if self.robustness:  # the options, and the splits they ask of this subset (cheap: no model)
-
             splits(read_table("forget", subset=self.subset, data_dir=self.data_dir),
                    RobustnessConfig(**self.robustness_options))  # fmt: skip
         for method in self.methods:
@@ -232,6 +232,13 @@ class Job:
     method: str | None = None
     unlearn: UnlearnConfig | None = None  # None: the model exists
     victim: Path | None = None
+
+
+def measure_order(jobs: list[Job]) -> list[Job]:
+    """The order models are handed to the workers: the oracle and victim first (the others' records wait for the
+    oracle's privacy record), then the models still to unlearn, the most unlearning steps first (the longest jobs
+    start early, so the workers finish together), then those unlearned already; otherwise as given."""
+    return sorted(jobs, key=lambda j: (j.method is not None, -(j.unlearn.resolved().steps if j.unlearn else 0)))
 
 
 @dataclass
@@ -363,7 +370,6 @@ class Study:
         of the same recipe and release)."""
         import dataclasses
 
-
         cfg = self.cfg
         tag = f"-v{v}" if cfg.victim_seeds > 1 else ""
         if cfg.model:
@@ -441,7 +447,6 @@ class Study:
         """The pair's models to measure: its oracle, its victim, then every method at every seed."""
         import dataclasses
 
-
         cfg, jobs = self.cfg, []
         if pair.oracle is not None:
             jobs.append(Job(f"oracle{pair.tag}", pair.oracle, _built_run(
@@ -495,9 +500,10 @@ class Study:
                 found[job.label] = done
             else:
                 todo.append(job)
+        todo = measure_order(todo)
         n_methods = sum(j.method is not None for j in todo)
-        self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} unlearned first: "
-                 f"{', '.join(cfg.methods)}) in {self.jobs} worker process{'es' if self.jobs > 1 else ''}"
+        self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} unlearned first), in this order: "
+                 f"{', '.join(j.label for j in todo)}, in {self.jobs} worker process{'es' if self.jobs > 1 else ''}"
                  + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
         bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None,
                       probe_sample(cfg))  # fmt: skip
@@ -762,12 +768,12 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
              "above +10% over-unlearned); forget quality: KS-test p-value of per-subject truth ratios against the "
              "oracle's."]  # fmt: skip
     if seeded:
-        notes.append("x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t; with "
-                     "several victims, over the victims' means, which carry their unlearning seeds' spread).")
-    if flagged:
         notes.append(
-            f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there."
+            "x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t; with "
+            "several victims, over the victims' means, which carry their unlearning seeds' spread)."
         )
+    if flagged:
+        notes.append(f"{KEPT_MARK.strip()}: utility kept above 100% - the model beats the victim there.")
     for dataset in dict.fromkeys(undefined):
         notes.append(f"{dataset}+ pass@1 kept is n/a: the victim's pass@1 is 0, so the ratio is undefined.")
     return columns, cells, notes

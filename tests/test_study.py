@@ -107,8 +107,10 @@ def test_seed_intervals_over_several_victims_are_two_level():
     assert mean == pytest.approx(0.275) and half == pytest.approx(t1 * (0.25 / 2**0.5) / 2**0.5)
     assert mean_ci([0.1, 0.2, 0.3, 0.5], victims=[7] * 4)[1] == pytest.approx(t3 * 0.17078251276599 / 2)
     assert mean_ci([0.1, 0.2, 0.3, 0.5])[1] == mean_ci([0.1, 0.2, 0.3, 0.5], victims=[7] * 4)[1]
-    assert mean_ci([0.1, None, 0.3], victims=[0, 1, 1]) == (pytest.approx(0.2), pytest.approx(t1 * 0.2 / 2**0.5
-                                                                                               / 2**0.5))
+    assert mean_ci([0.1, None, 0.3], victims=[0, 1, 1]) == (
+        pytest.approx(0.2),
+        pytest.approx(t1 * 0.2 / 2**0.5 / 2**0.5),
+    )
     assert mean_ci([0.1, 0.2], victims=[0, 0]) == (pytest.approx(0.15), pytest.approx(t1 * 0.1 / 2**0.5 / 2**0.5))
     runs = [{"label": f"ga-v{v}-s{s}", "victim_seed": v, "metrics": _metrics(direct_leak_rate=rate)}
             for (v, s), rate in zip(((0, 0), (0, 1), (1, 0), (1, 1)), (0.1, 0.2, 0.3, 0.5), strict=True)]  # fmt: skip
@@ -117,6 +119,20 @@ def test_seed_intervals_over_several_victims_are_two_level():
     row = summarize(runs)
     assert row["ci95"]["direct_leak_rate"] == pytest.approx(half)
     assert row["comparisons_ci95"]["direct_leak_reduction"] == pytest.approx(half / 0.9)
+
+
+def test_the_workers_get_the_references_first_then_the_longest_unlearning():
+    from leakbench.pipeline import Job, measure_order
+    from leakbench.unlearn import UnlearnConfig
+
+    def job(label, method=None, steps=None, unlearned=False):
+        cfg = None if method is None or unlearned else UnlearnConfig(method=method, steps=steps)
+        return Job(label, Path(label), {}, method=method, unlearn=cfg)
+
+    jobs = [job("oracle"), job("victim"), job("ga", "ga", 20), job("ga_gd", "ga_gd", 80), job("npo", "npo", 40),
+            job("ga_kl", "ga_kl", 20), job("rmu", "rmu", 300, unlearned=True)]  # fmt: skip
+    order = [j.label for j in measure_order(jobs)]
+    assert order == ["oracle", "victim", "ga_gd", "npo", "ga", "ga_kl", "rmu"]  # ties keep their order
 
 
 def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path):
@@ -272,8 +288,9 @@ def test_merge_verb_joins_studies_and_refuses_to_overwrite_one(tmp_path):
         (tmp_path / name / "summary.json").write_text(json.dumps({
             "kind": "study", "subset": "mini", "seeds": 1, "victim_seeds": 1, "methods": [method], "rows": rows,
             "timings_s": {}, "wall_time_s": 1.0}))  # fmt: skip
-    proc = run_leakbench("merge", str(tmp_path / "a"), str(tmp_path / "b" / "summary.json"), "--out",
-                         str(tmp_path / "m"))
+    proc = run_leakbench(
+        "merge", str(tmp_path / "a"), str(tmp_path / "b" / "summary.json"), "--out", str(tmp_path / "m")
+    )
     assert proc.returncode == 0, proc.stderr
     assert list(json.loads((tmp_path / "m" / "summary.json").read_text())["rows"]) == ["victim", "ga", "rmu"]
     before = (tmp_path / "a" / "summary.json").read_bytes()
@@ -323,7 +340,7 @@ def test_the_beyond_greedy_tasks_take_a_fixed_evenly_spaced_probe_sample(tmp_pat
     sample = probe_sample(StudyConfig(out=tmp_path / "s"))
     assert {task: len(indices) for task, indices in sample.items()} == {
         "leakbench_direct_sampled": SAMPLED_PROBES, "leakbench_reconstruct": SAMPLED_PROBES}  # fmt: skip
-    assert sample["leakbench_reconstruct"][:3] == [0, 7, 14]  # 720 rows: every 7.2th
+    assert sample["leakbench_reconstruct"][:3] == [i * 720 // SAMPLED_PROBES for i in range(3)]  # of 720 rows
     assert probe_sample(StudyConfig(out=tmp_path / "s", sampled_probes=None)) is None  # the reference run: all
     # a filtered figure is read under its filter; a beyond-greedy row is absent (not None) when not measured
     results = {"results": {"leakbench_direct_sampled": {"direct_leak_rate,leak@10": 0.25, "direct_leak_rate,none": 1}}}
