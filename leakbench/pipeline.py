@@ -502,7 +502,7 @@ class Study:
                 todo.append(job)
         todo = measure_order(todo)
         n_methods = sum(j.method is not None for j in todo)
-        self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} unlearned first), in this order: "
+        self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first), in this order: "
                  f"{', '.join(j.label for j in todo)}, in {self.jobs} worker process{'es' if self.jobs > 1 else ''}"
                  + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
         bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None,
