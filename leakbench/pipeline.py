@@ -9,6 +9,7 @@ row's gap to the oracle (the model that never saw the forget set), as mean ± 95
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -23,6 +24,7 @@ from leakbench import __version__
 from leakbench.data import check_subset, read_table, release_hash
 from leakbench.harness import check_backend, declarations_hash, evaluate
 from leakbench.leaderboard import publish
+from leakbench.leaderboard.publish import keep_entry, kept_entry_is_current
 from leakbench.metrics import (
     CODE,
     CONSOLE_HEADLINE,
@@ -52,6 +54,7 @@ from leakbench.records import (
     check_not_aliased,
     check_number,
     check_output,
+    has_weights,
     model_label,
     provenance,
     write_text_atomic,
@@ -348,11 +351,12 @@ class Study:
         self.privacy_cfg = PrivacyConfig(subset=cfg.subset, data_dir=cfg.data_dir,
                                          calibration=cfg.victim.get("base") or CALIBRATION)  # fmt: skip
         self.timings: dict[str, float] = {}
+        self.unbuilt: dict[Path, VictimConfig] = {}  # a built model kept without weights -> its recipe
         self.utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
         self.runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
         self.labels: list[str] = []
         self.family = ""  # what groups the runs of every victim seed: the first victim's name
-        self.attacked: tuple[Path, Path | None, dict[str, str]] | None = None  # robustness: the first pair's models
+        self.attacked: tuple[Pair, dict[str, str]] | None = None  # robustness: the first pair, each method's first
         self.robustness: dict[str, Any] = {}
         self.jobs = cfg.jobs or default_jobs(cfg.backend)
 
@@ -368,8 +372,6 @@ class Study:
         """The victim and oracle of victim seed `v`: the given --model/--oracle, or the embedded base fine-tuned
         on the forget subjects and on their substitutes (the shipped pair copied, or a built one reused, when
         of the same recipe and release)."""
-        import dataclasses
-
         cfg = self.cfg
         tag = f"-v{v}" if cfg.victim_seeds > 1 else ""
         if cfg.model:
@@ -387,7 +389,13 @@ class Study:
             for label, folder, c in ((f"victim{tag}", victim, vcfg),
                                      (f"oracle{tag}", oracle, dataclasses.replace(vcfg, oracle=True))):  # fmt: skip
                 # cached by configuration and release: reused when built with the same, rebuilt when either changed
-                stale = (folder / VictimRecord.FILE).is_file() and not reusable(model_record(folder), c, self.data_hash)
+                recorded = (folder / VictimRecord.FILE).is_file()
+                stale = recorded and not reusable(model_record(folder), c, self.data_hash)
+                if recorded and not stale and not has_weights(folder):  # git keeps a reference run's records only
+                    self.log(f"    {label}: its record without its weights; built again only if one of its pair's "
+                             "models is still to measure")  # fmt: skip
+                    self.unbuilt[folder] = c
+                    continue
                 self.timed(label, lambda f=folder, c=c, s=stale: build(f, c, data_dir=cfg.data_dir, overwrite=s,
                                                                        log=self.log))  # fmt: skip
         self.family = self.family or names[0]
@@ -395,11 +403,22 @@ class Study:
 
     # -- stage: measure (and unlearn) --------------------------------------------------------------------------
 
-    def evaluation_key(self, model_dir: Path, reference: str | None) -> dict[str, Any]:
-        """What a run folder's figures depend on: the weights, the reference's (the oracle's weights) and every
-        setting."""
+    def label(self, model_dir: Path, run_label: str) -> str | None:
+        """A model's label (`records.model_label`: its folder's name and weights); for a folder kept without its
+        weights (git keeps a reference run's records only), the label its measured run recorded, or None."""
+        if has_weights(model_dir) or not model_dir.is_dir():  # the weights, or a hub id
+            return model_label(model_dir)
+        try:
+            done = RunRecord.find(self.runs / run_label)
+        except LeakBenchError:
+            return None
+        return (done.evaluation or {}).get("model") if done is not None else None
+
+    def evaluation_key(self, model: str | None, reference: str | None) -> dict[str, Any]:
+        """What a run folder's figures depend on: the weights (`model`, their label), the reference's (the
+        oracle's weights) and every setting."""
         cfg = self.cfg
-        return {"model": model_label(model_dir), "reference": reference,
+        return {"model": model, "reference": reference,
                 "leakbench": __version__, "declarations": declarations_hash(),  # tasks' YAMLs and the scorer's
                 "release": self.data_hash, "subset": cfg.subset, "tasks": STUDY_TASKS, "ner": cfg.ner,
                 "evalplus_dir": str(cfg.evalplus_dir) if cfg.evalplus_dir else None,
@@ -411,19 +430,24 @@ class Study:
     def measured_already(self, job: Job, reference: str | None
                          ) -> tuple[dict[str, float | None], dict[str, Any]] | None:  # fmt: skip
         """The figures of a run folder measured with the same key (`evaluation_key`), its record renamed for this
-        study; None when the model must be measured."""
+        study; None when the model must be measured (also when its samples are gone and its entry.json no longer
+        matches its records: it could not be published)."""
         run_dir = self.runs / job.label
         try:
             done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
         except LeakBenchError:
             return None  # a damaged or unreadable run.json: measured again
-        key = self.evaluation_key(job.model_dir, reference)
+        key = self.evaluation_key(self.label(job.model_dir, job.label), reference)
         if done is None or done.evaluation != key or not (run_dir / PrivacyRecord.FILE).is_file():
             return None
-        self.log(f"    {job.label}: measured already with these settings (reused)")
         done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out), "metrics": done.metrics,
                             "evaluation": key, "provenance": done.provenance})  # fmt: skip
         done.write(run_dir)  # the names and seeds of this study (the figures are the folder's)
+        if not kept_entry_is_current(run_dir):
+            if not any(run_dir.rglob("samples_leakbench_*.jsonl")):
+                return None
+            keep_entry(run_dir)
+        self.log(f"    {job.label}: measured already with these settings (reused)")
         return done.metrics, PrivacyRecord.read(run_dir).dump()
 
     def record(self, job: Job, outcome: Outcome, reference: dict[str, Any] | None) -> dict[str, float | None]:
@@ -438,15 +462,14 @@ class Study:
         (run_dir / RobustnessRecord.FILE).unlink(missing_ok=True)  # attacks on an earlier model of this label
         metrics = study_metrics(outcome.results, outcome.pass_at_1, privacy["metrics"])
         RunRecord(**job.run, model_source=_study_source(job.model_dir, self.out), metrics=metrics,
-                  evaluation=self.evaluation_key(job.model_dir, (reference or {}).get("model")),
+                  evaluation=self.evaluation_key(model_label(job.model_dir), (reference or {}).get("model")),
                   provenance=provenance()).write(run_dir)  # fmt: skip
         (run_dir / INCOMPLETE).unlink()
+        keep_entry(run_dir)  # what publishes the folder once its samples are gone
         return metrics
 
     def jobs_of(self, pair: Pair) -> list[Job]:
         """The pair's models to measure: its oracle, its victim, then every method at every seed."""
-        import dataclasses
-
         cfg, jobs = self.cfg, []
         if pair.oracle is not None:
             jobs.append(Job(f"oracle{pair.tag}", pair.oracle, _built_run(
@@ -475,6 +498,36 @@ class Study:
             "wall_times_s": {"victim_build": vrecord.get("wall_time_s"), "unlearn": record["wall_time_s"]},
         }  # fmt: skip
 
+    def pending(self, pair: Pair) -> tuple[list[Job], dict[str, tuple[dict[str, float | None], dict[str, Any]]],
+                                           dict[str, dict[str, Any]], list[Job]]:  # fmt: skip
+        """The pair's jobs; those measured already (label -> metrics, privacy record); the unlearned models found
+        (label -> unlearn.json); and the jobs still to do. An unlearned model kept without its weights counts as
+        made only where its measurement is reused, else it is made again."""
+        oracle_label = f"oracle{pair.tag}" if pair.oracle is not None else None
+        reference = self.label(pair.oracle, oracle_label) if pair.oracle is not None and oracle_label else None
+        source = self.label(pair.victim, f"victim{pair.tag}")
+        found: dict[str, tuple[dict[str, float | None], dict[str, Any]]] = {}
+        unlearned: dict[str, dict[str, Any]] = {}
+        todo: list[Job] = []
+        for job in (jobs := self.jobs_of(pair)):
+            if job.unlearn is not None:
+                record = reusable_unlearned(job.model_dir, source, job.unlearn, self.data_hash)
+                if record is not None:
+                    run = self.unlearned_run(pair, job, record)
+                    if has_weights(job.model_dir):
+                        self.log(f"    {job.label}: unlearned already with these settings (reused)")
+                        unlearned[job.label] = record
+                        job.run, job.unlearn = run, None
+                    elif (done := self.measured_already(dataclasses.replace(job, run=run), reference)) is not None:
+                        unlearned[job.label], found[job.label] = record, done
+                        continue
+            done = self.measured_already(job, None if job.label == oracle_label else reference) if job.run else None
+            if done is not None:
+                found[job.label] = done
+            else:
+                todo.append(job)
+        return jobs, found, unlearned, todo
+
     def measure_stage(self, pair: Pair) -> dict[str, str]:
         """The oracle (against itself), the victim and every method at every seed (each unlearned from the victim
         first), all against the oracle, in `jobs` worker processes; returns each method's first label.
@@ -482,24 +535,15 @@ class Study:
         A model unlearned or measured already with the same settings is reused. Each model's figures are
         recorded as soon as it is measured (and the oracle's privacy record is), so a stop loses only the models
         being worked on."""
-        cfg, jobs = self.cfg, self.jobs_of(pair)
+        cfg = self.cfg
         oracle_label = f"oracle{pair.tag}" if pair.oracle is not None else None
-        reference = model_label(pair.oracle) if pair.oracle is not None else None
-        found: dict[str, tuple[dict[str, float | None], dict[str, Any]]] = {}  # label -> metrics, privacy
-        unlearned: dict[str, dict[str, Any]] = {}  # label -> its unlearn.json
-        todo: list[Job] = []
-        for job in jobs:
-            if job.unlearn is not None:
-                record = reusable_unlearned(job.model_dir, pair.victim, job.unlearn, self.data_hash)
-                if record is not None:
-                    self.log(f"    {job.label}: unlearned already with these settings (reused)")
-                    unlearned[job.label] = record
-                    job.run, job.unlearn = self.unlearned_run(pair, job, record), None
-            done = self.measured_already(job, None if job.label == oracle_label else reference) if job.run else None
-            if done is not None:
-                found[job.label] = done
-            else:
-                todo.append(job)
+        jobs, found, unlearned, todo = self.pending(pair)
+        unbuilt = [folder for folder in (pair.victim, pair.oracle) if folder in self.unbuilt]
+        if todo and unbuilt:  # a model of the pair is still to measure: its victim and oracle are needed again
+            for folder in unbuilt:
+                self.timed(folder.name, lambda f=folder: build(f, self.unbuilt.pop(f), data_dir=cfg.data_dir,
+                                                               log=self.log))  # fmt: skip
+            jobs, found, unlearned, todo = self.pending(pair)  # by the labels of the weights built again
         todo = measure_order(todo)
         n_methods = sum(j.method is not None for j in todo)
         self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first), in this order: "
@@ -573,10 +617,29 @@ class Study:
         self.write()
         self.log("[3] robustness: relearning and quantization attacks, sequential "
                  "deletion requests, forget-set scaling")  # fmt: skip
-        victim, oracle, first = self.attacked
+        pair, first = self.attacked
+        self.rebuild(pair, first)
+        cfg = self.cfg
         self.robustness = self.timed("robustness", lambda: study_stage(
-            self.out, victim, oracle, first, RobustnessConfig(**self.cfg.robustness_options), subset=self.cfg.subset,
-            data_dir=self.cfg.data_dir, ner=self.cfg.ner, log=self.log))  # fmt: skip
+            self.out, pair.victim, pair.oracle, first, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
+            data_dir=cfg.data_dir, ner=cfg.ner, log=self.log))  # fmt: skip
+
+    def rebuild(self, pair: Pair, first: dict[str, str]) -> None:
+        """The weights the attacks need where only records are here (a reference run resumed from git): the pair
+        built again, each method's first model unlearned again, each checked to be the model that was measured."""
+        for folder in (pair.victim, pair.oracle):
+            if folder in self.unbuilt:
+                self.timed(folder.name, lambda f=folder: build(f, self.unbuilt.pop(f), data_dir=self.cfg.data_dir,
+                                                               log=self.log))  # fmt: skip
+        for job in self.jobs_of(pair):
+            if job.unlearn is None or first.get(job.method or "") != job.label or has_weights(job.model_dir):
+                continue
+            measured = self.label(job.model_dir, job.label)
+            self.log(f"    {job.label}: unlearned again for the attacks (only its records are here)")
+            unlearn(pair.victim, job.model_dir, job.unlearn, data_dir=self.cfg.data_dir, overwrite=True, log=self.log)
+            if model_label(job.model_dir) != measured:
+                raise LeakBenchError(f"{job.model_dir}: unlearning again gave other weights than the model measured "
+                                     f"({measured}); remove {self.runs / job.label} to measure it again")  # fmt: skip
 
     def publish_stage(self) -> dict[str, Any]:
         """Every run folder into the leaderboard (the study's folder, or --publish-to) and the summary written
@@ -636,7 +699,7 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         pair = study.models_stage(v)
         first = study.measure_stage(pair)
         if v == 0:  # the robustness stage attacks the first victim's models: each method's first seed
-            study.attacked = (pair.victim, pair.oracle, first)
+            study.attacked = (pair, first)
     if cfg.robustness:
         study.robustness_stage()
     return study.publish_stage()

@@ -128,6 +128,11 @@ def model_fingerprint(model_dir: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def has_weights(model_dir: str | os.PathLike[str]) -> bool:
+    """Whether a local model folder holds a loadable model (its config.json), not only LeakBench's records."""
+    return (Path(model_dir) / "config.json").is_file()
+
+
 def model_label(model_dir: str | os.PathLike[str]) -> str:
     """A portable name for the measured model: a local folder's name and content fingerprint (never its path),
     or a hub id as given."""

@@ -41,6 +41,7 @@ from leakbench.records import (
     check_not_aliased,
     check_number,
     check_output,
+    has_weights,
     provenance,
     sha256_file,
 )
@@ -278,9 +279,11 @@ def build(
         except LeakBenchError:
             record = {}  # a damaged record: rebuild only with --overwrite, like any other victim
         if reusable(record, cfg, data_hash) and not overwrite:
-            log(f"reusing the victim in {out} (built with the same arguments)")
-            return record
-        if not overwrite:
+            if has_weights(out):
+                log(f"reusing the victim in {out} (built with the same arguments)")
+                return record
+            log(f"{out} holds the record of a victim of this recipe but not its weights: building them again")
+        elif not overwrite:
             raise LeakBenchError(
                 f"{out} holds a victim built with other arguments or data release; pass --overwrite to replace it"
             )

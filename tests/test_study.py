@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
 
+from leakbench.leaderboard.publish import publish
 from leakbench.pipeline import StudyConfig, comparisons, run_study, summarize, table
-from leakbench.records import UsageError
+from leakbench.records import LeakBenchError, UsageError
 from leakbench.schemas import RunRecord
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -32,6 +34,13 @@ def validation_mentions(folder: Path, skip: tuple[str, ...] = ()) -> list[str]:
                 and not path.name.startswith(skip):  # fmt: skip
             found += [f"{path.relative_to(folder)}: {m.group()}" for m in pattern.finditer(path.read_text("utf-8"))]
     return found
+
+
+def kept_by_git(folder: Path) -> list[Path]:
+    """The files under `folder` that git keeps of a study run in results/reference (its .gitignore's whitelist)."""
+    rules = (RESULTS / "reference" / ".gitignore").read_text().splitlines()
+    kept = {line[1:] for line in rules if line.startswith("!") and not line.endswith("/")}
+    return [p for p in sorted(folder.rglob("*")) if p.is_file() and p.name in kept]
 
 
 def _metrics(**changes):
@@ -180,6 +189,23 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert (out / "models" / "ga-s1" / "model.safetensors").stat().st_mtime_ns == weights
     assert {k: v["metrics"] for k, v in again["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
     assert again["jobs"] == 2 and (out / "logs" / "ga-s1.log").is_file()  # two worker processes (2+ cores)
+
+    # on another machine, from what git keeps of a reference run (results/reference/.gitignore: the records, no
+    # weights, no samples): nothing unlearned or measured again, the same rows and the same leaderboard
+    clone = tmp_path / "clone"
+    for path in kept_by_git(out):
+        (clone / path.relative_to(out)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, clone / path.relative_to(out))
+    assert not list(clone.rglob("*.safetensors")) and not list(clone.rglob("samples_*.jsonl"))
+    logged.clear()
+    moved = run_study(dataclasses.replace(cfg, out=clone), log=logged.append)
+    assert not any("unlearning" in line or "unlearned already" in line for line in logged)
+    assert sum("measured already" in line for line in logged) == 4
+    assert {k: v["metrics"] for k, v in moved["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
+    assert json.loads((clone / "leaderboard.json").read_text()) == board
+    (clone / "runs" / "ga-s1" / "privacy.json").write_bytes(b"{}")  # records changed after the entry was kept
+    with pytest.raises(LeakBenchError, match=r"entry\.json: made from other records"):
+        publish([clone / "runs" / "ga-s1"], tmp_path / "board" / "leaderboard.json")
 
     # one model at a time, in this process: the same figures as two workers with one thread each
     inline = dataclasses.replace(cfg, out=tmp_path / "inline", seeds=1, jobs=1, publish=False)

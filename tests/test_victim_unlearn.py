@@ -227,6 +227,14 @@ def test_rebuilding_a_victim_gives_the_same_weights(tmp_path, toy_victims):
     from leakbench.records import sha256_file
 
     assert sha256_file(tmp_path / "again" / "model.safetensors") == shipped
+    # a folder that kept only its record (git keeps a reference run's records) is built again, to the same bytes
+    for path in (tmp_path / "again").iterdir():
+        if path.name != "victim.json":
+            path.unlink()
+    messages: list[str] = []
+    assert build(tmp_path / "again", toy_victims["config"], log=messages.append)["weights_sha256"] == shipped
+    assert "not its weights: building them again" in messages[0]
+    assert sha256_file(tmp_path / "again" / "model.safetensors") == shipped
 
 
 @pytest.mark.parametrize("label", ["victim", "oracle"])

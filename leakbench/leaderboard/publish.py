@@ -26,6 +26,7 @@ from leakbench.leaderboard.schema import (
     DataRelease,
     DeletionRequest,
     Entry,
+    EntryRecord,
     Example,
     ForgetSetSize,
     Leaderboard,
@@ -71,6 +72,7 @@ from leakbench.records import (
     model_fingerprint,
     os_error_message,
     package_version,
+    sha256_file,
     write_texts_atomic,
 )
 from leakbench.schemas import (
@@ -90,7 +92,9 @@ EXAMPLES_PER_TASK = 5
 M = TypeVar("M", bound=BaseModel)
 # what publish reads in a run
 RUN_FILES = ("results_*.json", "samples_*.jsonl", *(r.FILE for r in (UtilityRecord, RunRecord, PrivacyRecord,
-                                                                  RobustnessRecord)))  # fmt: skip
+                                                                  RobustnessRecord, EntryRecord)))  # fmt: skip
+# the records an entry.json is made from (robustness.json is read afresh: attacks come after the measurement)
+ENTRY_SOURCES = (RunRecord.FILE, PrivacyRecord.FILE, UtilityRecord.FILE)
 
 
 def _read_json(path: Path) -> Any:
@@ -424,10 +428,12 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
             f"{run_dir}: its evaluation was stopped half-way ({INCOMPLETE} is there), so its lm-eval results, "
             "run.json and privacy.json may come from different runs; re-run the study to finish it"
         )
-    results, files = _lm_eval_results(run_dir)
-    release = _release(results, files[-1])
     has_run = _record_file(run_dir / RunRecord.FILE, "a LeakBench run record")
     run = RunRecord.read(run_dir / RunRecord.FILE).dump() if has_run else {}
+    if (run_dir / EntryRecord.FILE).is_file() and not any(run_dir.rglob("samples_leakbench_*.jsonl")):
+        return _kept_entry(run_dir), run
+    results, files = _lm_eval_results(run_dir)
+    release = _release(results, files[-1])
 
     prov = run.get("provenance") or {}
     privacy, privacy_metrics = _privacy(run_dir, release)
@@ -468,6 +474,40 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     except ValidationError as exc:
         raise LeakBenchError(f"{run_dir}: cannot make a leaderboard entry: {first_error(exc)}") from None
     return entry, run
+
+
+def _made_from(run_dir: Path) -> dict[str, str]:
+    """The sha256 of each record an entry of `run_dir` is made from, by its path in the folder."""
+    found = (p for p in sorted(run_dir.rglob("*.json")) if p.name in ENTRY_SOURCES)
+    return {p.relative_to(run_dir).as_posix(): sha256_file(p) for p in found}
+
+
+def keep_entry(run_dir: str | Path) -> Path:
+    """Write `entry.json` into a measured run folder: its entry, made now from its lm-eval samples, and what it
+    was made from. The folder then publishes without its samples (`collect`) for as long as its records stay."""
+    run_dir = Path(run_dir)
+    entry, _ = collect(run_dir)
+    return EntryRecord(made_from=_made_from(run_dir), entry=entry).write(run_dir)
+
+
+def kept_entry_is_current(run_dir: str | Path) -> bool:
+    """Whether `run_dir` holds an entry.json made from the records it holds now."""
+    path = Path(run_dir) / EntryRecord.FILE
+    try:
+        return path.is_file() and EntryRecord.read(path).made_from == _made_from(Path(run_dir))
+    except LeakBenchError:
+        return False
+
+
+def _kept_entry(run_dir: Path) -> Entry:
+    """The entry.json of a run folder kept without its lm-eval samples, with the folder's robustness record."""
+    record = EntryRecord.read(run_dir / EntryRecord.FILE)
+    if record.made_from != _made_from(run_dir):
+        raise LeakBenchError(
+            f"{run_dir / EntryRecord.FILE}: made from other records than the folder holds now (its lm-eval samples "
+            "are gone, so no entry can be made again); re-run the study to measure the model again"
+        )
+    return record.entry.model_copy(update={"robustness": _robustness(run_dir, record.entry.data)})
 
 
 def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, dict[str, Metric]]:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from leakbench.metrics import PRIVACY, flat_metrics, verdict
-from leakbench.schemas import LeakRates
+from leakbench.schemas import LeakRates, Record
 
 SCHEMA_VERSION = "1.5"
 # 1.1: `model.source` is portable (a hub id, `local:<folder>@<fingerprint>`, or the study's relative path),
@@ -196,6 +196,20 @@ class Entry(_Strict):
     def content_hash(self) -> str:
         blob = json.dumps(self.model_dump(mode="json"), sort_keys=True)
         return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class EntryRecord(Record):
+    """`entry.json` in a measured run folder: the entry publish made of it while its lm-eval samples were there,
+    and the sha256 of the records it was made from. A run folder kept without its samples and weights (git keeps
+    only a reference run's records, so that it resumes on another machine) publishes from it; once those records
+    change it is stale and refused."""
+
+    FILE: ClassVar[str] = "entry.json"
+    TITLE: ClassVar[str] = "entry record"
+    KIND: ClassVar[str] = "entry"
+    kind: Literal["entry"] = "entry"
+    made_from: dict[str, str] = Field(description="each record file of the run folder (relative path) -> sha256")
+    entry: Entry
 
 
 def entry_metrics(entry: Entry) -> dict[str, float | None]:

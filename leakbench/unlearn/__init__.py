@@ -471,18 +471,19 @@ def recorded_hyperparameters(cfg: UnlearnConfig) -> dict[str, Any]:
     return json.loads(json.dumps(chosen))
 
 
-def reusable_unlearned(out: str | Path, model_dir: str | Path, cfg: UnlearnConfig, data_hash: str
+def reusable_unlearned(out: str | Path, source_label: str | None, cfg: UnlearnConfig, data_hash: str
                        ) -> dict[str, Any] | None:  # fmt: skip
-    """The record of an unlearned model in `out` made from `model_dir` with exactly `cfg` on the release
-    `data_hash` (the study reuses it), or None when there is none or it was made otherwise."""
+    """The record of an unlearned model in `out` made from the model labelled `source_label`
+    (`records.model_label`) with exactly `cfg` on the release `data_hash` (the study reuses it), or None when there
+    is none or it was made otherwise. Its weights may be gone (`records.has_weights`): git keeps a reference run's
+    records only."""
     try:
         found = UnlearnRecord.find(out)
     except LeakBenchError:
         return None  # a damaged record: made again
-    source = Path(model_dir)
-    if found is None or not (Path(out) / "config.json").is_file():
+    if found is None or source_label is None:
         return None
     same = (found.method == cfg.method and found.seed == cfg.seed and found.data_release_hash == data_hash
             and found.hyperparameters == recorded_hyperparameters(cfg)
-            and found.source_model_label is not None and found.source_model_label == model_label(source))  # fmt: skip
+            and found.source_model_label is not None and found.source_model_label == source_label)  # fmt: skip
     return found.dump() if same else None
