@@ -13,7 +13,8 @@ import hashlib
 import logging
 import math
 import random
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -95,15 +96,36 @@ def lm_eval_model(backend: str) -> str:
 
 
 @cache
-def declarations_hash() -> str:
+def declarations_hash(tasks: tuple[str, ...] | None = None) -> str:
     """sha256 over the tasks' YAMLs and the scorer's declarative files: what a measurement depends on besides
-    the code and the weights (a study re-measures a run folder when they change)."""
+    the code and the weights (a study re-measures a run folder when they change). With `tasks`, only those
+    tasks' YAMLs and the files they include (the sweep's key: a change to another task's file leaves it valid)."""
     digest = hashlib.sha256()
     for folder in ("tasks", "scorers"):
         root = resource_dir(folder)
-        for path in sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
+        paths = sorted(p for p in root.rglob("*") if p.is_file() and "__pycache__" not in p.parts)
+        if folder == "tasks" and tasks is not None:
+            paths = sorted(_task_files(root, tasks))
+        for path in paths:
             digest.update(f"{folder}/{path.relative_to(root).as_posix()}\0".encode() + path.read_bytes())
     return digest.hexdigest()
+
+
+def _task_files(root: Path, tasks: Sequence[str]) -> set[Path]:
+    """The YAML of each task and, transitively, the files it includes and a group's member tasks' YAMLs."""
+    found: set[Path] = set()
+    todo = [root / f"{task}.yaml" for task in tasks]
+    while todo:
+        path = todo.pop()
+        if path in found:
+            continue
+        found.add(path)
+        text = path.read_text()
+        todo.extend(root / m for m in re.findall(r"^include:\s*(\S+)", text, re.MULTILINE))
+        if re.search(r"^group:", text, re.MULTILINE):  # its `task:` list names the members
+            todo.extend(root / f"{m}.yaml" for m in re.findall(r"^\s+-\s+(\w+)\s*$", text, re.MULTILINE)
+                        if (root / f"{m}.yaml").is_file())  # fmt: skip
+    return found
 
 
 def tasks_path() -> Path:

@@ -204,7 +204,7 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
     out, started = Path(out), time.perf_counter()
     record = model_record(model)
     key = {"victim": model_label(Path(model)), "subset": subset, "split": SPLIT, "release": release_hash(),
-           "limit": limit, "leakbench": __version__, "declarations": declarations_hash()}  # fmt: skip
+           "limit": limit, "leakbench": __version__, "declarations": declarations_hash(tuple(TASKS))}  # fmt: skip
     done = _previous(out, key)
     victim = done.pop("victim", None)
     if victim is None:

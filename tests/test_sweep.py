@@ -145,3 +145,33 @@ def test_the_sweep_table_shows_every_point_the_front_and_the_choice():
                         "0.250, bits/byte 2.000; 3 seeds per point.")
     assert lines[4:] == ["| `ga` | lr=0.0001 | 20.0% | 0.250 | 2.000 | 100.0% | ● | 11 | **most utility kept** |",
                          "| `ga` | lr=0.0003 | 0.0% | 0.050 | 8.000 | 20.0% | ● | 11 |  |"]
+
+
+def test_the_sweep_key_covers_only_the_declarations_of_the_tasks_it_runs(tmp_path, monkeypatch):
+    """A sweep stays valid when another task's YAML or the tasks' README changes (its record is reused), not when
+    one of its own tasks, a file they include, a member of its group, or the scorer's declarations change."""
+    import shutil
+
+    from leakbench import harness
+    from leakbench.resources import resource_dir
+
+    for folder in ("tasks", "scorers"):
+        shutil.copytree(resource_dir(folder), tmp_path / folder)
+    monkeypatch.setattr(harness, "resource_dir", lambda folder: tmp_path / folder)
+
+    def keys() -> tuple[str, str]:
+        harness.declarations_hash.cache_clear()
+        return harness.declarations_hash(tuple(sweep.TASKS)), harness.declarations_hash()
+
+    swept, everything = keys()
+    for name in ("README.md", "leakbench_direct_sampled.yaml"):
+        (tmp_path / "tasks" / name).write_text((tmp_path / "tasks" / name).read_text() + "\n# edited\n")
+        now = keys()
+        assert now[0] == swept and now[1] != everything, name  # a study re-measures; the sweep stays valid
+        everything = now[1]
+    for name in ("tasks/_probe_template_yaml", "tasks/leakbench_code_files.yaml", "scorers/recognizers.yaml"):
+        path = tmp_path / name
+        path.write_text(path.read_text() + "\n# edited\n")
+        assert keys()[0] != swept, name
+        swept = keys()[0]
+    harness.declarations_hash.cache_clear()
