@@ -538,11 +538,7 @@ class Study:
         cfg = self.cfg
         oracle_label = f"oracle{pair.tag}" if pair.oracle is not None else None
         jobs, found, unlearned, todo = self.pending(pair)
-        unbuilt = [folder for folder in (pair.victim, pair.oracle) if folder in self.unbuilt]
-        if todo and unbuilt:  # a model of the pair is still to measure: its victim and oracle are needed again
-            for folder in unbuilt:
-                self.timed(folder.name, lambda f=folder: build(f, self.unbuilt.pop(f), data_dir=cfg.data_dir,
-                                                               log=self.log))  # fmt: skip
+        if todo and self.build_again(pair):  # a model of the pair is still to measure: its victim and oracle
             jobs, found, unlearned, todo = self.pending(pair)  # by the labels of the weights built again
         todo = measure_order(todo)
         n_methods = sum(j.method is not None for j in todo)
@@ -624,13 +620,19 @@ class Study:
             self.out, pair.victim, pair.oracle, first, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
             data_dir=cfg.data_dir, ner=cfg.ner, log=self.log))  # fmt: skip
 
+    def build_again(self, pair: Pair) -> bool:
+        """Build the pair's victim and oracle where only their records are here (their recipes are byte-for-byte
+        deterministic, so the labels match the measured ones); whether any was built."""
+        unbuilt = [folder for folder in (pair.victim, pair.oracle) if folder in self.unbuilt]
+        for folder in unbuilt:
+            self.timed(folder.name, lambda f=folder: build(f, self.unbuilt.pop(f), data_dir=self.cfg.data_dir,
+                                                           log=self.log))  # fmt: skip
+        return bool(unbuilt)
+
     def rebuild(self, pair: Pair, first: dict[str, str]) -> None:
         """The weights the attacks need where only records are here (a reference run resumed from git): the pair
         built again, each method's first model unlearned again, each checked to be the model that was measured."""
-        for folder in (pair.victim, pair.oracle):
-            if folder in self.unbuilt:
-                self.timed(folder.name, lambda f=folder: build(f, self.unbuilt.pop(f), data_dir=self.cfg.data_dir,
-                                                               log=self.log))  # fmt: skip
+        self.build_again(pair)
         for job in self.jobs_of(pair):
             if job.unlearn is None or first.get(job.method or "") != job.label or has_weights(job.model_dir):
                 continue

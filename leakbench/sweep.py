@@ -108,7 +108,8 @@ def score_run(bench: Bench, run: Run) -> dict[str, Any]:
     model_dir, run_dir = bench.work / "models" / run.label, bench.work / "runs" / run.label
     log = output_to(bench.logs / f"{run.label}.log") if bench.logs is not None else contextlib.nullcontext()
     with log:
-        record = unlearn(bench.victim, model_dir, run.config(bench.subset), overwrite=True, log=print)
+        record = unlearn(bench.victim, model_dir, run.config(bench.subset), overwrite=True, log=print,
+                         teachers=bench.work / "teachers")  # UNDO's teacher: once per seed, not per point
         figures = _figures(study_metrics(evaluate(model_dir, run_dir, TASKS, subset=bench.subset, split=SPLIT,
                                                      limit=bench.limit)))
     for folder in (model_dir, run_dir):

@@ -105,11 +105,75 @@ def test_span_retain_term_is_the_kl_to_the_reference():
     t = trainer("span", context_weight=0.0, retain_weight=1.0, forget_loss="ga")
     empty = [[False] * 4]
     loss = t.unlearning_loss(Bigram(A), {"forget": batch([SEQ], empty), "retain": batch([RETAIN])})
-
-    def kl(cur: int) -> float:
-        return sum(math.exp(logp(REF, cur, j)) * (logp(REF, cur, j) - logp(A, cur, j)) for j in range(V))
-
     assert loss.item() == pytest.approx((kl(RETAIN[0]) + kl(RETAIN[1])) / 2, rel=1e-6)
+
+
+def kl(cur: int) -> float:
+    """KL(p_REF || p_A) of the next token after `cur`."""
+    return sum(math.exp(logp(REF, cur, j)) * (logp(REF, cur, j) - logp(A, cur, j)) for j in range(V))
+
+
+def test_undo_distills_the_teachers_distributions_on_forget_and_retain():
+    t = trainer("undo", retain_weight=0.5)  # the reference here plays UNDO's teacher
+    loss = t.unlearning_loss(Bigram(A), {"forget": batch([SEQ]), "retain": batch([RETAIN])})
+    forget = sum(kl(c) for c in SEQ[:-1]) / 3
+    assert loss.item() == pytest.approx(forget + 0.5 * (kl(RETAIN[0]) + kl(RETAIN[1])) / 2, rel=1e-6)
+
+
+def test_undo_noises_toward_a_fresh_initialisation_drawn_with_the_seed(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    from leakbench.unlearn.undo import noised
+
+    def weights(alpha: float, seed: int = 7) -> dict[str, torch.Tensor]:
+        model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+        noised(model, alpha, seed)
+        return {k: v.detach().clone() for k, v in model.named_parameters()}
+
+    trained, fresh, half = weights(0.0), weights(1.0), weights(0.5)
+    assert all(torch.equal(trained[k], AutoModelForCausalLM.from_pretrained(tiny_model_dir).get_parameter(k))
+               for k in trained)  # alpha 0: unchanged
+    assert all(torch.allclose(half[k], (trained[k] + fresh[k]) / 2, atol=1e-6) for k in trained)
+    assert all(torch.equal(fresh[k], v) for k, v in weights(1.0).items())  # the same seed, the same draw
+    assert not all(torch.equal(fresh[k], v) for k, v in weights(1.0, seed=8).items())
+    assert any(not torch.allclose(trained[k], fresh[k]) for k in trained)  # (the tiny model is seed 0's draw)
+
+
+def test_sharpness_aware_npo_takes_the_forget_gradient_at_the_perturbed_weights():
+    from contextlib import nullcontext
+
+    rho, w = 0.3, 0.5
+    t = trainer("sam_npo", beta=0.5, rho=rho, retain_weight=w)
+    t.accelerator = SimpleNamespace(unwrap_model=lambda m: m, no_sync=lambda m: nullcontext(),
+                                    backward=lambda loss: loss.backward())  # fmt: skip
+    t.args.gradient_accumulation_steps = 1
+    t._prepare_inputs = lambda inputs: inputs
+    inputs = {"forget": batch([SEQ]), "retain": batch([RETAIN])}
+    model = Bigram(A)
+    t.training_step(model, inputs)
+    assert torch.allclose(model.table.detach(), torch.tensor(A), atol=1e-6)  # restored before the step (to rounding)
+
+    # by hand: g = grad NPO(A); the forget gradient at A + rho g/|g|, the retain gradient at A
+    def npo(table: torch.Tensor) -> torch.Tensor:
+        return t.forget_loss(_Table(table), inputs)
+
+    theta = torch.tensor(A, requires_grad=True)
+    (g,) = torch.autograd.grad(npo(theta), theta)
+    shifted = (torch.tensor(A) + rho * g / g.norm()).requires_grad_(True)
+    (forget_grad,) = torch.autograd.grad(npo(shifted), shifted)
+    retain_theta = torch.tensor(A, requires_grad=True)
+    (retain_grad,) = torch.autograd.grad(w * t.nll(_Table(retain_theta), inputs["retain"]), retain_theta)
+    assert torch.allclose(model.table.grad, forget_grad + retain_grad, atol=1e-6)
+    assert not torch.allclose(forget_grad, g)  # the perturbation changed the gradient
+
+
+class _Table(Bigram):
+    """A Bigram over a given tensor (so a test can differentiate with respect to it)."""
+
+    def __init__(self, table: torch.Tensor) -> None:
+        torch.nn.Module.__init__(self)
+        self.table, self.scale = table, 1.0
+        self.config = SimpleNamespace(num_hidden_layers=1)
 
 
 @pytest.mark.parametrize("method", ["dpo", "plum"])
@@ -229,6 +293,9 @@ def test_all_expands_to_every_method_once():
         (dict(method="dpo", params={"layer": "1"}), "method dpo has no hyper-parameter 'layer'"),
         (dict(method="npo", lr=float("inf")), "--lr must be a finite"),
         (dict(method="npo", beta=0.0), "--beta must be a finite number > 0"),
+        (dict(method="undo", params={"noise": "1.5"}), "--param noise must be at most 1, got 1.5"),
+        (dict(method="undo", params={"teacher": "undo"}), "--param teacher: 'undo' is not one of ga_gd, ga_kl"),
+        (dict(method="sam_npo", params={"rho": "0"}), "--param rho must be a finite number > 0"),
     ],
 )
 def test_bad_hyper_parameters_are_refused_up_front(config, message):
@@ -278,35 +345,71 @@ def test_validity_check(language, text, ok):
     assert parses(language, text) is ok
 
 
-def test_on_policy_pairs_pair_leaking_samples_with_clean_ones(tiny_model_dir, monkeypatch):
-    """A model whose greedy completion is the true value and whose samples are a clean placeholder gives pairs
-    whose rejected side is the value and whose chosen side is the placeholder."""
+def _leaky_sampler(tiny_model_dir, monkeypatch, samples_leak: bool):
+    """A tiny model whose greedy completion is the true value and whose samples are the value too
+    (`samples_leak`) or a clean placeholder; with two dotenv forget documents, their sites and subjects."""
     from leakbench.data import read_table
     from leakbench.training import load_causal_lm
     from leakbench.unlearn import pairs as pairs_module
 
     model, tokenizer = load_causal_lm(tiny_model_dir)
     docs = [d for d in read_table("forget", subset="mini") if d["language"] == "dotenv"][:2]
-    subjects = read_table("subjects", subset="mini")
-    chosen_sites = pairs_module.sites(tokenizer, docs)
+    sites = {tuple(s.prompt): s for s in pairs_module.sites(tokenizer, docs)}
 
     def fake_generate(input_ids, do_sample, num_return_sequences=1, **kwargs):
         rows = []
         for i in range(input_ids.shape[0]):
-            site = chosen_by_prompt[tuple(input_ids[i][input_ids[i] != tokenizer.pad_token_id].tolist())]
+            site = sites[tuple(input_ids[i][input_ids[i] != tokenizer.pad_token_id].tolist())]
             value = site.doc["text"][site.occurrence["start"] : site.occurrence["end"]]
-            for _ in range(num_return_sequences):  # greedy decoding leaks the value, sampling gives a placeholder
-                text = site.head + ("changeme" if do_sample else value) + "\nNEXT=1"
+            for _ in range(num_return_sequences):
+                text = site.head + ("changeme" if do_sample and not samples_leak else value) + "\nNEXT=1"
                 rows.append(input_ids[i].tolist() + tokenizer(text, add_special_tokens=False)["input_ids"])
         width = max(map(len, rows))
         return torch.tensor([r + [tokenizer.pad_token_id] * (width - len(r)) for r in rows])
 
-    chosen_by_prompt = {tuple(s.prompt): s for s in chosen_sites}
     monkeypatch.setattr(model, "generate", fake_generate)
+    return model, tokenizer, docs, read_table("subjects", subset="mini"), sites
+
+
+def test_on_policy_pairs_pair_leaking_samples_with_clean_ones(tiny_model_dir, monkeypatch):
+    """A model whose greedy completion is the true value and whose samples are a clean placeholder gives pairs
+    whose rejected side is the value and whose chosen side is the placeholder."""
+    from leakbench.unlearn import pairs as pairs_module
+
+    model, tokenizer, docs, subjects, sites = _leaky_sampler(tiny_model_dir, monkeypatch, samples_leak=False)
     pairs, counts = pairs_module.on_policy_pairs(model, tokenizer, docs, subjects, prompts=4, samples=2, seed=0)
     assert counts["prompts"] == 4 and counts["samples"] == 8 and counts["leaking"] == 4 and counts["pairs"] == 4
+    assert counts["redaction_chosen"] == 0
     for pair in pairs:
         assert tokenizer.decode(pair.chosen).endswith("changeme")
-        site = chosen_by_prompt[tuple(pair.prompt)]
+        site = sites[tuple(pair.prompt)]
         assert tokenizer.decode(pair.rejected).endswith(site.doc["text"][site.occurrence["start"]:
                                                                          site.occurrence["end"]])  # fmt: skip
+
+
+@pytest.mark.parametrize("fallback", ["redaction", "decoy"])
+def test_where_no_sample_is_clean_the_fallback_is_chosen(tiny_model_dir, monkeypatch, fallback):
+    """Every sample leaks: PLUM chooses the redaction, PLUM with decoys a same-type decoy drawn with the seed
+    (never the true value, and no leak by the scorer's verdict)."""
+    import random
+
+    from leakbench.data.decoys import decoys
+    from leakbench.scoring import LeakScorer, ScoreInput
+    from leakbench.unlearn import pairs as pairs_module
+
+    model, tokenizer, docs, subjects, sites = _leaky_sampler(tiny_model_dir, monkeypatch, samples_leak=True)
+    pairs, counts = pairs_module.on_policy_pairs(model, tokenizer, docs, subjects, prompts=4, samples=2, seed=3,
+                                                 fallback=fallback)  # fmt: skip
+    # (a site whose prompt already holds its value cannot leak it: its samples are clean, and it gives no pair)
+    assert counts["leaking"] + counts["clean_valid"] == 8 and counts["leaking"] >= 4
+    assert counts[f"{fallback}_chosen"] == len(pairs) == counts["leaking"] // 2
+    by_id, rng = {s["subject_id"]: s for s in subjects}, random.Random(3)
+    scorer = LeakScorer(subjects, analyze=False)
+    for pair in pairs:
+        site = sites[tuple(pair.prompt)]
+        field, subject = site.occurrence["field"], by_id[site.occurrence["subject_id"]]
+        expected = (decoys(field, subject, rng, 1)[0] if fallback == "decoy" else pairs_module.redaction(field))
+        assert tokenizer.decode(pair.chosen) == site.head + expected
+        assert expected != subject[field]
+        verdict = scorer.score_batch([ScoreInput(site.prompt_text, expected, field, subject)])[0]
+        assert getattr(verdict, "leak", "none") == "none"

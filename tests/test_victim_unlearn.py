@@ -119,6 +119,43 @@ def test_plum_records_its_on_policy_rounds(unlearned):
         assert 0.9 * prompts <= r["leaking"] == r["pairs"] and 0 < r["redaction_chosen"] < r["pairs"]
 
 
+def test_undo_records_its_teacher_and_refuses_lora(unlearned, victim, tmp_path):
+    from leakbench.records import UsageError
+
+    assert unlearned["undo"]["teacher"] == {"method": "ga_gd", "hyperparameters": METHODS["ga_gd"].defaults}
+    with pytest.raises(UsageError, match=r"--lora: UNDO \(unlearn, noise, distill\) changes every weight"):
+        unlearn(victim, tmp_path / "u", UnlearnConfig(method="undo", lora=True, **STEPS), log=lambda m: None)
+    assert not (tmp_path / "u").exists()
+
+
+def test_undo_trains_its_teacher_once_per_teachers_folder(victim, tmp_path, monkeypatch):
+    """A sweep's grid points differ only in UNDO's own hyper-parameters: the teacher is trained once per seed
+    and read back, and the model is the one a run without the folder makes."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    import leakbench.unlearn as unlearn_module
+
+    trained, real_train = [], unlearn_module.train
+    monkeypatch.setattr(unlearn_module, "train",
+                        lambda t, **kw: trained.append(type(t).__name__) or real_train(t, **kw))  # fmt: skip
+
+    def run(out: str, noise: float, **kw):
+        config = UnlearnConfig(method="undo", params={"noise": noise}, **STEPS)
+        return unlearn(victim, tmp_path / out, config, log=lambda m: None, **kw)
+
+    first = run("a", 0.3, teachers=tmp_path / "t")
+    second = run("b", 0.1, teachers=tmp_path / "t")
+    assert trained == ["GAGDTrainer", "UNDOTrainer", "UNDOTrainer"]
+    (kept,) = [p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]
+    teacher_s = json.loads((kept / "teacher.json").read_text())["wall_time_s"]
+    assert kept.name.startswith("ga_gd-") and min(first["wall_time_s"], second["wall_time_s"]) > teacher_s > 0
+    run("c", 0.1)  # no folder: the teacher trained again, the same model
+    assert trained[-2:] == ["GAGDTrainer", "UNDOTrainer"]
+    b, c = (AutoModelForCausalLM.from_pretrained(tmp_path / x).state_dict() for x in ("b", "c"))
+    assert all(torch.equal(b[k], c[k]) for k in b)
+
+
 def test_values_only_and_lora_options(victim, tmp_path):
     r = unlearn(victim, tmp_path / "v", UnlearnConfig(method="ga", values_only=True, **STEPS), log=lambda m: None)
     assert r["hyperparameters"]["values_only"] is True

@@ -1,5 +1,6 @@
 """Unlearning methods on one shared HF Trainer: the paper's GA, GA+GD, GA+KL; NPO, SimNPO, RMU; span-aware
-unlearning (CodeEraser's manner); redaction DPO; and PLUM's scorer-verified on-policy preference learning.
+unlearning (CodeEraser's manner); redaction DPO; PLUM's scorer-verified on-policy preference learning; and two
+aimed at relearning: UNDO (unlearn, noise, distill) and sharpness-aware NPO.
 
 `METHODS` is the registry, readable without torch: each method's trainer class (one file each in this package),
 its hyper-parameters with their defaults, and the grid `leakbench sweep` chooses the defaults from (on the
@@ -11,7 +12,10 @@ one method on its forget set with retain documents as the counterweight, and wri
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import hashlib
+import json
 import math
 import os
 import tempfile
@@ -28,6 +32,7 @@ from leakbench.records import (
     atomic_dir,
     check_not_aliased,
     check_number,
+    has_weights,
     model_label,
     provenance,
 )
@@ -58,6 +63,7 @@ class Param:
     choices: tuple[str, ...] = ()
     help: str = ""
     named: tuple[str, ...] = ()  # words a numeric parameter also accepts (RMU's layer: "middle")
+    maximum: float | None = None  # a bounded parameter's largest value (UNDO's noise: a mixing weight)
 
     def parse(self, name: str, value: Any) -> Any:
         option = f"--{name.replace('_', '-')}" if name in OPTIONS else f"--param {name}"
@@ -74,6 +80,8 @@ class Param:
                 expected = "an integer" if self.kind is int else "a number"
                 raise UsageError(f"{option} must be {expected}, got {value!r}") from None
         check_number(option, value, integer=self.kind is int, allow_zero=self.allow_zero)
+        if self.maximum is not None and value > self.maximum:
+            raise UsageError(f"{option} must be at most {self.maximum:g}, got {value:g}")
         return value
 
 
@@ -91,6 +99,12 @@ PARAMS: dict[str, Param] = {
     "rounds": Param(int, help="PLUM: sample -> label -> train rounds"),
     "prompts": Param(int, help="PLUM: forget prefixes sampled per round"),
     "samples": Param(int, help="PLUM: completions sampled per prefix"),
+    "teacher": Param(str, choices=("ga_gd", "ga_kl", "npo", "simnpo"),
+                     help="UNDO: the method (at its defaults) that unlearns the teacher"),
+    "noise": Param(maximum=1.0, help="UNDO: alpha, how far the student is shrunk toward a fresh initialisation"),
+    "rho": Param(help="sharpness-aware NPO: the radius of the weight perturbation"),
+    "fallback": Param(str, choices=("redaction", "decoy"),
+                      help="PLUM: the chosen side where no sample is clean (the redaction, or a same-type decoy)"),
 }
 SHARED = ("steps", "lr", "retain_weight")
 GRID_POINTS = 6  # every method's sweep grid: the same number of points (a product over its own hyper-parameters)
@@ -182,7 +196,13 @@ BUILTIN_METHODS: dict[str, Method] = {
                                                           "beta": 0.1}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
     "plum": Method(_U + "plum:PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
                    {"steps": 80, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
-                    "samples": 4}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
+                    "samples": 4, "fallback": "redaction"}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
+    "undo": Method(_U + "undo:UNDOTrainer", "UNDO (unlearn, noise, distill)",
+                   {"steps": 80, "lr": 1e-3, "retain_weight": 1.0, "teacher": "ga_gd", "noise": 0.1},
+                   {"steps": _STEPS, "noise": (0.1, 0.3)}),
+    "sam_npo": Method(_U + "sam:SAMNPOTrainer", "sharpness-aware NPO",
+                      {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1, "rho": 0.01},
+                      {"steps": _STEPS, "rho": (0.01, 0.1)}),
 }  # fmt: skip
 # the registry: the built-in table, then outside packages' methods (entry-point group `leakbench.methods`)
 METHODS: Registry[Method] = Registry("leakbench.methods", "unlearning method", BUILTIN_METHODS, _check_method)
@@ -328,11 +348,14 @@ def unlearn(
     data_dir: str | Path | None = None,
     overwrite: bool = False,
     log=print,
+    teachers: str | Path | None = None,
 ) -> dict[str, Any]:
     """Run one unlearning method; returns the record written to OUT/unlearn.json.
 
     Under `accelerate launch` every process trains (the batch split between them) and the main process alone
-    writes OUT."""
+    writes OUT. `teachers`: a folder where a method that trains another one first (UNDO's teacher) keeps it, by
+    everything it depends on, so runs that differ only in their own hyper-parameters (a sweep's grid) train it
+    once."""
     cfg = config.resolved()
     hyper = cfg.hyper()
     processes = world_size()
@@ -352,6 +375,9 @@ def unlearn(
         from leakbench.unlearn.trainer import ForgetSource, UnlearningCollator
 
         trainer_cls = trainer_class(cfg.method)
+        if cfg.lora and not trainer_cls.supports_lora:
+            raise UsageError(f"--lora: {METHODS[cfg.method].title} changes every weight of the model; run it without "
+                             "--lora")  # fmt: skip
         model, tokenizer = load_causal_lm(model_dir)
         forget_docs = requested_documents(read_table("forget", subset=subset, data_dir=data_dir, split=cfg.split),
                                           cfg.subjects)
@@ -368,18 +394,45 @@ def unlearn(
         collator = UnlearningCollator(tokenizer.pad_token_id, cfg.values_only)
         before = forget_retain_loss(model, forget, retain, collator)
         rounds = hyper.get("rounds", 1)
+
+        def train_method(name: str, target) -> float:
+            """Another method at its defaults (this run's seed, batch and data) on `target`, in place; returns the
+            wall time of its training (kept with it in `teachers`, and read back when it is reused)."""
+            other = UnlearnConfig(name, batch_size=cfg.batch_size, values_only=cfg.values_only,
+                                  max_length=cfg.max_length, seed=cfg.seed, subset=subset, split=cfg.split,
+                                  subjects=cfg.subjects, precision=cfg.precision).resolved()  # fmt: skip
+            kept = None
+            if teachers is not None:
+                key = json.dumps([model_label(model_dir), data_hash, recorded_hyperparameters(other)], sort_keys=True)
+                kept = Path(teachers) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+                if has_weights(kept):
+                    target.load_state_dict(type(target).from_pretrained(kept).state_dict())
+                    return json.loads((kept / "teacher.json").read_text())["wall_time_s"]
+            other_cls, other_hyper = trainer_class(name), other.hyper()
+            other_cls.prepare(target, other_hyper)
+            reference = copy.deepcopy(target) if other_cls.needs_reference else None
+            wall = train(_trainer(other_cls, target, reference, forget, retain, collator, other, other_hyper,
+                                  other.steps, cfg.seed, tmp / "_trainer"))  # fmt: skip
+            if kept is not None:
+                with contextlib.suppress(LeakBenchError), atomic_dir(kept) as folder:  # another run may be saving it
+                    target.save_pretrained(folder)
+                    (folder / "teacher.json").write_text(json.dumps({"wall_time_s": wall}) + "\n")
+            return wall
+
         source = ForgetSource(method=cfg.method, model=model, tokenizer=tokenizer, documents=forget_docs,
                               encoded=forget, hyper=hyper, seed=cfg.seed, max_prompt=max_prompt, subset=subset,
-                              split=cfg.split, data_dir=data_dir, log=log)  # fmt: skip
+                              split=cfg.split, data_dir=data_dir, log=log, train_method=train_method)  # fmt: skip
         wall, trainer = 0.0, None
         for r in range(rounds):
             items = trainer_cls.forget_items(source, r)  # the method's own: documents, pairs, on-policy pairs
             if items is None:  # the method has nothing left to train on
                 break
             steps = cfg.steps // rounds + (r < cfg.steps % rounds)
-            trainer = _trainer(trainer_cls, model, ref_model, items, retain, collator, cfg, hyper, steps, cfg.seed + r,
+            reference = source.reference if source.reference is not None else ref_model
+            trainer = _trainer(trainer_cls, model, reference, items, retain, collator, cfg, hyper, steps, cfg.seed + r,
                                tmp / "_trainer")  # fmt: skip
             wall += train(trainer)
+        wall += source.wall_time_s
         after = forget_retain_loss(model, forget, retain, collator)
         result = provenance(
             kind="unlearn",
@@ -465,8 +518,6 @@ def forget_retain_loss(model, forget, retain, collator, batch_size: int = 16) ->
 
 def recorded_hyperparameters(cfg: UnlearnConfig) -> dict[str, Any]:
     """The hyper-parameters `unlearn.json` records for `cfg` (as JSON reads them back)."""
-    import json
-
     chosen = {**{k: v for k, v in asdict(cfg).items() if k not in ("method", "params", "beta")}, **cfg.hyper()}
     return json.loads(json.dumps(chosen))
 

@@ -11,8 +11,11 @@ class NPOTrainer(UnlearningTrainer):
     method = "npo"
     needs_reference = True
 
-    def unlearning_loss(self, model, inputs):
+    def forget_loss(self, model, inputs):
         forget = inputs["forget"]
         logp, _ = sequence_logprob(model, forget)
         ref_logp, _ = self.reference(lambda m: sequence_logprob(m, forget))
-        return npo_loss(logp - ref_logp, self.hyper["beta"]) + self.retain_nll(model, inputs)
+        return npo_loss(logp - ref_logp, self.hyper["beta"])
+
+    def unlearning_loss(self, model, inputs):
+        return self.forget_loss(model, inputs) + self.retain_nll(model, inputs)

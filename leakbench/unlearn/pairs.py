@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from leakbench.data.decoys import decoys
 from leakbench.data.templates import RETAIN_VALUES
 from leakbench.scoring import LeakScorer, ScoreInput
 from leakbench.unlearn.trainer import Pair
@@ -142,11 +143,14 @@ def on_policy_pairs(
     samples: int,
     seed: int,
     max_prompt: int = PROMPT_TOKENS,
+    fallback: str = "redaction",
 ) -> tuple[list[Pair], dict[str, int]]:
     """PLUM's step on leakage: `samples` completions (`complete`) of `prompts` forget prefixes, each labelled
-    with the scorer (any direct or indirect leak of the subject) and the parser; a clean, valid sample (else the
-    redaction) is paired against a leaking one. Prefixes where no sample leaks give no pair. Returns the pairs
-    and the counts behind them."""
+    with the scorer (any direct or indirect leak of the subject) and the parser; a clean, valid sample is paired
+    against a leaking one. Where no sample is clean, the chosen side is the `fallback`: the redaction, or a decoy
+    (the value rewritten by the generator that made it: same type and shape, nobody's; what a model that never
+    saw the subject would write there). Prefixes where no sample leaks give no pair. Returns the pairs and the
+    counts behind them."""
 
     by_id = {s["subject_id"]: s for s in subjects}
     scorer = LeakScorer(subjects, analyze=False)  # the taxonomy only: Presidio's other-PII is not needed here
@@ -158,7 +162,8 @@ def on_policy_pairs(
              for s, group in zip(chosen_sites, lines, strict=True) for line in group]  # fmt: skip
     verdicts = scorer.score_batch(items)
     pairs, counts = [], {"prompts": len(chosen_sites), "samples": len(items), "leaking": 0, "clean_valid": 0,
-                         "pairs": 0, "redaction_chosen": 0}  # fmt: skip
+                         "pairs": 0, f"{fallback}_chosen": 0}  # fmt: skip
+    rng = random.Random(seed)  # the decoys' draws
     for j, site in enumerate(chosen_sites):
         clean = leaking = None
         for line, verdict in zip(lines[j], verdicts[j * samples : (j + 1) * samples], strict=True):
@@ -173,8 +178,11 @@ def on_policy_pairs(
         if leaking is None:
             continue
         if clean is None:
-            clean = encode(tokenizer, site.head + redaction(site.occurrence["field"]))
-            counts["redaction_chosen"] += 1
+            field = site.occurrence["field"]
+            stand_in = (decoys(field, by_id[site.occurrence["subject_id"]], rng, 1)[0] if fallback == "decoy"
+                        else redaction(field))  # fmt: skip
+            clean = encode(tokenizer, site.head + stand_in)
+            counts[f"{fallback}_chosen"] += 1
         pairs.append(Pair(site.prompt, clean, leaking))
     counts["pairs"] = len(pairs)
     return pairs, counts

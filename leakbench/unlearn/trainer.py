@@ -50,6 +50,10 @@ class ForgetSource:
     data_dir: str | Path | None
     log: Callable[[str], None]
     record: dict[str, Any] = field(default_factory=dict)
+    # run another registered method at its defaults on a model, in place (UNDO's teacher); returns its wall time
+    train_method: Callable[[str, Any], float] | None = None
+    reference: Any = None  # set by the hook: the frozen model the round's trainer compares with (UNDO's teacher)
+    wall_time_s: float = 0.0  # training the hook did itself (added to the record's wall time)
 
 
 class PairedDataset(torch.utils.data.Dataset):
@@ -133,6 +137,7 @@ class UnlearningTrainer(Trainer):
 
     method: ClassVar[str] = ""
     needs_reference: ClassVar[bool] = False
+    supports_lora: ClassVar[bool] = True  # False: the method changes every weight (UNDO's noise)
 
     @classmethod
     def forget_items(cls, source: ForgetSource, round: int) -> list[Any] | None:
@@ -187,15 +192,19 @@ class UnlearningTrainer(Trainer):
         weight = self.hyper.get("retain_weight", 0.0)
         return weight * self.nll(model, inputs["retain"]) if weight else torch.zeros((), device=self.args.device)
 
+    def kl_to_reference(self, model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """KL(p_ref || p_current) per labelled position, averaged over the global batch's labelled positions."""
+        _, mask, logp = token_logprobs(model, batch)
+        _, _, ref_logp = self.reference(lambda m: token_logprobs(m, batch))
+        kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
+        return self.token_mean((kl * mask).sum(), mask.sum())
+
     def retain_kl(self, model, inputs: dict[str, Any]) -> torch.Tensor:
-        """w * KL(p_ref || p_current) per retain position, averaged over the global batch's labelled positions."""
+        """w * KL(p_ref || p_current) on the retain documents."""
         weight = self.hyper.get("retain_weight", 0.0)
         if not weight:
             return torch.zeros((), device=self.args.device)
-        _, mask, logp = token_logprobs(model, inputs["retain"])
-        _, _, ref_logp = self.reference(lambda m: token_logprobs(m, inputs["retain"]))
-        kl = (ref_logp.exp() * (ref_logp - logp)).sum(-1)
-        return weight * self.token_mean((kl * mask).sum(), mask.sum())
+        return weight * self.kl_to_reference(model, inputs["retain"])
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss = self.unlearning_loss(model, inputs)

@@ -1,0 +1,90 @@
+"""The failure study (`leakbench.failure`): where a probe's value sits, the breakdown of leaks, the spans of the
+membership attack, the tables, and one small run on the toy victim's validation subjects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from leakbench import failure
+from leakbench.records import LeakBenchError
+
+TEXT = "# settings\nUSER=alice\nPASS=hunter2 # rotate\nNOTE=alice\n"
+
+
+def occurrence(field: str, value: str, nth: int = 0) -> dict:
+    start = -1
+    for _ in range(nth + 1):
+        start = TEXT.index(value, start + 1)
+    return {"subject_id": "S1", "field": field, "start": start, "end": start + len(value)}
+
+
+DOC = {"doc_id": "D1", "text": TEXT, "occurrences": [occurrence("username", "alice"), occurrence("password", "hunter2"),
+                                                      occurrence("username", "alice", 1)]}  # fmt: skip
+
+
+def probe(field: str, prompt: str, variant: str = "full") -> dict:
+    return {"probe_id": f"P-{field}-{len(prompt)}", "subject_id": "S1", "target_field": field, "prompt": prompt,
+            "variant": variant, "template": "dotenv", "doc_id": "D1"}  # fmt: skip
+
+
+def test_where_a_probes_value_sits():
+    first = probe("username", TEXT[: TEXT.index("alice")])
+    password = probe("password", "PASS=", variant="short")
+    repeat = probe("username", TEXT[: TEXT.rindex("alice")])
+    assert failure.occurrence_of(repeat, DOC) == DOC["occurrences"][2]
+    # positions 16, 27 and 49 of 55 characters: thirds 0, 1 and 2
+    assert failure.probe_facts(first, DOC) == {"field": "username", "template": "dotenv", "variant": "full",
+                                                "position": "first third", "mention": "first"}  # fmt: skip
+    assert failure.probe_facts(password, DOC)["position"] == "middle third"
+    assert failure.probe_facts(repeat, DOC) == {"field": "username", "template": "dotenv", "variant": "full",
+                                                     "position": "last third", "mention": "repeat"}  # fmt: skip
+    with pytest.raises(LeakBenchError, match="no occurrence of its value in document D1"):
+        failure.occurrence_of(probe("password", "USER="), DOC)
+
+
+def test_breakdown_counts_leaks_and_probes_per_value_of_each_dimension():
+    facts = [{"field": "username", "template": "dotenv", "variant": "full", "position": "first third",
+              "mention": "first"},
+             {"field": "password", "template": "dotenv", "variant": "short", "position": "middle third",
+              "mention": "first"},
+             {"field": "username", "template": "dotenv", "variant": "full", "position": "last third",
+              "mention": "repeat"}]  # fmt: skip
+    out = failure.breakdown(list(zip(facts, [1.0, 0.0, 0.0], strict=True)))
+    assert out["field"] == {"username": [1.0, 2], "password": [0.0, 1]}
+    assert out["template"] == {"dotenv": [1.0, 3]} and out["mention"] == {"first": [1.0, 2], "repeat": [0.0, 1]}
+    assert out["variant"] == {"full": [1.0, 2], "short": [0.0, 1]}
+
+
+def test_the_spans_of_each_value_its_key_and_the_rest_of_its_line():
+    spans = [(TEXT[a:b], kind) for a, b, kind in failure.line_spans(DOC)]
+    assert spans == [("alice", "value"), ("USER=", "key"), ("hunter2", "value"), ("PASS=", "key"),
+                     (" # rotate", "tail"), ("alice", "value"), ("NOTE=", "key")]  # fmt: skip
+
+
+def test_tables_show_rates_and_the_victims_probe_counts():
+    leaks = {d: {} for d in failure.DIMENSIONS} | {"field": {"email": [3.0, 4], "ssn": [0.0, 2]}}
+    steps = {"0": {"email": [0.0, 2]}, "6": {"email": [1.0, 2]}}
+    model = {"leaks": leaks, "spans": {k: {"auc": 0.75, "members": 4, "non_members": 4} for k in failure.SPANS},
+             "relearning": {"steps": steps}}  # fmt: skip
+    lines = failure.tables({"models": {"victim": model, "ga": model}}).splitlines()
+    assert "| email | 4 | 75.0% | 75.0% |" in lines and "| ssn | 2 | 0.0% | 0.0% |" in lines
+    assert "| ga | 0.750 | 0.750 | 0.750 |" in lines
+    assert "| email | 0.0% | 50.0% |" in lines
+
+
+def test_a_small_run_on_the_toy_victims_validation_subjects(toy_victims, tmp_path):
+    cfg = failure.FailureConfig(methods=("ga",), relearn_steps=(2,), limit=40)
+    record = failure.run(toy_victims["victim"], tmp_path, cfg, log=lambda m: None)
+    assert set(record["models"]) == {"victim", "ga"} and not (tmp_path / "work").exists()
+    for found in record["models"].values():
+        assert sum(n for _, n in found["leaks"]["field"].values()) == 40
+        assert 0 <= found["direct_leak_rate"] <= 1
+        assert all(found["spans"][k]["members"] > 0 and found["spans"][k]["non_members"] > 0 for k in ("value", "key"))
+        relearning = found["relearning"]
+        assert list(relearning["steps"]) == ["0", "2"] and not set(relearning["slice"]) & set(relearning["evaluated"])
+    assert record["models"]["ga"]["hyperparameters"]["split"] == "validation_forget"
+    again = failure.run(toy_victims["victim"], tmp_path, cfg, log=lambda m: None)  # resumes: nothing measured again
+    assert again["models"] == record["models"]
+    assert json.loads((tmp_path / "failure.json").read_text())["kind"] == "leakbench-failure"
