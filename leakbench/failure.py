@@ -39,6 +39,8 @@ SPLIT = "validation_forget"  # unlearned, probed and relearned: the validation s
 HOLDOUT = "validation_holdout"  # their never-trained counterparts: the membership attack's non-members
 DIMENSIONS = ("field", "template", "variant", "position", "mention")
 SPANS = ("value", "key", "tail")  # the value's tokens, its line before it, its line after it
+POSITIONS = ("first third", "middle third", "last third")  # of the document, where the value starts
+ORDER = (*FIELDS, *POSITIONS)  # the tables list fields and positions in this order, the rest alphabetically
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo", "undo", "sam_npo")
 FILE = "failure.json"
 
@@ -75,7 +77,7 @@ def probe_facts(probe: dict[str, Any], doc: dict[str, Any]) -> dict[str, str]:
     third = min(2, int(3 * o["start"] / max(1, len(doc["text"]))))
     repeat = doc["text"][: o["start"]].find(doc["text"][o["start"] : o["end"]]) >= 0
     return {"field": probe["target_field"], "template": probe["template"], "variant": probe["variant"],
-            "position": ("first third", "middle third", "last third")[third],
+            "position": POSITIONS[third],
             "mention": "repeat" if repeat else "first"}  # fmt: skip
 
 
@@ -232,7 +234,7 @@ def tables(record: dict[str, Any]) -> str:
     lines = []
     for d in DIMENSIONS:
         values = sorted({v for m in models.values() for v in m["leaks"][d]},
-                        key=lambda v: FIELDS.index(v) if v in FIELDS else v)  # fmt: skip
+                        key=lambda v: (ORDER.index(v), "") if v in ORDER else (len(ORDER), v))  # fmt: skip
         lines += [f"Direct leak by {d} (validation probes; probes per row from the victim's column):", "",
                   f"| {d} | probes | " + " | ".join(names) + " |", "| --- | ---: |" + " ---: |" * len(names)]
         for v in values:
