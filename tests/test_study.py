@@ -368,10 +368,11 @@ def test_no_validation_subject_is_probed_or_measured_by_the_study():
 
 
 def test_the_committed_reference_results_name_no_validation_item(tmp_path):
-    """The sweep's record is about validation items (it is how defaults were chosen); nothing else published is."""
+    """The sweep's record and the failure study's are about validation items (how the defaults were chosen, where
+    the methods fail: neither is a reported figure of the study); nothing else published is."""
     from leakbench.data import read_table
 
-    assert validation_mentions(RESULTS, skip=("sweep",)) == []
+    assert validation_mentions(RESULTS, skip=("sweep", "failure")) == []
     subject = read_table("subjects", subset="mini", split="validation_holdout")[0]
     (tmp_path / "row.json").write_text(json.dumps({"probe": f"email of {subject['name']}", "module": "shlex.py"}))
     (tmp_path / "fine.md").write_text("shlex.pyc and xS1001 and the forget subjects")  # not whole items
