@@ -32,7 +32,14 @@ from typing import Any
 from leakbench.data import read_table, release_hash
 from leakbench.data.subjects import FIELDS
 from leakbench.metrics import DIRECT
-from leakbench.records import LeakBenchError, UsageError, model_label, provenance, write_text_atomic
+from leakbench.records import (
+    LeakBenchError,
+    UsageError,
+    check_output,
+    model_label,
+    provenance,
+    write_text_atomic,
+)
 from leakbench.robustness import RobustnessConfig, documents_of, relearn, relearn_split, subject_groups
 
 SPLIT = "validation_forget"  # unlearned, probed and relearned: the validation subjects only
@@ -189,14 +196,15 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
     from leakbench.unlearn import UnlearnConfig, check_methods, unlearn
 
     check_methods(cfg.methods)
-    out = Path(out)
+    out = check_output(out, kind="directory")
+    out.mkdir(parents=True, exist_ok=True)  # before any measuring: the record is written after the first model
     path = out / FILE
     key = {"victim": model_label(victim), "release": release_hash(), **dataclasses.asdict(cfg)}
     key["methods"] = list(cfg.methods)
     key["relearn_steps"] = list(cfg.relearn_steps)
     done: dict[str, Any] = {}
     if path.is_file():
-        previous = json.loads(path.read_text())
+        previous = read_record(path)
         if previous.get("key") == key:
             done = previous["models"]
     probe = Probe(cfg)
@@ -218,6 +226,18 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
         write_text_atomic(path, json.dumps(provenance(kind="leakbench-failure", key=key, models=done), indent=1) + "\n")
     shutil.rmtree(out / "work", ignore_errors=True)
     return json.loads(path.read_text())
+
+
+def read_record(path: str | Path) -> dict[str, Any]:
+    """A failure.json, checked enough to print or resume from; a clear error naming the file otherwise."""
+    try:
+        record = json.loads(Path(path).read_text("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LeakBenchError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(record, dict) or record.get("kind") != "leakbench-failure" or \
+            not isinstance(record.get("models"), dict):  # fmt: skip
+        raise LeakBenchError(f"{path}: not a failure study record (python -m leakbench.failure --out DIR writes one)")
+    return record
 
 
 # --- the tables -------------------------------------------------------------------------------------------------
@@ -267,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         if (args.record is None) == (args.out is None):
             raise UsageError("give a failure.json to print, or --out DIR to measure")
         if args.record is not None:
-            print(tables(json.loads(args.record.read_text())))
+            print(tables(read_record(args.record)))
             return 0
         victim = args.model
         if victim is None:
@@ -278,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
                 raise LeakBenchError("no shipped victim (or its weights fail their sha256 check); pass --model")
         cfg = FailureConfig(methods=tuple(m.strip() for m in args.methods.split(",") if m.strip()), seed=args.seed)
         print(tables(run(victim, args.out, cfg)))
-    except (LeakBenchError, OSError, json.JSONDecodeError) as exc:
+    except (LeakBenchError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, UsageError) else 1
     return 0

@@ -88,3 +88,20 @@ def test_a_small_run_on_the_toy_victims_validation_subjects(toy_victims, tmp_pat
     again = failure.run(toy_victims["victim"], tmp_path, cfg, log=lambda m: None)  # resumes: nothing measured again
     assert again["models"] == record["models"]
     assert json.loads((tmp_path / "failure.json").read_text())["kind"] == "leakbench-failure"
+
+
+def test_a_bad_record_or_output_is_refused_with_one_line_naming_it(tmp_path, capsys):
+    (tmp_path / "broken.json").write_text("{not json")
+    (tmp_path / "other.json").write_text('{"kind": "leakbench-sweep"}')
+    (tmp_path / "file").write_text("")
+    assert failure.main([str(tmp_path / "broken.json")]) == 1
+    assert failure.main([str(tmp_path / "other.json")]) == 1
+    assert failure.main(["--out", str(tmp_path / "file" / "out"), "--methods", "ga"]) == 1
+    assert failure.main([]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0].startswith(f"error: {tmp_path / 'broken.json'}: not JSON")
+    assert errors[1] == f"error: {tmp_path / 'other.json'}: not a failure study record (python -m leakbench.failure " \
+                        "--out DIR writes one)"  # fmt: skip
+    assert errors[2] == f"error: {tmp_path / 'file' / 'out'}: cannot be created, {tmp_path / 'file'} is a file, " \
+                        "not a directory"  # fmt: skip
+    assert errors[3] == "error: give a failure.json to print, or --out DIR to measure"
