@@ -469,15 +469,22 @@ def package_version(name: str) -> str | None:
 
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
-    """The commit of the checkout leakbench runs from, when there is one."""
+    """The commit of the checkout leakbench runs from, when there is one, with "+dirty" when the code there
+    (the files under `cwd`, by default the package) differs from that commit: the record then says so."""
     cwd = Path(cwd) if cwd else Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
+                              check=True).stdout.strip()  # fmt: skip
+
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5, check=True
-        )
+        head = git("rev-parse", "HEAD")
+        changed = git("status", "--porcelain", "--", ".")
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    if not head:
+        return None
+    return f"{head}+dirty" if changed else head
 
 
 def provenance(**extra: Any) -> dict[str, Any]:

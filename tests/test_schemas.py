@@ -82,3 +82,27 @@ def test_the_fingerprint_skips_exactly_the_model_records():
     from leakbench.schemas import MODEL_RECORDS
 
     assert tuple(r.FILE for r in MODEL_RECORDS) == MODEL_RECORD_FILES
+
+
+def test_provenance_commit_says_when_the_code_differs_from_it(tmp_path):
+    import subprocess
+
+    from leakbench.records import git_commit
+
+    code = tmp_path / "pkg"
+    code.mkdir()
+    (code / "m.py").write_text("x = 1\n")
+    (tmp_path / "results.json").write_text("{}\n")
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
+        subprocess.run(git + args, cwd=tmp_path, check=True)
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True, text=True).stdout.strip()
+    assert git_commit(code) == head
+    (tmp_path / "results.json").write_text('{"new": 1}\n')  # outside the code: still the commit
+    assert git_commit(code) == head
+    (code / "m.py").write_text("x = 2\n")
+    assert git_commit(code) == f"{head}+dirty"
+    (code / "m.py").write_text("x = 1\n")
+    (code / "new.py").write_text("")  # an uncommitted module counts too
+    assert git_commit(code) == f"{head}+dirty"
+    assert git_commit(tmp_path.parent / "nowhere") is None
