@@ -33,6 +33,7 @@ from leakbench.pipeline import (
     merge_summaries,
     parse_sampled_probes,
     run_study,
+    study_robustness_table,
     table,
 )
 from leakbench.privacy import CALIBRATION, PrivacyConfig, measure, read_record
@@ -48,7 +49,7 @@ from leakbench.records import (
     input_file,
     os_error_message,
 )
-from leakbench.robustness import ATTACKS, AXES, RobustnessConfig, robustness_table
+from leakbench.robustness import ATTACKS, AXES, RobustnessConfig
 from leakbench.schemas import PrivacyRecord
 from leakbench.scoring.engine import choose_ner_model
 from leakbench.scoring.jsonl import CHUNK, score_file
@@ -605,8 +606,9 @@ def run_cmd(
     ] = 1,
     robustness: Annotated[
         bool,
-        typer.Option(help=f"Also attack each method's first run: {_ATTACK_TITLES} (about 4 minutes per method "
-                     "on mini, 2 CPU cores)."),
+        typer.Option(help=f"Also attack every unlearned model, each against its own victim: {_ATTACK_TITLES} "
+                     "(about 4 minutes per model on mini, 2 CPU cores); a model attacked already with the same "
+                     "settings is reused."),
     ] = False,
     robustness_axes: Annotated[
         str, typer.Option(help=f"With --robustness: the attacks, comma-separated ({', '.join(ATTACKS)}).")
@@ -646,7 +648,7 @@ def run_cmd(
     console.print(f"study finished in {summary['wall_time_s']:.0f}s; the full table ({len(table(summary['rows'])[0])} "
                   f"columns) is {out / 'summary.md'}, the record {out / 'summary.json'}")
     if summary.get("robustness"):
-        _print_robustness(summary["robustness"])
+        _print_robustness(summary)
     if cfg.publish:
         board = cfg.publish_to or cfg.out
         console.print(f"leaderboard: {board / 'leaderboard.json'}; page: {board / 'index.html'}")
@@ -656,9 +658,9 @@ def _items(text: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in text.split(",") if x.strip())
 
 
-def _print_robustness(records: dict) -> None:
+def _print_robustness(summary: dict) -> None:
     console.print("\nRobustness (Markdown, also in summary.md):")
-    console.print(robustness_table(records), markup=False, highlight=False, soft_wrap=True)
+    console.print(study_robustness_table(summary), markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command("robustness", help=(
@@ -709,7 +711,7 @@ def robustness_cmd(
                            options=parse_params(option or [], "--option"))  # fmt: skip
     summary = add_robustness(study, cfg, methods=_items(methods) if methods else None, model=model, oracle=oracle,
                              data_dir=data_dir, ner=ner, log=console.print)  # fmt: skip
-    _print_robustness(summary["robustness"])
+    _print_robustness(summary)
     console.print(f"wrote {study / 'summary.json'}, {study / 'summary.md'} and robustness.json in each run folder")
 
 

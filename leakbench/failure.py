@@ -35,6 +35,7 @@ from leakbench.metrics import DIRECT
 from leakbench.records import (
     LeakBenchError,
     UsageError,
+    check_number,
     check_output,
     model_label,
     provenance,
@@ -178,35 +179,56 @@ class Probe:
             attacked = copy.deepcopy(model)
             relearn(attacked, tokenizer, documents_of(members, slice_), steps=steps, lr=cfg.relearn_lr,
                     batch_size=cfg.batch_size, seed=cfg.seed)  # fmt: skip
-            after = self.leaks(attacked, tokenizer, evaluated)
+            after = self.leaks(attacked, tokenizer, evaluated) if evaluated else []  # --limit may leave none
             pairs = [(self.facts[i], x) for i, x in zip(evaluated, after, strict=True)]
             relearned[str(steps)] = breakdown(pairs)["field"]
-            log(f"    relearned {steps} steps: direct leak {sum(after) / len(after):.1%} on {len(rest)} subjects")
+            log(f"    relearned {steps} steps: direct leak {_share(after)} on {len(evaluated)} probes of {len(rest)} "
+                "subjects")  # fmt: skip
         before = breakdown([(self.facts[i], leaks[i]) for i in evaluated])["field"]
-        return {"direct_leak_rate": sum(leaks) / len(leaks), "leaks": breakdown(list(zip(self.facts, leaks,
+        return {"direct_leak_rate": sum(leaks) / len(leaks) if leaks else None,
+                "leaks": breakdown(list(zip(self.facts, leaks,
                 strict=True))), "spans": span_aucs(model, tokenizer, members, self.holdout),
                 "relearning": {"slice": slice_, "evaluated": rest, "steps": {"0": before, **relearned}}}  # fmt: skip
+
+
+def _share(leaks: Sequence[float]) -> str:
+    return f"{sum(leaks) / len(leaks):.1%}" if leaks else "n/a"
+
+
+def study_key(victim: str | Path, cfg: FailureConfig) -> dict[str, Any]:
+    """What the figures of a failure.json depend on: the victim, the release, the code and task declarations
+    (as the sweep's key), and every setting but the methods (a run with other methods adds to the record)."""
+    from leakbench import __version__
+    from leakbench.harness import declarations_hash
+
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    del settings["methods"]
+    return {"victim": model_label(victim), "release": release_hash(), "leakbench": __version__,
+            "declarations": declarations_hash((DIRECT,)), **settings}  # fmt: skip
 
 
 def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[str], None] = print
         ) -> dict[str, Any]:  # fmt: skip
     """Measure the victim and each method's model; writes OUT/failure.json after each (a stop keeps what is done,
-    and a run resumes from it)."""
+    and a run resumes from it, or adds other methods to it). A record made otherwise (another victim, release,
+    code or setting) is refused, not overwritten."""
     from leakbench.training import load_causal_lm
     from leakbench.unlearn import UnlearnConfig, check_methods, unlearn
 
     check_methods(cfg.methods)
+    check_number("--seed", cfg.seed, integer=True, allow_zero=True)  # before any measuring
     out = check_output(out, kind="directory")
-    out.mkdir(parents=True, exist_ok=True)  # before any measuring: the record is written after the first model
     path = out / FILE
-    key = {"victim": model_label(victim), "release": release_hash(), **dataclasses.asdict(cfg)}
-    key["methods"] = list(cfg.methods)
-    key["relearn_steps"] = list(cfg.relearn_steps)
+    key = study_key(victim, cfg)
     done: dict[str, Any] = {}
     if path.is_file():
         previous = read_record(path)
-        if previous.get("key") == key:
-            done = previous["models"]
+        differs = [k for k in key if previous["key"].get(k) != key[k]]
+        if differs:
+            raise LeakBenchError(f"{path}: measured with another {differs[0]} ({previous['key'].get(differs[0])!r}, "
+                                 f"now {key[differs[0]]!r}); give another --out, or remove it to measure again")
+        done = previous["models"]
+    out.mkdir(parents=True, exist_ok=True)  # before any measuring: the record is written after the first model
     probe = Probe(cfg)
     for label in ("victim", *cfg.methods):
         if label in done:
@@ -235,8 +257,14 @@ def read_record(path: str | Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise LeakBenchError(f"{path}: not JSON ({exc})") from None
     if not isinstance(record, dict) or record.get("kind") != "leakbench-failure" or \
-            not isinstance(record.get("models"), dict):  # fmt: skip
+            not isinstance(record.get("models"), dict) or not isinstance(record.get("key"), dict):  # fmt: skip
         raise LeakBenchError(f"{path}: not a failure study record (python -m leakbench.failure --out DIR writes one)")
+    for name, m in record["models"].items():
+        parts = (m.get("leaks"), m.get("spans"), (m.get("relearning") or {}).get("steps")) if isinstance(m, dict) \
+            else (None,)  # fmt: skip
+        if not all(isinstance(x, dict) for x in parts) or set(DIMENSIONS) - set(parts[0]) or set(SPANS) - set(parts[1]):
+            raise LeakBenchError(f"{path}: models.{name}: not a measured model (leaks by {', '.join(DIMENSIONS)}; "
+                                 f"spans {', '.join(SPANS)}; relearning.steps)")  # fmt: skip
     return record
 
 

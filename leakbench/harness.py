@@ -13,12 +13,13 @@ import hashlib
 import logging
 import math
 import random
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from leakbench.data import DEFAULT_RELEASE, check_split, read_table, release_dir, release_hash
 from leakbench.data.build import INDIRECT_KINDS
@@ -111,20 +112,33 @@ def declarations_hash(tasks: tuple[str, ...] | None = None) -> str:
     return digest.hexdigest()
 
 
+class _DeclarationLoader(yaml.SafeLoader):
+    """YAML as lm-eval writes it, its `!function` references read as plain values (only the structure matters)."""
+
+
+_DeclarationLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
 def _task_files(root: Path, tasks: Sequence[str]) -> set[Path]:
-    """The YAML of each task and, transitively, the files it includes and a group's member tasks' YAMLs."""
+    """The YAML of each task and, transitively, the files it includes (relative to the including file) and a
+    group's member tasks' YAMLs (found by their `task:` name, whatever their file's name)."""
+    declared = {p: yaml.load(p.read_text(encoding="utf-8"), _DeclarationLoader) or {} for p in root.rglob("*.yaml")}
+    by_name = {d.get("task"): p for p, d in declared.items() if isinstance(d.get("task"), str)}
+    by_name |= {d["group"]: p for p, d in declared.items() if isinstance(d.get("group"), str)}
     found: set[Path] = set()
-    todo = [root / f"{task}.yaml" for task in tasks]
+    todo = [by_name.get(task, root / f"{task}.yaml") for task in tasks]
     while todo:
         path = todo.pop()
-        if path in found:
+        if path in found or not path.is_file():
             continue
         found.add(path)
-        text = path.read_text()
-        todo.extend(root / m for m in re.findall(r"^include:\s*(\S+)", text, re.MULTILINE))
-        if re.search(r"^group:", text, re.MULTILINE):  # its `task:` list names the members
-            todo.extend(root / f"{m}.yaml" for m in re.findall(r"^\s+-\s+(\w+)\s*$", text, re.MULTILINE)
-                        if (root / f"{m}.yaml").is_file())  # fmt: skip
+        data = declared.get(path) or yaml.load(path.read_text(encoding="utf-8"), _DeclarationLoader) or {}
+        includes = data.get("include") or []
+        todo.extend(path.parent / i for i in ([includes] if isinstance(includes, str) else includes))
+        if "group" in data:  # its `task:` list names the members (or declares them inline)
+            members = data.get("task") or []
+            todo.extend(by_name[m] for m in (members if isinstance(members, list) else [members])
+                        if isinstance(m, str) and m in by_name)  # fmt: skip
     return found
 
 

@@ -59,7 +59,7 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
-from leakbench.robustness import RobustnessConfig, robustness_table, splits, study_stage
+from leakbench.robustness import RobustnessConfig, attacked_already, robustness_table, splits, study_stage
 from leakbench.schemas import (
     INCOMPLETE,
     PrivacyRecord,
@@ -356,8 +356,7 @@ class Study:
         self.runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
         self.labels: list[str] = []
         self.family = ""  # what groups the runs of every victim seed: the first victim's name
-        self.attacked: tuple[Pair, dict[str, str]] | None = None  # robustness: the first pair, each method's first
-        self.robustness: dict[str, Any] = {}
+        self.robustness: dict[str, Any] = {}  # run label -> its robustness record
         self.jobs = cfg.jobs or default_jobs(cfg.backend)
 
     def timed(self, label: str, fn: Callable[[], Any]) -> Any:
@@ -530,7 +529,7 @@ class Study:
 
     def measure_stage(self, pair: Pair) -> dict[str, str]:
         """The oracle (against itself), the victim and every method at every seed (each unlearned from the victim
-        first), all against the oracle, in `jobs` worker processes; returns each method's first label.
+        first), all against the oracle, in `jobs` worker processes; returns the unlearned runs (label -> method).
 
         A model unlearned or measured already with the same settings is reused. Each model's figures are
         recorded as soon as it is measured (and the oracle's privacy record is), so a stop loses only the models
@@ -587,11 +586,6 @@ class Study:
 
         refs = Measured(found[f"victim{pair.tag}"][0], found[oracle_label][0] if oracle_label else None,
                         found[oracle_label][1] if oracle_label else None)  # fmt: skip
-        first: dict[str, str] = {}
-        for job in jobs:  # the table's order: victim, oracle, each method's seeds
-            if job.method is None:
-                continue
-            first.setdefault(job.method, job.label)
         seed = pair.record.get("seed")
         self._add("victim", f"victim{pair.tag}", seed, refs.victim, refs)
         if oracle_label is not None:
@@ -601,24 +595,34 @@ class Study:
                 record = unlearned[job.label]
                 self._add(job.method, job.label, seed, found[job.label][0], refs, {k: record[k] for k in (
                     "hyperparameters", "steps", "wall_time_s", "loss_before", "loss_after")})  # fmt: skip
-        return first
+        return {job.label: job.method for job in jobs if job.method is not None}
 
     # -- stages: robustness, publish -------------------------------------------------------------------------
 
-    def robustness_stage(self) -> None:
-        """The attacks on the first pair's unlearned models (each method's first seed); the summary is written
-        first, so that `leakbench robustness OUT` can take a failed stage up again."""
-
-        assert self.attacked is not None
-        self.write()
-        self.log("[3] robustness: relearning and quantization attacks, sequential "
-                 "deletion requests, forget-set scaling")  # fmt: skip
-        pair, first = self.attacked
-        self.rebuild(pair, first)
+    def robustness_stage(self, pair: Pair, runs: dict[str, str]) -> None:
+        """The attacks on every unlearned model of the pair (`runs`: label -> method), against its own victim and
+        oracle, so that every figure has seeds behind it; a run attacked already with the same settings keeps
+        its record (a run measured again has lost it). The summary is written first, so that a stop here loses
+        only the attacks under way."""
         cfg = self.cfg
-        self.robustness = self.timed("robustness", lambda: study_stage(
-            self.out, pair.victim, pair.oracle, first, RobustnessConfig(**cfg.robustness_options), subset=cfg.subset,
-            data_dir=cfg.data_dir, ner=cfg.ner, log=self.log))  # fmt: skip
+        rcfg = RobustnessConfig(**cfg.robustness_options)
+        todo = {}
+        for label, method in runs.items():
+            if (done := attacked_already(self.runs / label, rcfg)) is not None:
+                self.robustness[label] = done
+            else:
+                todo[label] = method
+        if not todo:
+            self.log(f"[3] {self._step(pair)}robustness: {len(runs)} models attacked already with these settings "
+                     "(reused)")  # fmt: skip
+            return
+        self.write()
+        self.log(f"[3] {self._step(pair)}robustness of {len(todo)} models ({', '.join(rcfg.axes)}): "
+                 + ", ".join(todo))  # fmt: skip
+        self.rebuild(pair, todo)
+        self.robustness |= self.timed(f"robustness{pair.tag}", lambda: study_stage(
+            self.out, pair.victim, pair.oracle, todo, rcfg, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
+            log=self.log))  # fmt: skip
 
     def build_again(self, pair: Pair) -> bool:
         """Build the pair's victim and oracle where only their records are here (their recipes are byte-for-byte
@@ -629,12 +633,13 @@ class Study:
                                                            log=self.log))  # fmt: skip
         return bool(unbuilt)
 
-    def rebuild(self, pair: Pair, first: dict[str, str]) -> None:
+    def rebuild(self, pair: Pair, runs: dict[str, str]) -> None:
         """The weights the attacks need where only records are here (a reference run resumed from git): the pair
-        built again, each method's first model unlearned again, each checked to be the model that was measured."""
+        built again, each attacked model (`runs`: by label) unlearned again, each checked to be the model that was
+        measured."""
         self.build_again(pair)
         for job in self.jobs_of(pair):
-            if job.unlearn is None or first.get(job.method or "") != job.label or has_weights(job.model_dir):
+            if job.unlearn is None or job.label not in runs or has_weights(job.model_dir):
                 continue
             measured = self.label(job.model_dir, job.label)
             self.log(f"    {job.label}: unlearned again for the attacks (only its records are here)")
@@ -699,22 +704,25 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
     study = Study(cfg, log)
     for v in range(cfg.victim_seeds):
         pair = study.models_stage(v)
-        first = study.measure_stage(pair)
-        if v == 0:  # the robustness stage attacks the first victim's models: each method's first seed
-            study.attacked = (pair, first)
-    if cfg.robustness:
-        study.robustness_stage()
+        runs = study.measure_stage(pair)
+        if cfg.robustness:  # every unlearned model of the pair, while its weights are here
+            study.robustness_stage(pair, runs)
     return study.publish_stage()
 
 
 def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     """FOLDER/summary.json (the record) and summary.md (the table, and the robustness table when there is one)."""
     StudySummary.parse(json.loads(json.dumps(summary)), str(folder / StudySummary.FILE)).write(folder)
-    write_text_atomic(folder / "summary.md", summary_table(rows) + _robustness_section(summary.get("robustness") or {}))
+    attacks = study_robustness_table(summary)
+    write_text_atomic(folder / "summary.md", summary_table(rows) + (f"\n## Robustness\n\n{attacks}" if attacks else ""))
 
 
-def _robustness_section(records: dict[str, dict[str, Any]]) -> str:
-    return "\n## Robustness\n\n" + robustness_table(records) if records else ""
+def study_robustness_table(summary: dict[str, Any]) -> str:
+    """A study's robustness table, each method over its attacked runs (by victim seed, then unlearning seed);
+    empty when nothing was attacked."""
+    records = summary.get("robustness") or {}
+    victims = {run["label"]: run.get("victim_seed") for row in summary["rows"].values() for run in row["runs"]}
+    return robustness_table(records, victims) if records else ""
 
 
 def _built_run(name: str, role: str, record: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -932,7 +940,8 @@ def add_robustness(
 ) -> dict[str, Any]:
     """The robustness stage (a `leakbench.robustness.RobustnessConfig`) on a finished study: each method's first
     run, against the study's first victim and oracle (or `model` / `oracle`, for a study of an existing
-    victim); the records join OUT/summary.json and summary.md and the run folders (publish them again)."""
+    victim); the records join OUT/summary.json and summary.md and the run folders (publish them again).
+    `leakbench run --robustness` attacks every run instead, each against its own victim."""
 
     study = Path(study)
     path = study / StudySummary.FILE
@@ -960,13 +969,13 @@ def add_robustness(
         raise UsageError(f"{study}: the victim is not in the study folder (a study of --model); give --model")
     if oracle_dir is not None and not oracle_dir.is_dir():
         oracle_dir = None  # a study of --model without an oracle, or its folder since removed: no oracle rows
-    labels = {m: first[m] for m in chosen}
-    for label in labels.values():
+    labels = {first[m]: m for m in chosen}
+    for label in labels:
         if not (study / "models" / label).is_dir():
             raise LeakBenchError(f"{study / 'models' / label}: no such model directory (the study's unlearned model)")
     records = study_stage(study, victim_dir, oracle_dir, labels, cfg, subset=subset, data_dir=data_dir,
                           ner=ner if ner is not None else summary.get("ner", "none"), log=log)  # fmt: skip
-    # a method attacked again replaces its whole record (the axes of one run share their settings)
+    # a run attacked again replaces its whole record (the axes of one run share their settings)
     summary["robustness"] = {**(summary.get("robustness") or {}), **records}
     write_summary(study, summary, rows)
     return summary

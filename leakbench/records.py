@@ -24,6 +24,8 @@ from typing import Any
 
 from leakbench import __version__
 
+PACKAGE = Path(__file__).resolve().parent  # the package's code: what a record's commit vouches for
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -470,16 +472,19 @@ def package_version(name: str) -> str | None:
 
 def git_commit(cwd: str | os.PathLike[str] | None = None) -> str | None:
     """The commit of the checkout leakbench runs from, when there is one, with "+dirty" when the code there
-    (the files under `cwd`, by default the package) differs from that commit: the record then says so."""
-    cwd = Path(cwd) if cwd else Path(__file__).resolve().parent
+    differs from that commit (the files under `cwd`; by default the package and the checkout's `tasks/` and
+    `scorers/` beside it): the record then says so."""
+    code = [Path(cwd)] if cwd else [PACKAGE, *(p for p in (PACKAGE.parent / "tasks", PACKAGE.parent / "scorers")
+                                               if p.is_dir())]  # fmt: skip
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=5,
-                              check=True).stdout.strip()  # fmt: skip
+        # --no-optional-locks: a status taken during a long run must not hold the index lock a commit needs
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=code[0], capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()  # fmt: skip
 
     try:
         head = git("rev-parse", "HEAD")
-        changed = git("status", "--porcelain", "--", ".")
+        changed = git("status", "--porcelain", "--", *map(str, code))
     except (OSError, subprocess.SubprocessError):
         return None
     if not head:

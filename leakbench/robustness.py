@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import tempfile
@@ -45,7 +46,7 @@ from leakbench.corpus import collate, encode_documents, retain_training_document
 from leakbench.data import in_split, read_manifest, read_table, release_hash
 from leakbench.harness import quiet_known_notices, task_manager
 from leakbench.membership import ATTACKS as MEMBERSHIP
-from leakbench.metrics import CODE_FILES, DIRECT, ROBUSTNESS_ATTACK, direct_leak_reduction, kept
+from leakbench.metrics import CODE_FILES, DIRECT, ROBUSTNESS_ATTACK, aggregate, direct_leak_reduction, kept
 from leakbench.privacy import DEFAULT_K, auc, exact_memorization, occurrences
 from leakbench.records import LeakBenchError, UsageError, check_number, provenance
 from leakbench.registry import Registry, check_reference, resolve
@@ -730,11 +731,20 @@ def unlearn_overrides(record: dict[str, Any]) -> dict[str, Any]:
     return overrides
 
 
+def attacked_already(run_dir: str | Path, cfg: RobustnessConfig) -> dict[str, Any] | None:
+    """The run folder's robustness record when its attacks had these settings, else None (a run folder measured
+    again loses its record, so one that is there is of the measured model)."""
+    found = RobustnessRecord.find(run_dir)
+    if found is None or found.settings != json.loads(json.dumps(settings(cfg))):
+        return None
+    return found.dump()
+
+
 def study_stage(
     out: str | Path,
     victim_dir: str | Path,
     oracle_dir: str | Path | None,
-    labels: dict[str, str],
+    runs: dict[str, str],
     cfg: RobustnessConfig,
     *,
     subset: str,
@@ -742,56 +752,89 @@ def study_stage(
     ner: str | None = "none",
     log: Callable[[str], None] = print,
 ) -> dict[str, dict[str, Any]]:
-    """The robustness stage of a study in `out`: every method (-> the label of its first run, whose model is
-    OUT/models/<label>) assessed; each record written to OUT/runs/<label>/robustness.json (published with the
-    entry) and returned by method."""
+    """The robustness stage of a study in `out`: every run (its label -> its method; the model is
+    OUT/models/<label>) assessed against one victim and oracle; each record written to
+    OUT/runs/<label>/robustness.json (published with the entry) and returned by label."""
 
     out = Path(out)
     stage = Robustness(victim_dir, oracle_dir, cfg, subset=subset, data_dir=data_dir, ner=ner, log=log)
     records = {}
-    for method, label in labels.items():
+    for label, method in runs.items():
         model_dir = out / "models" / label
-        record = stage.assess(method, model_dir, unlearn_overrides(model_record(model_dir)), work=out)
-        RobustnessRecord.parse(record, f"{label}'s robustness record").write(out / "runs" / label)
-        records[method] = record
+        record = RobustnessRecord.parse(stage.assess(method, model_dir, unlearn_overrides(model_record(model_dir)),
+                                                     work=out), f"{label}'s robustness record")  # fmt: skip
+        record.write(out / "runs" / label)
+        records[label] = record.dump()  # as written: a study resumed reads back the same
     return records
 
 
-def _pct(x: float | None) -> str:
-    return "n/a" if x is None else f"{100 * x:.1f}%"
+def _pct(x: float | None, ci: float | None = None) -> str:
+    if x is None:
+        return "n/a"
+    return f"{100 * x:.1f}%" + (f" ± {100 * ci:.1f}" if ci is not None else "")
 
 
 def _leak(rates: dict[str, Any] | None) -> float | None:
     return (rates or {}).get("direct_leak_rate")
 
 
-def robustness_table(records: dict[str, dict[str, Any]]) -> str:
+def _figures(r: dict[str, Any]) -> dict[str, float | None]:
+    """One record's figures for the table, flat: each sequence's points by position."""
+    relearned, quant = r.get("relearn") or {}, r.get("quantize") or {}
+    out = {"unlearned": _leak(relearned.get("unlearned")), "relearned": _leak(relearned.get("attacked")),
+           "benign": _leak(relearned.get("benign")), "oracle relearned": _leak(relearned.get("oracle_attacked")),
+           "recovered": relearned.get("recovered")}  # fmt: skip
+    if quant:
+        out |= {f"{b}bit": _leak(quant.get(f"{b}bit")) for b in BITS} | {"full": _leak(quant.get("unlearned"))}
+    for i, p in enumerate(r.get("sequential") or []):
+        out |= {f"served {i}": _leak(p["served"]), f"victim served {i}": _leak(p["victim_served"]),
+                f"utility kept {i}": p["utility_kept"]}  # fmt: skip
+        if p["pending"]:
+            out |= {f"pending {i}": _leak(p["pending"]), f"victim pending {i}": _leak(p["victim_pending"])}
+    for i, p in enumerate(r.get("scaling") or []):
+        out |= {f"reduction {i}": p["leak_reduction"], f"kept {i}": p["utility_kept"]}
+    return out
+
+
+def _row(name: str, found: dict[str, float | None], ci: dict[str, float | None]) -> str:
+    """A table row of `_figures` means (and half-widths)."""
+
+    def cell(key: str) -> str:
+        return _pct(found.get(key), ci.get(key))
+
+    def points(*keys: str) -> list[int]:
+        return [i for i in range(len(found)) if all(f"{k} {i}" in found for k in keys)]
+
+    served = points("served")
+    return "| " + " | ".join([
+        name, *map(cell, ("unlearned", "relearned", "benign", "oracle relearned", "recovered")),
+        *(f"{cell(f'{b}bit')} ({cell('full')})" if "full" in found else "n/a" for b in BITS),
+        " → ".join(f"{cell(f'served {i}')} ({cell(f'victim served {i}')})" for i in served) or "n/a",
+        " → ".join(f"{cell(f'pending {i}')} ({cell(f'victim pending {i}')})" for i in points("pending")) or "n/a",
+        cell(f"utility kept {served[-1]}") if served else "n/a",
+        " / ".join(cell(f"reduction {i}") for i in points("reduction")) or "n/a",
+        " / ".join(cell(f"kept {i}") for i in points("kept")) or "n/a",
+    ]) + " |"  # fmt: skip
+
+
+def robustness_table(records: dict[str, dict[str, Any]], victim_seeds: dict[str, Any] | None = None) -> str:
     """The robustness table (Markdown): one row per method, direct leak rates under each attack and along each
-    axis, then the notes that define the columns."""
+    axis, then the notes that define the columns. `records` are by run; a method attacked in several runs
+    (seeds) shows each figure as the mean ± its 95% half-width over them: over victims, then unlearning seeds,
+    where `victim_seeds` names each run's victim seed (by the record's key), as the study's rows do."""
     columns = ["method", "unlearned", "relearned", "benign", "oracle relearned", "recovered", "8-bit", "4-bit",
                "served after each request (victim)", "pending after each request (victim)",
                "utility kept after the last",
                "leak reduction by forget-set size", "utility kept by size"]  # fmt: skip
     lines = ["| " + " | ".join(columns) + " |", "|" + " --- |" * len(columns)]
-    sizes: list[str] = []
-    for method, r in records.items():
-        relearned, quant = r.get("relearn") or {}, r.get("quantize") or {}
-        seq, scale = r.get("sequential") or [], r.get("scaling") or []
-        sizes = sizes or [f"{100 * p['fraction']:.0f}%" for p in scale]
-        lines.append("| " + " | ".join([
-            method, _pct(_leak(relearned.get("unlearned"))), _pct(_leak(relearned.get("attacked"))),
-            _pct(_leak(relearned.get("benign"))), _pct(_leak(relearned.get("oracle_attacked"))),
-            _pct(relearned.get("recovered")),
-            *(f"{_pct(_leak(quant.get(f'{b}bit')))} ({_pct(_leak(quant.get('unlearned')))})" if quant else "n/a"
-              for b in BITS),
-            " → ".join(f"{_pct(_leak(p['served']))} ({_pct(_leak(p['victim_served']))})" for p in seq) or "n/a",
-            " → ".join(f"{_pct(_leak(p['pending']))} ({_pct(_leak(p['victim_pending']))})" for p in seq
-                       if p["pending"]) or "n/a",
-            _pct(seq[-1]["utility_kept"]) if seq else "n/a",
-            " / ".join(_pct(p["leak_reduction"]) for p in scale) or "n/a",
-            " / ".join(_pct(p["utility_kept"]) for p in scale) or "n/a",
-        ]) + " |")  # fmt: skip
+    by_method: dict[str, list[str]] = {}
+    for key, r in records.items():
+        by_method.setdefault(r.get("method") or key, []).append(key)
+    for method, keys in by_method.items():
+        found, ci = aggregate([_figures(records[k]) for k in keys], [(victim_seeds or {}).get(k) for k in keys])
+        lines.append(_row(method + (f" ({len(keys)} runs)" if len(keys) > 1 else ""), found, ci))
     first = next(iter(records.values()), {})
+    sizes = [f"{100 * p['fraction']:.0f}%" for p in first.get("scaling") or []]
     settings = first.get("settings") or {}
     relearn_info, quantized = first.get("relearn") or {}, first.get("quantize") or {}
     everyone = first.get("all_subjects") or {}
@@ -813,5 +856,8 @@ def robustness_table(records: dict[str, dict[str, Any]]) -> str:
         f"Scaling: the method on nested forget sets of {' / '.join(sizes) or 'n/a'} of the subjects; leak "
         "reduction on the forgotten subjects relative to the victim's, held-out code bits/byte kept.",
     ]
+    if len(records) > len(by_method):
+        notes.append("A method attacked in several runs (seeds): the mean ± 95% half-width over them (over victims, "
+                     "then unlearning seeds); the victim's figures in these notes are its first run's.")  # fmt: skip
     return "\n".join([*lines, "", *notes]) + "\n"
 

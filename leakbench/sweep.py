@@ -207,6 +207,8 @@ def run_sweep(model: str | Path, out: str | Path, methods: tuple[str, ...], *, s
     key = {"victim": model_label(Path(model)), "subset": subset, "split": SPLIT, "release": release_hash(),
            "limit": limit, "leakbench": __version__, "declarations": declarations_hash(tuple(TASKS))}  # fmt: skip
     done = _previous(out, key)
+    if not done:  # teachers kept by a sweep under another key (other code, victim or release) are not this one's
+        shutil.rmtree(out / "work" / "teachers", ignore_errors=True)
     victim = done.pop("victim", None)
     if victim is None:
         log(f"sweep victim {model}: direct leaks of the validation subjects, validation code")

@@ -88,16 +88,24 @@ def test_a_small_run_on_the_toy_victims_validation_subjects(toy_victims, tmp_pat
     again = failure.run(toy_victims["victim"], tmp_path, cfg, log=lambda m: None)  # resumes: nothing measured again
     assert again["models"] == record["models"]
     assert json.loads((tmp_path / "failure.json").read_text())["kind"] == "leakbench-failure"
+    kept = (tmp_path / "failure.json").read_bytes()
+    other = failure.FailureConfig(methods=("ga",), relearn_steps=(3,), limit=40)
+    with pytest.raises(LeakBenchError, match=r"failure.json: measured with another relearn_steps \(\[2\], now \[3\]\); "
+                                             "give another --out, or remove it"):  # fmt: skip
+        failure.run(toy_victims["victim"], tmp_path, other, log=lambda m: None)
+    assert (tmp_path / "failure.json").read_bytes() == kept  # never overwritten by a run made otherwise
 
 
 def test_a_bad_record_or_output_is_refused_with_one_line_naming_it(tmp_path, capsys):
     (tmp_path / "broken.json").write_text("{not json")
     (tmp_path / "other.json").write_text('{"kind": "leakbench-sweep"}')
     (tmp_path / "file").write_text("")
+    (tmp_path / "partial.json").write_text('{"kind": "leakbench-failure", "key": {}, "models": {"ga": {"leaks": {}}}}')
     assert failure.main([str(tmp_path / "broken.json")]) == 1
     assert failure.main([str(tmp_path / "other.json")]) == 1
     assert failure.main(["--out", str(tmp_path / "file" / "out"), "--methods", "ga"]) == 1
     assert failure.main([]) == 2
+    assert failure.main([str(tmp_path / "partial.json")]) == 1
     errors = capsys.readouterr().err.splitlines()
     assert errors[0].startswith(f"error: {tmp_path / 'broken.json'}: not JSON")
     assert errors[1] == f"error: {tmp_path / 'other.json'}: not a failure study record (python -m leakbench.failure " \
@@ -105,3 +113,4 @@ def test_a_bad_record_or_output_is_refused_with_one_line_naming_it(tmp_path, cap
     assert errors[2] == f"error: {tmp_path / 'file' / 'out'}: cannot be created, {tmp_path / 'file'} is a file, " \
                         "not a directory"  # fmt: skip
     assert errors[3] == "error: give a failure.json to print, or --out DIR to measure"
+    assert errors[4].startswith(f"error: {tmp_path / 'partial.json'}: models.ga: not a measured model (leaks by field")

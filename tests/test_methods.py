@@ -151,7 +151,7 @@ def test_sharpness_aware_npo_takes_the_forget_gradient_at_the_perturbed_weights(
     inputs = {"forget": batch([SEQ]), "retain": batch([RETAIN])}
     model = Bigram(A)
     t.training_step(model, inputs)
-    assert torch.allclose(model.table.detach(), torch.tensor(A), atol=1e-6)  # restored before the step (to rounding)
+    assert torch.equal(model.table.detach(), torch.tensor(A))  # restored exactly before the step
 
     # by hand: g = grad NPO(A); the forget gradient at A + rho g/|g|, the retain gradient at A
     def npo(table: torch.Tensor) -> torch.Tensor:
@@ -379,7 +379,7 @@ def test_on_policy_pairs_pair_leaking_samples_with_clean_ones(tiny_model_dir, mo
     model, tokenizer, docs, subjects, sites = _leaky_sampler(tiny_model_dir, monkeypatch, samples_leak=False)
     pairs, counts = pairs_module.on_policy_pairs(model, tokenizer, docs, subjects, prompts=4, samples=2, seed=0)
     assert counts["prompts"] == 4 and counts["samples"] == 8 and counts["leaking"] == 4 and counts["pairs"] == 4
-    assert counts["redaction_chosen"] == 0
+    assert counts["fallback_chosen"] == 0 and counts["fallback"] == "redaction"
     for pair in pairs:
         assert tokenizer.decode(pair.chosen).endswith("changeme")
         site = sites[tuple(pair.prompt)]
@@ -402,7 +402,7 @@ def test_where_no_sample_is_clean_the_fallback_is_chosen(tiny_model_dir, monkeyp
                                                  fallback=fallback)  # fmt: skip
     # (a site whose prompt already holds its value cannot leak it: its samples are clean, and it gives no pair)
     assert counts["leaking"] + counts["clean_valid"] == 8 and counts["leaking"] >= 4
-    assert counts[f"{fallback}_chosen"] == len(pairs) == counts["leaking"] // 2
+    assert counts["fallback_chosen"] == len(pairs) == counts["leaking"] // 2 and counts["fallback"] == fallback
     by_id, rng = {s["subject_id"]: s for s in subjects}, random.Random(3)
     scorer = LeakScorer(subjects, analyze=False)
     for pair in pairs:

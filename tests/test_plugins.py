@@ -117,7 +117,7 @@ def test_a_plugin_method_unlearns_and_a_plugin_attack_attacks_it(plugin_env, tin
     python(f"""
         from leakbench.robustness import RobustnessConfig, study_stage
         cfg = RobustnessConfig(axes=("toy_probe",), probes=1, eval_batch_size=16, options={{"label": "hello"}})
-        study_stage({str(study)!r}, {str(tiny_model_dir)!r}, None, {{"scaled_ga": "scaled"}}, cfg, subset="mini",
+        study_stage({str(study)!r}, {str(tiny_model_dir)!r}, None, {{"scaled": "scaled_ga"}}, cfg, subset="mini",
                     log=lambda m: None)
     """, plugin_env)
     attacked = json.loads((study / "runs" / "scaled" / "robustness.json").read_text())

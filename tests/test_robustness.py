@@ -214,6 +214,51 @@ def test_the_study_attacks_each_method_and_publishes_the_table(toy_victims, tmp_
         add_robustness(out, RobustnessConfig(), methods=("npo",), log=lambda m: None)
 
 
+def _relearned(attacked: float, method: str = "ga") -> dict:
+    leak = {"direct_leak_rate": attacked}
+    return {"method": method, "settings": {"probes": 4}, "relearn": {
+        "unlearned": {"direct_leak_rate": 0.0}, "attacked": leak, "benign": leak, "oracle_attacked": None,
+        "recovered": attacked / 0.5, "victim": {"direct_leak_rate": 0.5}, "steps": 24, "lr": 1e-4,
+        "slice_subjects": 5, "evaluated_subjects": 45}}  # fmt: skip
+
+
+def test_the_table_gives_a_method_attacked_at_several_seeds_its_mean_and_interval():
+    one = robustness_table({"ga": _relearned(0.2)})
+    assert "| ga | 0.0% | 20.0% | 20.0% | n/a | 40.0% | n/a | n/a | n/a | n/a | n/a | n/a | n/a |" in one
+    assert "several runs" not in one
+    # two unlearning seeds of one victim: Student t with 1 degree of freedom, 12.706 * sd / sqrt(2) = 12.706 * 0.1
+    two = robustness_table({"ga-s0": _relearned(0.2), "ga-s1": _relearned(0.4), "npo-s0": _relearned(0.1, "npo")})
+    assert "| ga (2 runs) | 0.0% ± 0.0 | 30.0% ± 127.1 | 30.0% ± 127.1 | n/a | 60.0% ± 254.1 |" in two
+    assert "| npo | 0.0% | 10.0% |" in two and "several runs (seeds)" in two
+    # two victims with two seeds each: the interval over the victims' means (0.2 and 0.6), 12.706 * 0.2
+    cells = zip(itertools.product((0, 1), (0, 1)), (0.1, 0.3, 0.5, 0.7), strict=True)
+    four = {f"ga-v{v}-s{s}": _relearned(x) for (v, s), x in cells}
+    table = robustness_table(four, {label: int(label[4]) for label in four})
+    assert "| ga (4 runs) | 0.0% ± 0.0 | 40.0% ± 254.1 |" in table
+
+
+def test_the_study_attacks_every_seed_and_a_resumed_study_keeps_the_records(toy_victims, tmp_path):
+    from leakbench.pipeline import StudyConfig, run_study
+
+    out = tmp_path / "study"
+    cfg = StudyConfig(out=out, model=str(toy_victims["victim"]), oracle=str(toy_victims["oracle"]), methods=("ga",),
+                      seeds=2, unlearn={"steps": 2, "batch_size": 2}, limit=2, utility=(), batch_size=8,
+                      robustness=True, publish=False,
+                      robustness_options={"axes": ("relearn",), "probes": 1, "relearn_steps": 2,
+                                          "eval_batch_size": 16})  # fmt: skip
+    summary = run_study(cfg, log=lambda m: None)
+    assert sorted(summary["robustness"]) == ["ga-s0", "ga-s1"]
+    made = {label: (out / "runs" / label / "robustness.json").stat().st_mtime_ns for label in ("ga-s0", "ga-s1")}
+    assert all(summary["robustness"][label]["relearn"]["steps"] == 2 for label in made)
+    assert "| ga (2 runs) |" in (out / "summary.md").read_text()
+
+    logged: list[str] = []
+    again = run_study(cfg, log=logged.append)
+    assert again["robustness"] == summary["robustness"]
+    assert {label: (out / "runs" / label / "robustness.json").stat().st_mtime_ns for label in made} == made
+    assert any("attacked already with these settings (reused)" in line for line in logged)
+
+
 def test_a_1_3_leaderboard_without_robustness_stays_valid(tmp_path):
     from pathlib import Path
 

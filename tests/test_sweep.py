@@ -174,4 +174,19 @@ def test_the_sweep_key_covers_only_the_declarations_of_the_tasks_it_runs(tmp_pat
         path.write_text(path.read_text() + "\n# edited\n")
         assert keys()[0] != swept, name
         swept = keys()[0]
+    # as lm-eval reads them: a member in a flow-style list and a file of another name in a subfolder, found by
+    # its `task:` name, and an include (quoted) relative to the file that includes it
+    tasks = tmp_path / "tasks"
+    group = tasks / "leakbench_code.yaml"
+    group.write_text(group.read_text().replace("task:\n  - leakbench_code_lines\n  - leakbench_code_files\n",
+                                               "task: [leakbench_code_lines, leakbench_code_files]\n"))
+    (tasks / "sub").mkdir()
+    (tasks / "leakbench_code_files.yaml").rename(tasks / "sub" / "files.yaml")
+    (tasks / "sub" / "files.yaml").write_text((tasks / "sub" / "files.yaml").read_text() + 'include: "extra"\n')
+    (tasks / "sub" / "extra").write_text("# a declaration the member includes\n")
+    swept = keys()[0]
+    for name in ("sub/files.yaml", "sub/extra"):
+        (tasks / name).write_text((tasks / name).read_text() + "\n# edited\n")
+        assert keys()[0] != swept, name
+        swept = keys()[0]
     harness.declarations_hash.cache_clear()

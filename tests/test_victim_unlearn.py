@@ -116,7 +116,8 @@ def test_plum_records_its_on_policy_rounds(unlearned):
     # the greedy completions leak (but where the prompt already holds the value: a repeat is no leak) and each
     # leaking prompt gives one pair; the placeholder is chosen where it parses, the redaction elsewhere
     for r in rounds:
-        assert 0.9 * prompts <= r["leaking"] == r["pairs"] and 0 < r["redaction_chosen"] < r["pairs"]
+        assert 0.9 * prompts <= r["leaking"] == r["pairs"] and 0 < r["fallback_chosen"] < r["pairs"]
+        assert r["fallback"] == "redaction"
 
 
 def test_undo_records_its_teacher_and_refuses_lora(unlearned, victim, tmp_path):
@@ -150,10 +151,19 @@ def test_undo_trains_its_teacher_once_per_teachers_folder(victim, tmp_path, monk
     (kept,) = [p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]
     teacher_s = json.loads((kept / "teacher.json").read_text())["wall_time_s"]
     assert kept.name.startswith("ga_gd-") and min(first["wall_time_s"], second["wall_time_s"]) > teacher_s > 0
-    run("c", 0.1)  # no folder: the teacher trained again, the same model
+    third = run("c", 0.1)  # no folder: the teacher trained again, the same model
     assert trained[-2:] == ["GAGDTrainer", "UNDOTrainer"]
     b, c = (AutoModelForCausalLM.from_pretrained(tmp_path / x).state_dict() for x in ("b", "c"))
     assert all(torch.equal(b[k], c[k]) for k in b)
+
+    # a study reuses the model only while its teacher's recipe is the same: new GA+GD defaults make it stale
+    from leakbench.unlearn import reusable_unlearned
+
+    config = UnlearnConfig(method="undo", params={"noise": 0.1}, **STEPS)
+    args = third["source_model_label"], config, third["data_release_hash"]
+    assert reusable_unlearned(tmp_path / "c", *args) is not None
+    monkeypatch.setitem(METHODS["ga_gd"].defaults, "lr", 3e-4)
+    assert reusable_unlearned(tmp_path / "c", *args) is None
 
 
 def test_values_only_and_lora_options(victim, tmp_path):

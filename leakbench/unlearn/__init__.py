@@ -172,7 +172,8 @@ def _check_method(name: str, method: Any) -> Method:
 # Defaults: the point `leakbench sweep` chose for each method on the validation subjects (results/sweep.json: 6 points
 # x 3 seeds per method, one rule; a test holds the two together). Retain weight 1 and beta 0.1 are the papers' and
 # OpenUnlearning's; SimNPO's beta 4.5 and margin 0 are OpenUnlearning's; RMU's layer (the middle) and its retain
-# weight are ours.
+# weight are ours. Where a grid sweeps another strength than lr, lr is fixed, not swept: RMU's and UNDO's 1e-3,
+# sharpness-aware NPO's 5e-4 (the lr the sweep chose for NPO).
 _U = "leakbench.unlearn."  # the built-in trainers: one module each in this package
 _STEPS = (20, 40, 80)  # every built-in grid: the steps times two values of the method's own strength
 BUILTIN_METHODS: dict[str, Method] = {
@@ -536,5 +537,13 @@ def reusable_unlearned(out: str | Path, source_label: str | None, cfg: UnlearnCo
         return None
     same = (found.method == cfg.method and found.seed == cfg.seed and found.data_release_hash == data_hash
             and found.hyperparameters == recorded_hyperparameters(cfg)
-            and found.source_model_label is not None and found.source_model_label == source_label)  # fmt: skip
+            and found.source_model_label is not None and found.source_model_label == source_label
+            and (found.model_extra or {}).get("teacher") == teacher_of(cfg.hyper()))  # fmt: skip
     return found.dump() if same else None
+
+
+def teacher_of(hyper: dict[str, Any]) -> dict[str, Any] | None:
+    """What a model distilled from a teacher (UNDO's `teacher`) depends on beyond its own hyper-parameters: the
+    teacher's method and its defaults, as its record keeps them (None for every other method)."""
+    name = hyper.get("teacher")
+    return None if name is None else json.loads(json.dumps({"method": name, "hyperparameters": METHODS[name].defaults}))

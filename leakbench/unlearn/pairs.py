@@ -144,13 +144,13 @@ def on_policy_pairs(
     seed: int,
     max_prompt: int = PROMPT_TOKENS,
     fallback: str = "redaction",
-) -> tuple[list[Pair], dict[str, int]]:
+) -> tuple[list[Pair], dict[str, Any]]:
     """PLUM's step on leakage: `samples` completions (`complete`) of `prompts` forget prefixes, each labelled
     with the scorer (any direct or indirect leak of the subject) and the parser; a clean, valid sample is paired
     against a leaking one. Where no sample is clean, the chosen side is the `fallback`: the redaction, or a decoy
     (the value rewritten by the generator that made it: same type and shape, nobody's; what a model that never
     saw the subject would write there). Prefixes where no sample leaks give no pair. Returns the pairs and the
-    counts behind them."""
+    counts behind them (and the fallback they name)."""
 
     by_id = {s["subject_id"]: s for s in subjects}
     scorer = LeakScorer(subjects, analyze=False)  # the taxonomy only: Presidio's other-PII is not needed here
@@ -162,7 +162,7 @@ def on_policy_pairs(
              for s, group in zip(chosen_sites, lines, strict=True) for line in group]  # fmt: skip
     verdicts = scorer.score_batch(items)
     pairs, counts = [], {"prompts": len(chosen_sites), "samples": len(items), "leaking": 0, "clean_valid": 0,
-                         "pairs": 0, f"{fallback}_chosen": 0}  # fmt: skip
+                         "pairs": 0, "fallback": fallback, "fallback_chosen": 0}  # fmt: skip
     rng = random.Random(seed)  # the decoys' draws
     for j, site in enumerate(chosen_sites):
         clean = leaking = None
@@ -182,7 +182,7 @@ def on_policy_pairs(
             stand_in = (decoys(field, by_id[site.occurrence["subject_id"]], rng, 1)[0] if fallback == "decoy"
                         else redaction(field))  # fmt: skip
             clean = encode(tokenizer, site.head + stand_in)
-            counts[f"{fallback}_chosen"] += 1
+            counts["fallback_chosen"] += 1
         pairs.append(Pair(site.prompt, clean, leaking))
     counts["pairs"] = len(pairs)
     return pairs, counts

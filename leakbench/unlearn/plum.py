@@ -35,7 +35,7 @@ class PLUMTrainer(DPOTrainer):
                                         max_prompt=source.max_prompt, fallback=fallback)  # fmt: skip
         source.record.setdefault("on_policy_rounds", []).append(counts)
         source.log(f"{name} round {round + 1}/{h['rounds']}: {counts['leaking']}/{counts['samples']} samples leak, "
-                   f"{counts['pairs']} pairs ({counts[f'{fallback}_chosen']} with the {fallback} chosen)")  # fmt: skip
+                   f"{counts['pairs']} pairs ({counts['fallback_chosen']} with the {fallback} chosen)")  # fmt: skip
         if not items:
             source.log(f"{name}: no sample leaks any more; stopping after {round} round(s)")
             return None

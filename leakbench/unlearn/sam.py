@@ -17,26 +17,31 @@ from leakbench.unlearn.npo import NPOTrainer
 class SAMNPOTrainer(NPOTrainer):
     method = "sam_npo"
 
-    def training_step(self, model, inputs, num_items_in_batch=None):
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
         model.train()
+        if callable(getattr(getattr(self, "optimizer", None), "train", None)):  # as Trainer's step (schedule-free)
+            self.optimizer.train()
         inputs = self._prepare_inputs(inputs)
-        scale = 1.0 / self.args.gradient_accumulation_steps
+        scale = 1.0 / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
         params = [p for p in model.parameters() if p.requires_grad]
         with self.accelerator.no_sync(model):  # one gradient sync per step: after the perturbed forget pass
             retain = self.retain_nll(model, inputs)
             if retain.requires_grad:
                 self.accelerator.backward(retain * scale)
             grads = torch.autograd.grad(self.forget_loss(model, inputs), params, allow_unused=True)
-        norm = torch.sqrt(sum((g.float() ** 2).sum() for g in grads if g is not None))
-        shifts = [None if g is None else g * (self.hyper["rho"] / (norm + 1e-12)) for g in grads]
-        with torch.no_grad():
-            for p, shift in zip(params, shifts, strict=True):
-                if shift is not None:
-                    p.add_(shift)
+        if self.args.world_size > 1:  # the global batch's ascent direction, as one process would compute it
+            grads = tuple(None if g is None else self.accelerator.reduce(g, reduction="mean") for g in grads)
+        present = [g for g in grads if g is not None]
+        saved = [p.detach().clone() for p in params]  # restored exactly, not by subtracting the shift back
+        if present:
+            norm = torch.sqrt(sum((g.float() ** 2).sum() for g in present))
+            with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    if g is not None:
+                        p.add_(g, alpha=self.hyper["rho"] / (norm.item() + 1e-12))
         forget = self.forget_loss(model, inputs)
         self.accelerator.backward(forget * scale)
         with torch.no_grad():
-            for p, shift in zip(params, shifts, strict=True):
-                if shift is not None:
-                    p.sub_(shift)
+            for p, kept in zip(params, saved, strict=True):
+                p.copy_(kept)
         return (forget + retain).detach() * scale

@@ -15,10 +15,11 @@ see, so UNDO gets no data they lack. `noise` trades robustness for the distillat
 """
 
 import copy
+from typing import Any
 
 import torch
 
-from leakbench.unlearn import METHODS
+from leakbench.unlearn import teacher_of
 from leakbench.unlearn.trainer import ForgetSource, UnlearningTrainer
 
 
@@ -38,7 +39,7 @@ class UNDOTrainer(UnlearningTrainer):
     supports_lora = False  # the noise reaches every weight
 
     @classmethod
-    def forget_items(cls, source: ForgetSource, round: int):
+    def forget_items(cls, source: ForgetSource, round: int) -> list[Any]:
         """Unlearn a teacher, noise the model being trained toward a fresh start, and distill from the teacher."""
         h = source.hyper
         teacher = copy.deepcopy(source.model)
@@ -49,10 +50,10 @@ class UNDOTrainer(UnlearningTrainer):
         source.model.load_state_dict(teacher.state_dict())  # the student starts as the teacher ...
         noised(source.model, h["noise"], source.seed)  # ... noised
         source.reference, source.wall_time_s = teacher, source.wall_time_s + wall
-        source.record["teacher"] = {"method": h["teacher"], "hyperparameters": METHODS[h["teacher"]].defaults}
+        source.record["teacher"] = teacher_of(h)  # a copy: the record never aliases the registry
         source.log(f"{source.method}: teacher {h['teacher']} unlearned ({wall:.1f}s); distilling into a copy "
                    f"noised at alpha {h['noise']}")  # fmt: skip
         return source.encoded
 
-    def unlearning_loss(self, model, inputs):
+    def unlearning_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
         return self.kl_to_reference(model, inputs["forget"]) + self.retain_kl(model, inputs)
