@@ -41,7 +41,14 @@ from leakbench.records import (
     provenance,
     write_text_atomic,
 )
-from leakbench.robustness import RobustnessConfig, documents_of, relearn, relearn_split, subject_groups
+from leakbench.robustness import (
+    RobustnessConfig,
+    documents_of,
+    evaluate_in_memory,
+    relearn,
+    relearn_split,
+    subject_groups,
+)
 
 SPLIT = "validation_forget"  # unlearned, probed and relearned: the validation subjects only
 HOLDOUT = "validation_holdout"  # their never-trained counterparts: the membership attack's non-members
@@ -137,7 +144,7 @@ def span_aucs(model: Any, tokenizer: Any, members: list[dict[str, Any]], non_mem
 # --- measuring ------------------------------------------------------------------------------------------------------
 
 
-class Probe:
+class ValidationProbes:
     """The validation direct probes, their documents, and lm-eval on a model in memory."""
 
     def __init__(self, cfg: FailureConfig) -> None:
@@ -153,17 +160,9 @@ class Probe:
 
     def leaks(self, model: Any, tokenizer: Any, indices: Sequence[int] | None = None) -> list[float]:
         """Greedy direct-leak verdicts of the probes at `indices` (all by default), in that order."""
-        import lm_eval
-        from lm_eval.models.huggingface import HFLM
-
-        from leakbench.harness import quiet_known_notices
-
-        model.eval()
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.cfg.eval_batch_size)
         chosen = list(range(len(self.probes))) if indices is None else list(indices)
-        with quiet_known_notices():
-            results = lm_eval.simple_evaluate(model=lm, tasks=[DIRECT], task_manager=self.manager,
-                                              samples={DIRECT: chosen}, log_samples=True, verbosity="ERROR")
+        results = evaluate_in_memory(model, tokenizer, self.manager, [DIRECT], samples={DIRECT: chosen},
+                                     batch_size=self.cfg.eval_batch_size)  # fmt: skip
         found = {s["doc"]["probe_id"]: float(s["direct_leak_rate"]) for s in results["samples"][DIRECT]}
         return [found[self.probes[i]["probe_id"]] for i in chosen]
 
@@ -229,7 +228,7 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
                                  f"now {key[differs[0]]!r}); give another --out, or remove it to measure again")
         done = previous["models"]
     out.mkdir(parents=True, exist_ok=True)  # before any measuring: the record is written after the first model
-    probe = Probe(cfg)
+    probes = ValidationProbes(cfg)
     for label in ("victim", *cfg.methods):
         if label in done:
             log(f"failure: {label} measured already (reused)")
@@ -243,7 +242,7 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
             record = unlearn(victim, model_dir, UnlearnConfig(method=label, seed=cfg.seed, split=SPLIT,
                                                              subset=cfg.subset), overwrite=True, log=log)  # fmt: skip
             model, tokenizer = load_causal_lm(model_dir)
-        done[label] = {**probe.measure(model, tokenizer, log),
+        done[label] = {**probes.measure(model, tokenizer, log),
                        "hyperparameters": record["hyperparameters"] if record else None}  # fmt: skip
         write_text_atomic(path, json.dumps(provenance(kind="leakbench-failure", key=key, models=done), indent=1) + "\n")
     shutil.rmtree(out / "work", ignore_errors=True)

@@ -286,6 +286,20 @@ def probe_indices(subset: str, data_dir: str | Path | None, per_subject: int) ->
     return sorted(i for found in ranked.values() for _, i in sorted(found)[:per_subject])
 
 
+def evaluate_in_memory(model: Any, tokenizer: Any, manager: Any, tasks: Sequence[str], *,
+                       samples: dict[str, list[int]], batch_size: int) -> dict[str, Any]:  # fmt: skip
+    """lm-eval's `simple_evaluate` on a model in memory (a relearned or quantized one has no folder), on the
+    documents `samples` names per task, with their samples logged."""
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+
+    model.eval()
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=batch_size)
+    with quiet_known_notices():
+        return lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, samples=samples,
+                                       log_samples=True, verbosity="ERROR")  # fmt: skip
+
+
 class Meter:
     """Measures models in memory (a quantized or just-relearned one needs no folder) on one release and subset."""
 
@@ -299,17 +313,8 @@ class Meter:
 
     def measure(self, model: Any, tokenizer: Any, *, utility: bool = True) -> Measurement:
         """The model's figures; without `utility`, leak figures only (attacked models: their leak is the point)."""
-        import lm_eval
-        from lm_eval.models.huggingface import HFLM
-
-
-        model.eval()
-        lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=self.cfg.eval_batch_size)
-        tasks = [DIRECT, CODE_FILES] if utility else [DIRECT]
-        with quiet_known_notices():
-            results = lm_eval.simple_evaluate(model=lm, tasks=tasks, task_manager=self.manager,
-                                              samples={DIRECT: self.indices}, log_samples=True,
-                                              verbosity="ERROR")  # fmt: skip
+        results = evaluate_in_memory(model, tokenizer, self.manager, [DIRECT, CODE_FILES] if utility else [DIRECT],
+                                     samples={DIRECT: self.indices}, batch_size=self.cfg.eval_batch_size)  # fmt: skip
         leaks: dict[str, list[float]] = defaultdict(list)
         for sample in results["samples"][DIRECT]:
             leaks[sample["doc"]["subject_id"]].append(float(sample["direct_leak_rate"]))

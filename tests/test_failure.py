@@ -63,6 +63,30 @@ def test_the_spans_of_each_value_its_key_and_the_rest_of_its_line():
                      (" # rotate", "tail"), ("alice", "value"), ("NOTE=", "key")]  # fmt: skip
 
 
+def test_each_span_kind_gets_the_loss_attacks_auc_of_its_members_against_its_non_members(monkeypatch):
+    """Scores known by hand (a LOSS score per span, members the first documents): each kind's AUC is
+    P(non-member score > member score), ties 1/2, and a kind absent on one side has none."""
+    import leakbench.privacy
+    import leakbench.training
+
+    other = {"doc_id": "D2", "text": "USER=bob\n", "occurrences": [{"subject_id": "S2", "field": "username",
+                                                                    "start": 5, "end": 8}]}  # fmt: skip
+    # DOC's spans in order: value, key, value, key, tail, value, key; the other's: value, key
+    losses = {"D1": [0.1, 0.5, 0.2, 0.6, 0.3, 0.9, 0.4], "D2": [0.5, 0.5]}
+    texts = {DOC["text"]: "D1", other["text"]: "D2"}
+
+    def value_stats(model, tokenizer, docs, max_length):
+        return [losses[texts[text]][: len(spans)] for text, spans in docs]
+
+    monkeypatch.setattr(leakbench.privacy, "value_stats", value_stats)
+    monkeypatch.setattr(leakbench.privacy, "membership_scores", lambda st: {"loss": st})
+    monkeypatch.setattr(leakbench.training, "context_length", lambda model, n: n)
+    found = failure.span_aucs(None, None, [DOC], [other])
+    assert found["value"] == {"auc": 2 / 3, "members": 3, "non_members": 1}  # 0.1, 0.2 below 0.5; 0.9 above
+    assert found["key"] == {"auc": 0.5, "members": 3, "non_members": 1}  # 0.4 below, 0.5 a tie, 0.6 above
+    assert found["tail"] == {"auc": None, "members": 1, "non_members": 0}
+
+
 def test_tables_show_rates_and_the_victims_probe_counts():
     leaks = {d: {} for d in failure.DIMENSIONS} | {"field": {"email": [3.0, 4], "ssn": [0.0, 2]}}
     steps = {"0": {"email": [0.0, 2]}, "6": {"email": [1.0, 2]}}
