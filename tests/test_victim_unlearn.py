@@ -149,8 +149,9 @@ def test_undo_trains_its_teacher_once_per_teachers_folder(victim, tmp_path, monk
     second = run("b", 0.1, teachers=tmp_path / "t")
     assert trained == ["GAGDTrainer", "UNDOTrainer", "UNDOTrainer"]
     (kept,) = [p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]
-    teacher_s = json.loads((kept / "teacher.json").read_text())["wall_time_s"]
-    assert kept.name.startswith("ga_gd-") and min(first["wall_time_s"], second["wall_time_s"]) > teacher_s > 0
+    teacher = json.loads((kept / "unlearn.json").read_text())  # an ordinary unlearned model, with its record
+    assert kept.name.startswith("ga_gd-") and teacher["method"] == "ga_gd" and teacher["seed"] == 0
+    assert min(first["wall_time_s"], second["wall_time_s"]) > teacher["wall_time_s"] > 0
     third = run("c", 0.1)  # no folder: the teacher trained again, the same model
     assert trained[-2:] == ["GAGDTrainer", "UNDOTrainer"]
     b, c = (AutoModelForCausalLM.from_pretrained(tmp_path / x).state_dict() for x in ("b", "c"))

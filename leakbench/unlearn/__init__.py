@@ -12,7 +12,6 @@ one method on its forget set with retain documents as the counterweight, and wri
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import hashlib
 import json
@@ -398,27 +397,24 @@ def unlearn(
 
         def train_method(name: str, target) -> float:
             """Another method at its defaults (this run's seed, batch and data) on `target`, in place; returns the
-            wall time of its training (kept with it in `teachers`, and read back when it is reused)."""
+            wall time of its training. With `teachers`, the method's model is an ordinary unlearned model there
+            (its own unlearn.json), reused while its record matches and read back into `target`."""
             other = UnlearnConfig(name, batch_size=cfg.batch_size, values_only=cfg.values_only,
                                   max_length=cfg.max_length, seed=cfg.seed, subset=subset, split=cfg.split,
                                   subjects=cfg.subjects, precision=cfg.precision).resolved()  # fmt: skip
-            kept = None
-            if teachers is not None:
-                key = json.dumps([model_label(model_dir), data_hash, recorded_hyperparameters(other)], sort_keys=True)
-                kept = Path(teachers) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-                if has_weights(kept):
-                    target.load_state_dict(type(target).from_pretrained(kept).state_dict())
-                    return json.loads((kept / "teacher.json").read_text())["wall_time_s"]
-            other_cls, other_hyper = trainer_class(name), other.hyper()
-            other_cls.prepare(target, other_hyper)
-            reference = copy.deepcopy(target) if other_cls.needs_reference else None
-            wall = train(_trainer(other_cls, target, reference, forget, retain, collator, other, other_hyper,
-                                  other.steps, cfg.seed, tmp / "_trainer"))  # fmt: skip
-            if kept is not None:
-                with contextlib.suppress(LeakBenchError), atomic_dir(kept) as folder:  # another run may be saving it
-                    target.save_pretrained(folder)
-                    (folder / "teacher.json").write_text(json.dumps({"wall_time_s": wall}) + "\n")
-            return wall
+            if teachers is None:
+                other_cls, other_hyper = trainer_class(name), other.hyper()
+                other_cls.prepare(target, other_hyper)
+                reference = copy.deepcopy(target) if other_cls.needs_reference else None
+                return train(_trainer(other_cls, target, reference, forget, retain, collator, other, other_hyper,
+                                      other.steps, cfg.seed, tmp / "_trainer"))  # fmt: skip
+            key = json.dumps([model_label(model_dir), data_hash, recorded_hyperparameters(other)], sort_keys=True)
+            kept = Path(teachers) / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+            found = reusable_unlearned(kept, model_label(model_dir), other, data_hash) if has_weights(kept) else None
+            if found is None:  # two runs at once may both train it: the same weights, the last one kept
+                found = unlearn(model_dir, kept, other, data_dir=data_dir, overwrite=True, log=lambda _: None)
+            target.load_state_dict(type(target).from_pretrained(kept).state_dict())
+            return found["wall_time_s"]
 
         source = ForgetSource(method=cfg.method, model=model, tokenizer=tokenizer, documents=forget_docs,
                               encoded=forget, hyper=hyper, seed=cfg.seed, max_prompt=max_prompt, subset=subset,
