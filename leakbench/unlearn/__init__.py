@@ -200,7 +200,7 @@ BUILTIN_METHODS: dict[str, Method] = {
     "undo": Method(_U + "undo:UNDOTrainer", "UNDO (unlearn, noise, distill)",
                    {"steps": 80, "lr": 1e-3, "retain_weight": 1.0, "teacher": "ga_gd", "noise": 0.1},
                    {"steps": _STEPS, "noise": (0.1, 0.3)}),
-    "sam_npo": Method(_U + "sam:SAMNPOTrainer", "sharpness-aware NPO",
+    "sam_npo": Method(_U + "sam_npo:SAMNPOTrainer", "sharpness-aware NPO",
                       {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1, "rho": 0.01},
                       {"steps": _STEPS, "rho": (0.01, 0.1)}),
 }  # fmt: skip
