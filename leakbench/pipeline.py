@@ -713,8 +713,13 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
 def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
     """FOLDER/summary.json (the record) and summary.md (the table, and the robustness table when there is one)."""
     StudySummary.parse(json.loads(json.dumps(summary)), str(folder / StudySummary.FILE)).write(folder)
+    write_text_atomic(folder / "summary.md", summary_markdown({**summary, "rows": rows}))
+
+
+def summary_markdown(summary: dict[str, Any]) -> str:
+    """summary.md: the study's table, then its robustness table when models were attacked."""
     attacks = study_robustness_table(summary)
-    write_text_atomic(folder / "summary.md", summary_table(rows) + (f"\n## Robustness\n\n{attacks}" if attacks else ""))
+    return summary_table(summary["rows"]) + (f"\n## Robustness\n\n{attacks}" if attacks else "")
 
 
 def study_robustness_table(summary: dict[str, Any]) -> str:

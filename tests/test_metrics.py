@@ -103,15 +103,14 @@ def test_the_committed_study_and_page_are_what_their_records_render():
 
     from leakbench.leaderboard.page import page_files
     from leakbench.leaderboard.publish import load_leaderboard
-    from leakbench.pipeline import _robustness_section, summarize, summary_table
+    from leakbench.pipeline import summarize, summary_markdown
 
     results = Path(__file__).resolve().parents[1] / "results"
     summary = json.loads((results / "summary.json").read_text())
     for name, row in summary["rows"].items():
         again = json.loads(json.dumps(summarize(row["runs"])))
         assert _close(again, row), name
-    md = summary_table(summary["rows"]) + _robustness_section(summary.get("robustness") or {})
-    assert (results / "summary.md").read_text() == md
+    assert (results / "summary.md").read_text() == summary_markdown(summary)
     board = load_leaderboard(results / "leaderboard.json")
     for path, text in page_files(board, results / "index.html").items():
         assert path.read_text() == text, path.name
