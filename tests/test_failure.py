@@ -98,6 +98,30 @@ def test_tables_show_rates_and_the_victims_probe_counts():
     assert "| email | 0.0% | 50.0% |" in lines
 
 
+def test_each_verdict_goes_back_to_the_probe_it_was_asked_for(monkeypatch):
+    """lm-eval's document i of the validation task is probe i of the study, and `leaks` returns the verdicts in
+    the order asked for, whatever order lm-eval logs its samples in."""
+    from leakbench.harness import direct_probes
+
+    cfg = failure.FailureConfig(limit=12)
+    probes = failure.ValidationProbes(cfg)
+    rows = direct_probes(ner=None, subset="mini", split=failure.SPLIT)["test"]
+    assert [rows[i]["probe_id"] for i in range(12)] == [p["probe_id"] for p in probes.probes]
+    leaking = {probes.probes[i]["probe_id"] for i in (2, 7)}  # the known answer: these two leak, the rest do not
+    asked: list[list[int]] = []
+
+    def scripted(model, tokenizer, manager, tasks, *, samples, batch_size):
+        asked.append(samples[failure.DIRECT])
+        logged = [{"doc": rows[i], "direct_leak_rate": float(rows[i]["probe_id"] in leaking)}
+                  for i in samples[failure.DIRECT]]  # fmt: skip
+        return {"samples": {failure.DIRECT: logged[::-1]}}  # lm-eval's order is not the order asked for
+
+    monkeypatch.setattr(failure, "evaluate_in_memory", scripted)
+    assert probes.leaks(None, None) == [0.0, 0.0, 1.0] + [0.0] * 4 + [1.0] + [0.0] * 4
+    assert probes.leaks(None, None, [7, 3, 2]) == [1.0, 0.0, 1.0]
+    assert asked == [list(range(12)), [7, 3, 2]]
+
+
 def test_a_small_run_on_the_toy_victims_validation_subjects(toy_victims, tmp_path):
     cfg = failure.FailureConfig(methods=("ga",), relearn_steps=(2,), limit=40)
     record = failure.run(toy_victims["victim"], tmp_path, cfg, log=lambda m: None)
