@@ -91,6 +91,11 @@ console = Console()
 err_console = Console(stderr=True)
 
 
+def say(message: str) -> None:
+    """A verb's progress line, printed as written: "[victim 2/3]" or a path in brackets is not rich markup."""
+    console.print(message, markup=False)
+
+
 # Help texts list what the registries hold (outside packages' entries by name: their declarations load on use).
 def _using(param: str) -> str:
     """The built-in methods that read a hyper-parameter."""
@@ -105,7 +110,7 @@ _ATTACK_TITLES = "; ".join(ATTACKS[a].title for a in AXES)
 
 def _version(value: bool) -> None:
     if value:
-        console.print(f"leakbench {__version__}")
+        say(f"leakbench {__version__}")
         raise typer.Exit()
 
 
@@ -150,7 +155,7 @@ def data_build(
         f"{c['retain']['full']} retain documents, {c['probes']['full']} probes"
     )
     if "answerability" in manifest:
-        console.print(f"dropped {manifest['answerability']['dropped_probes']['full']} unanswerable probes")
+        say(f"dropped {manifest['answerability']['dropped_probes']['full']} unanswerable probes")
 
 
 @data_app.command("verify")
@@ -167,7 +172,7 @@ def data_verify(
         for problem in problems:
             err_console.print(f"[red]✗[/red] {escape(problem)}", highlight=False, soft_wrap=True)
         raise LeakBenchError(f"{root}: {len(problems)} problem(s) found")
-    console.print(f"[green]✓[/green] {root}: hashes, schema, safety rules and invariants all hold")
+    console.print(f"[green]✓[/green] {escape(str(root))}: hashes, schema, safety rules and invariants all hold")
 
 
 @data_app.command("export")
@@ -186,7 +191,7 @@ def data_export(
         for src in sorted(root.iterdir()):
             if src.suffix in (".jsonl", ".json"):
                 shutil.copyfile(src, tmp / src.name)
-    console.print(f"exported release {release} to {out}")
+    say(f"exported release {release} to {out}")
 
 
 @data_app.command("stats")
@@ -236,7 +241,7 @@ def score_cmd(
     for message in errors:
         err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, soft_wrap=True)
     summary = ", ".join(f"{counts.get(k, 0)} {k}" for k in ("direct", "indirect", "none"))
-    console.print(f"wrote {dst}: {summary} (NER engine: {engine})")
+    say(f"wrote {dst}: {summary} (NER engine: {engine})")
     if errors:
         raise LeakBenchError(f"{src}: {len(errors)} malformed row(s) (marked with `error` in {dst})")
 
@@ -263,7 +268,7 @@ def base_build(
     cfg = BaseConfig(tokens=tokens, hidden=hidden, layers=layers, heads=heads, vocab_size=vocab_size, block=block,
                      batch_size=batch_size, lr=lr, warmup_steps=warmup_steps, corpus_chars=corpus_chars,
                      seed=seed)  # fmt: skip
-    build_base(out, cfg, overwrite=overwrite, log=console.print)
+    build_base(out, cfg, overwrite=overwrite, log=say)
 
 
 @victim_app.command("build")
@@ -303,7 +308,7 @@ def victim_build(
     changes = {k: v for k, v in (("epochs", epochs), ("mix", mix), ("lr", lr), ("lora_rank", lora_rank))
                if v is not None}  # fmt: skip
     cfg = VictimConfig(subset=subset, base=base, oracle=oracle, lora=lora, seed=seed, **changes)
-    build_victim(out, cfg, data_dir=data_dir, overwrite=overwrite, from_scratch=from_scratch, log=console.print)
+    build_victim(out, cfg, data_dir=data_dir, overwrite=overwrite, from_scratch=from_scratch, log=say)
 
 
 def _check_lora(lora: bool, lora_rank: int | None) -> None:
@@ -359,7 +364,7 @@ def unlearn_cmd(
         seed=seed,
         subset=subset,
     )
-    unlearn(model, out, cfg, data_dir=data_dir, overwrite=overwrite, log=console.print)
+    unlearn(model, out, cfg, data_dir=data_dir, overwrite=overwrite, log=say)
 
 
 @app.command("sweep")
@@ -391,9 +396,9 @@ def sweep_cmd(
             raise LeakBenchError(f"no shipped victim for the {subset} subset (or its weights fail their sha256 "
                                  "check); pass --model, or reinstall leakbench")  # fmt: skip
         model = str(found)
-    summary = run_sweep(model, out, chosen, subset=subset, seeds=seeds, jobs=jobs, log=console.print)
+    summary = run_sweep(model, out, chosen, subset=subset, seeds=seeds, jobs=jobs, log=say)
     for method, row in summary["methods"].items():
-        console.print(f"{method}: {row['chosen']['hyperparameters']} ({row['rule']}); front: {', '.join(row['front'])}")
+        say(f"{method}: {row['chosen']['hyperparameters']} ({row['rule']}); front: {', '.join(row['front'])}")
 
 
 @app.command("privacy")
@@ -434,12 +439,12 @@ def privacy_cmd(
     if out.exists() and not overwrite:
         raise LeakBenchError(f"{out}: exists; pass --overwrite to replace it")
     ref = read_record(reference, "--reference") if reference is not None else None
-    record = measure(model, cfg, reference=ref, device=device, log=console.print)
+    record = measure(model, cfg, reference=ref, device=device, log=say)
     PrivacyRecord.parse(record, str(out)).write_file(out)
     m = record["metrics"]
     line = ", ".join(f"{spec.label} {spec.show(m[spec.key])}" for spec in METRICS
                      if spec.study and spec.sources[0][0] == PRIVACY and m.get(spec.key) is not None)  # fmt: skip
-    console.print(f"{line}; wrote {out} in {record['wall_time_s']} s")
+    say(f"{line}; wrote {out} in {record['wall_time_s']} s")
 
 
 def headline(rows: dict[str, dict[str, Any]]) -> Table:
@@ -548,8 +553,8 @@ def merge_cmd(
     (refused when their victim or oracle rows, subset or seeds differ)."""
 
     merged = merge_summaries(studies, out)
-    console.print(f"wrote {out / 'summary.json'} and summary.md: {len(merged['rows'])} rows from {len(studies)} "
-                  "studies")  # fmt: skip
+    say(f"wrote {out / 'summary.json'} and summary.md: {len(merged['rows'])} rows from {len(studies)} "
+        "studies")  # fmt: skip
 
 
 @app.command("run")
@@ -643,15 +648,15 @@ def run_cmd(
         publish=not no_publish,
         publish_to=publish_to,
     )
-    summary = run_study(cfg, log=console.print)
+    summary = run_study(cfg, log=say)
     console.print(headline(summary["rows"]))
-    console.print(f"study finished in {summary['wall_time_s']:.0f}s; the full table ({len(table(summary['rows'])[0])} "
-                  f"columns) is {out / 'summary.md'}, the record {out / 'summary.json'}")
+    say(f"study finished in {summary['wall_time_s']:.0f}s; the full table ({len(table(summary['rows'])[0])} "
+        f"columns) is {out / 'summary.md'}, the record {out / 'summary.json'}")
     if summary.get("robustness"):
         _print_robustness(summary)
     if cfg.publish:
         board = cfg.publish_to or cfg.out
-        console.print(f"leaderboard: {board / 'leaderboard.json'}; page: {board / 'index.html'}")
+        say(f"leaderboard: {board / 'leaderboard.json'}; page: {board / 'index.html'}")
 
 
 def _items(text: str) -> tuple[str, ...]:
@@ -710,9 +715,9 @@ def robustness_cmd(
                            sizes=numbers("--sizes", sizes, float), probes=probes, seed=seed,
                            options=parse_params(option or [], "--option"))  # fmt: skip
     summary = add_robustness(study, cfg, methods=_items(methods) if methods else None, model=model, oracle=oracle,
-                             data_dir=data_dir, ner=ner, log=console.print)  # fmt: skip
+                             data_dir=data_dir, ner=ner, log=say)  # fmt: skip
     _print_robustness(summary)
-    console.print(f"wrote {study / 'summary.json'}, {study / 'summary.md'} and robustness.json in each run folder")
+    say(f"wrote {study / 'summary.json'}, {study / 'summary.md'} and robustness.json in each run folder")
 
 
 @app.command("tasks-path")

@@ -690,7 +690,8 @@ class Study:
         )  # fmt: skip
 
     def write(self) -> None:
-        summary = self.summary()
+        """OUT/summary.json and summary.md of what is measured so far (`complete`: False)."""
+        summary = self.summary(complete=False)
         write_summary(self.out, summary, summary["rows"])
 
 
@@ -707,6 +708,8 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         runs = study.measure_stage(pair)
         if cfg.robustness:  # every unlearned model of the pair, while its weights are here
             study.robustness_stage(pair, runs)
+        if v + 1 < cfg.victim_seeds:  # a run split across sessions shows the victim seeds it has measured
+            study.write()
     return study.publish_stage()
 
 
@@ -717,9 +720,15 @@ def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[st
 
 
 def summary_markdown(summary: dict[str, Any]) -> str:
-    """summary.md: the study's table, then its robustness table when models were attacked."""
+    """summary.md: the study's table, then its robustness table when models were attacked; a study under way says
+    how many of its victim seeds the rows hold."""
     attacks = study_robustness_table(summary)
-    return summary_table(summary["rows"]) + (f"\n## Robustness\n\n{attacks}" if attacks else "")
+    partial = ""
+    if not summary.get("complete", True):
+        done = len({run.get("victim_seed") for run in summary["rows"].get("victim", {}).get("runs", [])})
+        partial = (f"Under way: the rows hold {done} of {summary['victim_seeds']} victim seeds (the study writes "
+                   "this after each).\n\n")
+    return partial + summary_table(summary["rows"]) + (f"\n## Robustness\n\n{attacks}" if attacks else "")
 
 
 def study_robustness_table(summary: dict[str, Any]) -> str:

@@ -449,6 +449,9 @@ class StudySummary(Record):
     methods: list[str]
     seeds: int
     victim_seeds: int
+    # False while `leakbench run` is under way: the rows hold the victim seeds measured so far (written after
+    # each, so that a run split across sessions shows what it has)
+    complete: bool = True
     jobs: int | None = None  # models measured at once (worker processes)
     ner: str | None = None
     utility: list[str] = Field(default_factory=list)

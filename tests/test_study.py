@@ -399,3 +399,46 @@ def test_the_beyond_greedy_tasks_take_a_fixed_evenly_spaced_probe_sample(tmp_pat
     flat = flat_metrics(lambda task, name: result(results, task, name))
     assert flat["leak_at_10"] == 0.25 and "leak_at_5" not in flat and "reconstruction_acc" not in flat
     assert flat["direct_leak_rate"] is None  # a study row, measured or not, is always there
+
+
+def test_a_study_under_way_writes_the_victim_seeds_it_has_measured(tmp_path, monkeypatch):
+    """A reference run split across sessions: after each victim seed the summary holds what is measured, marked
+    as under way, and a stop before the next pair keeps it."""
+    from leakbench.pipeline import Measured, Pair, Study
+
+    runs = {"victim": "victim-v0", "oracle": "oracle-v0", "ga_gd": "ga_gd-v0-s0"}  # the committed reference run's
+    figures = {row: RunRecord.model_validate(json.loads((RESULTS / "reference" / "runs" / label / "run.json")
+               .read_text())).metrics for row, label in runs.items()}  # fmt: skip
+
+    def models_stage(self, v):
+        if v == 1:
+            raise KeyboardInterrupt  # the session ends while the second pair is built
+        return Pair(tmp_path / "victim-v0", tmp_path / "oracle-v0", "victim", "victim/oracle", {"seed": 0}, "-v0")
+
+    def measure_stage(self, pair):
+        refs = Measured(figures["victim"], figures["oracle"], None)
+        self._add("victim", "victim-v0", 0, refs.victim, refs)
+        self._add("oracle", "oracle-v0", 0, refs.oracle, refs)
+        self._add("ga_gd", "ga_gd-v0", 0, figures["ga_gd"], refs)
+        return {"ga_gd-v0": "ga_gd"}
+
+    monkeypatch.setattr(Study, "models_stage", models_stage)
+    monkeypatch.setattr(Study, "measure_stage", measure_stage)
+    cfg = StudyConfig(out=tmp_path / "study", methods=("ga_gd",), victim_seeds=3, utility=(), publish=False)
+    with pytest.raises(KeyboardInterrupt):
+        run_study(cfg, log=lambda m: None)
+    summary = json.loads((tmp_path / "study" / "summary.json").read_text())
+    assert summary["complete"] is False and summary["victim_seeds"] == 3 and list(summary["rows"]) == [
+        "victim", "oracle", "ga_gd"]  # fmt: skip
+    assert summary["rows"]["ga_gd"]["metrics"]["direct_leak_rate"] == figures["ga_gd"]["direct_leak_rate"]
+    md = (tmp_path / "study" / "summary.md").read_text()
+    assert md.startswith("Under way: the rows hold 1 of 3 victim seeds") and "| ga_gd |" in md
+
+
+def test_progress_lines_print_as_written(capsys):
+    """The study's step marks are not rich markup (rich would swallow "[victim 2/3]" as a style)."""
+    from leakbench.cli import say
+
+    line = "[2] [victim 2/3] measuring 14 models; their logs in /tmp/[x]/logs"
+    say(line)
+    assert capsys.readouterr().out.split() == line.split()
