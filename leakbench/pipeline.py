@@ -541,9 +541,13 @@ class Study:
             jobs, found, unlearned, todo = self.pending(pair)  # by the labels of the weights built again
         todo = measure_order(todo)
         n_methods = sum(j.method is not None for j in todo)
-        self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first), in this order: "
-                 f"{', '.join(j.label for j in todo)}, in {self.jobs} worker process{'es' if self.jobs > 1 else ''}"
-                 + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
+        if not todo:
+            self.log(f"[2] {self._step(pair)}every model measured already with these settings")
+        else:
+            self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first), in this "
+                     f"order: {', '.join(j.label for j in todo)}, in {self.jobs} worker "
+                     f"process{'es' if self.jobs > 1 else ''}"
+                     + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
         bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None,
                       probe_sample(cfg))  # fmt: skip
         threads = max(1, default_workers() // self.jobs)
