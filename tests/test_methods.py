@@ -167,6 +167,30 @@ def test_sharpness_aware_npo_takes_the_forget_gradient_at_the_perturbed_weights(
     assert not torch.allclose(forget_grad, g)  # the perturbation changed the gradient
 
 
+def test_sharpness_aware_steps_need_a_loss_split_into_forget_and_retain():
+    from leakbench.records import LeakBenchError
+    from leakbench.unlearn import trainer_class
+    from leakbench.unlearn.trainer import UnlearningTrainer
+
+    split = {m: trainer_class(m).splits_its_loss() for m in ("ga", "ga_gd", "ga_kl", "npo", "simnpo", "sam_npo",
+                                                               "span", "rmu", "dpo", "plum", "undo")}  # fmt: skip
+    assert [m for m, yes in split.items() if yes] == ["ga", "ga_gd", "ga_kl", "npo", "simnpo", "sam_npo"]
+    inputs = {"forget": batch([SEQ]), "retain": batch([RETAIN])}
+    for method in ("ga_gd", "npo"):  # the loss is the sum of its two terms
+        t = trainer(method, beta=0.5, retain_weight=0.5)
+        model = Bigram(A)
+        assert t.unlearning_loss(model, inputs).item() == pytest.approx(
+            t.forget_loss(model, inputs).item() + t.retain_loss(model, inputs).item())  # fmt: skip
+
+    class Whole(UnlearningTrainer):
+        def unlearning_loss(self, model, inputs):
+            return -self.nll(model, inputs["forget"])
+
+    with pytest.raises(LeakBenchError, match=r"Whole: `rho` \(sharpness-aware steps\) needs a loss split into "
+                                             "forget_loss and retain_loss"):  # fmt: skip
+        Whole(hyper={"rho": 0.1})  # refused before any Trainer set-up
+
+
 class _Table(Bigram):
     """A Bigram over a given tensor (so a test can differentiate with respect to it)."""
 

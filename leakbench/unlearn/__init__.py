@@ -101,7 +101,7 @@ PARAMS: dict[str, Param] = {
     "teacher": Param(str, choices=("ga_gd", "ga_kl", "npo", "simnpo"),
                      help="UNDO: the method (at its defaults) that unlearns the teacher"),
     "noise": Param(maximum=1.0, help="UNDO: alpha, how far the student is shrunk toward a fresh initialisation"),
-    "rho": Param(help="sharpness-aware NPO: the radius of the weight perturbation"),
+    "rho": Param(help="sharpness-aware steps (a method whose loss is forget + retain): the perturbation radius"),
     "fallback": Param(str, choices=("redaction", "decoy"),
                       help="PLUM: the chosen side where no sample is clean (the redaction, or a same-type decoy)"),
 }
@@ -200,7 +200,7 @@ BUILTIN_METHODS: dict[str, Method] = {
     "undo": Method(_U + "undo:UNDOTrainer", "UNDO (unlearn, noise, distill)",
                    {"steps": 80, "lr": 1e-3, "retain_weight": 1.0, "teacher": "ga_gd", "noise": 0.1},
                    {"steps": _STEPS, "noise": (0.1, 0.3)}),
-    "sam_npo": Method(_U + "sam_npo:SAMNPOTrainer", "sharpness-aware NPO",
+    "sam_npo": Method(_U + "npo:NPOTrainer", "sharpness-aware NPO",
                       {"steps": 40, "lr": 5e-4, "retain_weight": 1.0, "beta": 0.1, "rho": 0.01},
                       {"steps": _STEPS, "rho": (0.01, 0.1)}),
 }  # fmt: skip

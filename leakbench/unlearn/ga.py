@@ -6,5 +6,5 @@ from leakbench.unlearn.trainer import UnlearningTrainer
 class GATrainer(UnlearningTrainer):
     method = "ga"
 
-    def unlearning_loss(self, model, inputs):
+    def forget_loss(self, model, inputs):
         return -self.nll(model, inputs["forget"])

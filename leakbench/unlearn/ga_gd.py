@@ -6,5 +6,8 @@ from leakbench.unlearn.trainer import UnlearningTrainer
 class GAGDTrainer(UnlearningTrainer):
     method = "ga_gd"
 
-    def unlearning_loss(self, model, inputs):
-        return -self.nll(model, inputs["forget"]) + self.retain_nll(model, inputs)
+    def forget_loss(self, model, inputs):
+        return -self.nll(model, inputs["forget"])
+
+    def retain_loss(self, model, inputs):
+        return self.retain_nll(model, inputs)

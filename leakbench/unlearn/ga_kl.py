@@ -7,5 +7,8 @@ class GAKLTrainer(UnlearningTrainer):
     method = "ga_kl"
     needs_reference = True
 
-    def unlearning_loss(self, model, inputs):
-        return -self.nll(model, inputs["forget"]) + self.retain_kl(model, inputs)
+    def forget_loss(self, model, inputs):
+        return -self.nll(model, inputs["forget"])
+
+    def retain_loss(self, model, inputs):
+        return self.retain_kl(model, inputs)

@@ -17,5 +17,5 @@ class NPOTrainer(UnlearningTrainer):
         ref_logp, _ = self.reference(lambda m: sequence_logprob(m, forget))
         return npo_loss(logp - ref_logp, self.hyper["beta"])
 
-    def unlearning_loss(self, model, inputs):
-        return self.forget_loss(model, inputs) + self.retain_nll(model, inputs)
+    def retain_loss(self, model, inputs):
+        return self.retain_nll(model, inputs)

@@ -17,6 +17,9 @@ def simnpo_loss(logp, lengths, beta: float, margin: float):
 class SimNPOTrainer(UnlearningTrainer):
     method = "simnpo"
 
-    def unlearning_loss(self, model, inputs):
+    def forget_loss(self, model, inputs):
         logp, lengths = sequence_logprob(model, inputs["forget"])
-        return simnpo_loss(logp, lengths, self.hyper["beta"], self.hyper["margin"]) + self.retain_nll(model, inputs)
+        return simnpo_loss(logp, lengths, self.hyper["beta"], self.hyper["margin"])
+
+    def retain_loss(self, model, inputs):
+        return self.retain_nll(model, inputs)

@@ -1,4 +1,6 @@
-"""The shared unlearning trainer: one Hugging Face `Trainer` subclass; each method overrides `unlearning_loss`.
+"""The shared unlearning trainer: one Hugging Face `Trainer` subclass. A method whose loss is a forget term plus a
+retain term overrides `forget_loss` and `retain_loss` (and then takes sharpness-aware steps when its hyper-parameters
+hold `rho`); any other overrides `unlearning_loss`.
 
 Batches are nested, as in OpenUnlearning: `inputs["forget"]` and `inputs["retain"]`, each a dict of tensors
 (`input_ids`, `attention_mask`, `labels`, `value_mask`); preference methods' forget side holds
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from transformers import Trainer
 
 from leakbench.corpus import IGNORE, Example, collate
+from leakbench.records import LeakBenchError
 
 
 @dataclass
@@ -150,6 +153,9 @@ class UnlearningTrainer(Trainer):
         """Adjust the model before training (RMU: freeze all but the layers it trains); default: nothing."""
 
     def __init__(self, *args: Any, ref_model=None, hyper: dict[str, Any] | None = None, **kwargs: Any):
+        if (hyper or {}).get("rho") and not self.splits_its_loss():
+            raise LeakBenchError(f"{type(self).__name__}: `rho` (sharpness-aware steps) needs a loss split into "
+                                 "forget_loss and retain_loss; this trainer overrides unlearning_loss")  # fmt: skip
         super().__init__(*args, **kwargs)
         self.hyper = dict(hyper or {})
         self.ref_model = self._prepare_reference(ref_model) if ref_model is not None else None
@@ -211,4 +217,59 @@ class UnlearningTrainer(Trainer):
         return (loss, None) if return_outputs else loss
 
     def unlearning_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        return self.forget_loss(model, inputs) + self.retain_loss(model, inputs)
+
+    def forget_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
         raise NotImplementedError
+
+    def retain_loss(self, model, inputs: dict[str, Any]) -> torch.Tensor:
+        return torch.zeros((), device=self.args.device)
+
+    @classmethod
+    def splits_its_loss(cls) -> bool:
+        """Whether the method's loss is `forget_loss` + `retain_loss` (what a sharpness-aware step needs)."""
+        return cls.forget_loss is not UnlearningTrainer.forget_loss and \
+            cls.unlearning_loss is UnlearningTrainer.unlearning_loss  # fmt: skip
+
+    def training_step(self, model, inputs, num_items_in_batch=None) -> torch.Tensor:
+        if not self.hyper.get("rho"):
+            return super().training_step(model, inputs, num_items_in_batch)
+        return self.sharpness_aware_step(model, inputs)
+
+    def sharpness_aware_step(self, model, inputs) -> torch.Tensor:
+        """Sharpness-aware unlearning (Fan et al. 2025, "Towards LLM Unlearning Resilient to Relearning Attacks: A
+        Sharpness-Aware Minimization Perspective and Beyond", arXiv 2502.05374): the forget loss minimized at its
+        worst point within a ball of radius `rho` around the weights, so that a small fine-tuning step (a
+        relearning attack) cannot bring it back down; the retain loss at the weights themselves:
+
+        min_theta  L_forget(theta + rho * g / ||g||) + L_retain(theta),   g = grad L_forget(theta)
+
+        The retain gradient at theta, the ascent direction g (one extra forward and backward), the forget
+        gradient at the perturbed weights, then the weights restored exactly before the optimizer step."""
+        model.train()
+        if callable(getattr(getattr(self, "optimizer", None), "train", None)):  # as Trainer's step (schedule-free)
+            self.optimizer.train()
+        inputs = self._prepare_inputs(inputs)
+        scale = 1.0 / getattr(self, "current_gradient_accumulation_steps", self.args.gradient_accumulation_steps)
+        params = [p for p in model.parameters() if p.requires_grad]
+        with self.accelerator.no_sync(model):  # one gradient sync per step: after the perturbed forget pass
+            retain = self.retain_loss(model, inputs)
+            if retain.requires_grad:
+                self.accelerator.backward(retain * scale)
+            grads = torch.autograd.grad(self.forget_loss(model, inputs), params, allow_unused=True)
+        if self.args.world_size > 1:  # the global batch's ascent direction, as one process would compute it
+            grads = tuple(None if g is None else self.accelerator.reduce(g, reduction="mean") for g in grads)
+        present = [g for g in grads if g is not None]
+        saved = [p.detach().clone() for p in params]  # restored exactly, not by subtracting the shift back
+        if present:
+            norm = torch.sqrt(sum((g.float() ** 2).sum() for g in present))
+            with torch.no_grad():
+                for p, g in zip(params, grads, strict=True):
+                    if g is not None:
+                        p.add_(g, alpha=self.hyper["rho"] / (norm.item() + 1e-12))
+        forget = self.forget_loss(model, inputs)
+        self.accelerator.backward(forget * scale)
+        with torch.no_grad():
+            for p, kept in zip(params, saved, strict=True):
+                p.copy_(kept)
+        return (forget + retain).detach() * scale
