@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -39,7 +38,6 @@ from leakbench.records import (
     check_output,
     model_label,
     provenance,
-    write_text_atomic,
 )
 from leakbench.robustness import (
     RobustnessConfig,
@@ -49,15 +47,15 @@ from leakbench.robustness import (
     relearn_split,
     subject_groups,
 )
+from leakbench.schemas import FailureLeaks, FailureRecord, FailureSpans
 
 SPLIT = "validation_forget"  # unlearned, probed and relearned: the validation subjects only
 HOLDOUT = "validation_holdout"  # their never-trained counterparts: the membership attack's non-members
-DIMENSIONS = ("field", "template", "variant", "position", "mention")
-SPANS = ("value", "key", "tail")  # the value's tokens, its line before it, its line after it
+DIMENSIONS = tuple(FailureLeaks.model_fields)  # field, template, variant, position, mention
+SPANS = tuple(FailureSpans.model_fields)  # value, key, tail: the value's tokens, its line before it, after it
 POSITIONS = ("first third", "middle third", "last third")  # of the document, where the value starts
 ORDER = (*FIELDS, *POSITIONS)  # the tables list fields and positions in this order, the rest alphabetically
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo", "undo", "sam_npo")
-FILE = "failure.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,11 +215,11 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
     check_methods(cfg.methods)
     check_number("--seed", cfg.seed, integer=True, allow_zero=True)  # before any measuring
     out = check_output(out, kind="directory")
-    path = out / FILE
+    path = out / FailureRecord.FILE
     key = study_key(victim, cfg)
     done: dict[str, Any] = {}
     if path.is_file():
-        previous = read_record(path)
+        previous = FailureRecord.read(path).dump()
         differs = [k for k in key if previous["key"].get(k) != key[k]]
         if differs:
             raise LeakBenchError(f"{path}: measured with another {differs[0]} ({previous['key'].get(differs[0])!r}, "
@@ -244,27 +242,9 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
             model, tokenizer = load_causal_lm(model_dir)
         done[label] = {**probes.measure(model, tokenizer, log),
                        "hyperparameters": record["hyperparameters"] if record else None}  # fmt: skip
-        write_text_atomic(path, json.dumps(provenance(kind="leakbench-failure", key=key, models=done), indent=1) + "\n")
+        FailureRecord(**provenance(key=key, models=done)).write(out)
     shutil.rmtree(out / "work", ignore_errors=True)
-    return json.loads(path.read_text())
-
-
-def read_record(path: str | Path) -> dict[str, Any]:
-    """A failure.json, checked enough to print or resume from; a clear error naming the file otherwise."""
-    try:
-        record = json.loads(Path(path).read_text("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise LeakBenchError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(record, dict) or record.get("kind") != "leakbench-failure" or \
-            not isinstance(record.get("models"), dict) or not isinstance(record.get("key"), dict):  # fmt: skip
-        raise LeakBenchError(f"{path}: not a failure study record (python -m leakbench.failure --out DIR writes one)")
-    for name, m in record["models"].items():
-        parts = (m.get("leaks"), m.get("spans"), (m.get("relearning") or {}).get("steps")) if isinstance(m, dict) \
-            else (None,)  # fmt: skip
-        if not all(isinstance(x, dict) for x in parts) or set(DIMENSIONS) - set(parts[0]) or set(SPANS) - set(parts[1]):
-            raise LeakBenchError(f"{path}: models.{name}: not a measured model (leaks by {', '.join(DIMENSIONS)}; "
-                                 f"spans {', '.join(SPANS)}; relearning.steps)")  # fmt: skip
-    return record
+    return FailureRecord.read(path).dump()
 
 
 # --- the tables -------------------------------------------------------------------------------------------------
@@ -314,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
         if (args.record is None) == (args.out is None):
             raise UsageError("give a failure.json to print, or --out DIR to measure")
         if args.record is not None:
-            print(tables(read_record(args.record)))
+            print(tables(FailureRecord.read(args.record).dump()))
             return 0
         victim = args.model
         if victim is None:

@@ -484,6 +484,59 @@ class SweepRecord(Record):
     wall_time_s: float
 
 
+Cells = dict[str, tuple[float, int]]  # value -> [leaks, probes]: a rate is their ratio
+
+
+class FailureLeaks(Part):
+    """Greedy direct leaks of the validation probes, by each dimension of the breakdown (its fields, in order)."""
+
+    field: Cells
+    template: Cells
+    variant: Cells  # the document up to the value (full) or its last line (short)
+    position: Cells  # the third of the document where the value starts
+    mention: Cells  # the value's first appearance in its document, or a repeat
+
+
+class SpanAUC(Part):
+    auc: float | None  # None where a side has no span of this kind
+    members: int
+    non_members: int
+
+
+class FailureSpans(Part):
+    """The LOSS attack's AUC on each kind of span of a value occurrence (its fields, in order)."""
+
+    value: SpanAUC  # the value's own tokens
+    key: SpanAUC  # the text of its line before it (`DB_PASSWORD=`)
+    tail: SpanAUC  # the rest of its line after it
+
+
+class FailureRelearning(Part):
+    slice: list[str]  # the subjects whose documents the attack fine-tunes on
+    evaluated: list[str]  # the other subjects, whose full probes are measured
+    steps: dict[str, Cells]  # relearning steps ("0": before) -> direct leaks by field
+
+
+class FailureModel(Part):
+    direct_leak_rate: float | None
+    leaks: FailureLeaks
+    spans: FailureSpans
+    relearning: FailureRelearning
+    hyperparameters: dict[str, Any] | None  # None for the victim
+
+
+class FailureRecord(Record):
+    """`failure.json` (`python -m leakbench.failure`): where unlearning fails, on the validation subjects."""
+
+    FILE: ClassVar[str] = "failure.json"
+    TITLE: ClassVar[str] = "failure study record"
+    KIND: ClassVar[str] = "leakbench-failure"
+    SORTED: ClassVar[bool] = False  # the models' order is the tables'
+    kind: Literal["leakbench-failure"] = "leakbench-failure"
+    key: dict[str, Any]  # what the figures depend on (`leakbench.failure.study_key`): a run made otherwise is refused
+    models: dict[str, FailureModel]
+
+
 MODEL_RECORDS = (VictimRecord, UnlearnRecord)  # what LeakBench writes beside the weights it trains
 
 # In a run folder while `leakbench run` (re)evaluates it, removed once its run.json is written: a folder still holding
@@ -511,4 +564,4 @@ def check_release(record: dict[str, Any], release_hash: str, model_dir: str | os
 
 
 RECORDS: tuple[type[Record], ...] = (BaseModelRecord, VictimRecord, UnlearnRecord, UtilityRecord, PrivacyRecord,
-                                     RobustnessRecord, RunRecord, StudySummary, SweepRecord)  # fmt: skip
+                                     RobustnessRecord, RunRecord, StudySummary, SweepRecord, FailureRecord)  # fmt: skip

@@ -155,10 +155,12 @@ def test_a_bad_record_or_output_is_refused_with_one_line_naming_it(tmp_path, cap
     assert failure.main([]) == 2
     assert failure.main([str(tmp_path / "partial.json")]) == 1
     errors = capsys.readouterr().err.splitlines()
-    assert errors[0].startswith(f"error: {tmp_path / 'broken.json'}: not JSON")
-    assert errors[1] == f"error: {tmp_path / 'other.json'}: not a failure study record (python -m leakbench.failure " \
-                        "--out DIR writes one)"  # fmt: skip
+    assert errors[0].startswith(f"error: {tmp_path / 'broken.json'}: corrupt or truncated JSON, not a LeakBench "
+                                "failure study record")  # fmt: skip
+    assert errors[1] == f"error: {tmp_path / 'other.json'}: not a LeakBench failure study record (kind " \
+                        "'leakbench-sweep', expected 'leakbench-failure')"  # fmt: skip
     assert errors[2] == f"error: {tmp_path / 'file' / 'out'}: cannot be created, {tmp_path / 'file'} is a file, " \
                         "not a directory"  # fmt: skip
     assert errors[3] == "error: give a failure.json to print, or --out DIR to measure"
-    assert errors[4].startswith(f"error: {tmp_path / 'partial.json'}: models.ga: not a measured model (leaks by field")
+    assert errors[4] == f"error: {tmp_path / 'partial.json'}: not a LeakBench failure study record " \
+                        "(models.ga.direct_leak_rate: Field required)"  # fmt: skip

@@ -13,6 +13,7 @@ from leakbench.records import LeakBenchError
 from leakbench.schemas import (
     RECORDS,
     BaseModelRecord,
+    FailureRecord,
     PrivacyRecord,
     RobustnessRecord,
     RunRecord,
@@ -34,6 +35,9 @@ def test_the_committed_records_load_through_the_migration():
     assert summary.schema_version == "1" and list(summary.rows)[:2] == ["victim", "oracle"]
     assert summary.robustness and all(isinstance(r, RobustnessRecord) for r in summary.robustness.values())
     assert BaseModelRecord.read(ROOT / "leakbench" / "models" / "base").parameters > 1_000_000
+    failure = FailureRecord.read(ROOT / "results" / "failure")  # written before it was typed: the same content
+    assert next(iter(failure.models)) == "victim" and failure.dump()["models"] == json.loads(
+        (ROOT / "results" / "failure" / "failure.json").read_text())["models"]  # fmt: skip
 
 
 def test_a_record_round_trips_and_keeps_its_fields(tmp_path):
