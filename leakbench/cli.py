@@ -93,7 +93,7 @@ err_console = Console(stderr=True)
 
 def say(message: str) -> None:
     """A verb's progress line, printed as written: "[victim 2/3]" or a path in brackets is not rich markup."""
-    console.print(message, markup=False)
+    console.print(message, markup=False, highlight=False, soft_wrap=True)
 
 
 # Help texts list what the registries hold (outside packages' entries by name: their declarations load on use).
@@ -150,7 +150,7 @@ def data_build(
     holdout = c.get("holdout", {}).get("subjects", {}).get("full", 0)
     roles = c.get("roles", {}).get("subjects", {})
     whom = ", ".join(f"{n['full']} {role}" for role, n in roles.items()) if roles else f"{holdout} holdout"
-    console.print(
+    say(
         f"wrote {out}: {c['subjects']['full']} subjects ({whom}), {c['forget']['full']} forget and "
         f"{c['retain']['full']} retain documents, {c['probes']['full']} probes"
     )
@@ -517,7 +517,7 @@ def utility_cmd(
             progress=progress,
         )
     p1 = record["pass@1"]
-    console.print(
+    say(
         f"{dataset}{' (mini)' if mini else ''}: {record['n_tasks']} tasks, pass@1 base {p1['base']:.3f}, "
         f"plus {p1['plus']:.3f}; wrote {out / 'utility.json'}"
     )
@@ -536,7 +536,7 @@ def publish_cmd(
 
     with console.status("validating and merging..."):
         counts = publish(run_dirs, leaderboard, html, examples=examples)
-    console.print(
+    say(
         f"{leaderboard}: {counts['added']} added, {counts['replaced']} replaced, "
         f"{counts['unchanged']} unchanged" + (f"; page {html}" if html else "")
     )
@@ -664,8 +664,8 @@ def _items(text: str) -> tuple[str, ...]:
 
 
 def _print_robustness(summary: dict) -> None:
-    console.print("\nRobustness (Markdown, also in summary.md):")
-    console.print(study_robustness_table(summary), markup=False, highlight=False, soft_wrap=True)
+    say("\nRobustness (Markdown, also in summary.md):")
+    say(study_robustness_table(summary))
 
 
 @app.command("robustness", help=(

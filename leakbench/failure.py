@@ -242,7 +242,7 @@ def run(victim: str | Path, out: str | Path, cfg: FailureConfig, log: Callable[[
             model, tokenizer = load_causal_lm(model_dir)
         done[label] = {**probes.measure(model, tokenizer, log),
                        "hyperparameters": record["hyperparameters"] if record else None}  # fmt: skip
-        FailureRecord(**provenance(key=key, models=done)).write(out)
+        FailureRecord.parse(provenance(kind=FailureRecord.KIND, key=key, models=done), str(path)).write(out)
     shutil.rmtree(out / "work", ignore_errors=True)
     return FailureRecord.read(path).dump()
 

@@ -660,7 +660,7 @@ class Study:
             self.log(f"[{3 + cfg.robustness}] publishing into {board}")
             published = publish([self.runs / label for label in self.labels], board / "leaderboard.json",
                                 board / "index.html")  # fmt: skip
-        summary = self.summary(published=published)
+        summary = self.summary(published=published, complete=True)
         for folder in dict.fromkeys([self.out, board] if cfg.publish else [self.out]):  # the study's and the board's
             write_summary(folder, summary, summary["rows"])
         return summary
@@ -731,7 +731,8 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     if not summary.get("complete", True):
         done = len({run.get("victim_seed") for run in summary["rows"].get("victim", {}).get("runs", [])})
         partial = (f"Under way: the rows hold {done} of {summary['victim_seeds']} victim seeds (the study writes "
-                   "this after each).\n\n")
+                   "this after each).\n\n" if done < summary["victim_seeds"] else "Under way: every victim seed "
+                   "is measured; the robustness attacks are not finished.\n\n")  # fmt: skip
     return partial + summary_table(summary["rows"]) + (f"\n## Robustness\n\n{attacks}" if attacks else "")
 
 
@@ -939,6 +940,7 @@ def merge_summaries(paths: list[str | Path], out: str | Path) -> dict[str, Any]:
     parts = [{"methods": s["methods"], "wall_time_s": s["wall_time_s"], "timings_s": s["timings_s"]} for s in studies]
     robustness = {k: v for s in studies for k, v in (s.get("robustness") or {}).items()}
     merged = {**first, "methods": [m for s in studies for m in s["methods"]], "rows": rows, "merged_from": parts,
+              "complete": all(s.get("complete", True) for s in studies),  # a study under way keeps the mark
               **({"robustness": robustness} if robustness else {}),
               "timings_s": {}, "wall_time_s": max(s["wall_time_s"] for s in studies)}  # fmt: skip
     write_summary(Path(out), merged, rows)
@@ -966,6 +968,10 @@ def add_robustness(
     if not path.exists():
         raise LeakBenchError(f"{path}: no such file; give the --out folder of a finished `leakbench run`")
     summary = read_summary(path)
+    if not summary.get("complete", True):
+        raise LeakBenchError(f"{path}: the study is under way (complete: false); finish it with the same "
+                             "`leakbench run` first, or attack as it goes with "
+                             "`leakbench run --robustness`")  # fmt: skip
     rows, subset = summary["rows"], summary["subset"]
     try:
         first = {row: str(found["runs"][0]["label"]) for row, found in rows.items()}  # each row's first run

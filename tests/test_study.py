@@ -324,6 +324,12 @@ def test_studies_run_side_by_side_merge_into_one_summary(tmp_path):
         merge_summaries([str(tmp_path / "a.json"), str(tmp_path / "c.json")], tmp_path / "out2")
     with pytest.raises(LeakBenchError, match="the method ga is in another of the studies too"):
         merge_summaries([study("a", {"ga": 0.5}), study("d", {"ga": 0.4})], tmp_path / "out3")
+    assert merged["complete"] is True
+    under_way = json.loads((tmp_path / "b.json").read_text()) | {"complete": False}
+    (tmp_path / "e.json").write_text(json.dumps(under_way))
+    joined = merge_summaries([study("a", {"ga": 0.5}), str(tmp_path / "e.json")], tmp_path / "out4")
+    assert joined["complete"] is False  # one study under way: so is the merge
+    assert (tmp_path / "out4" / "summary.md").read_text().startswith("Under way")
 
 
 def test_merge_verb_joins_studies_and_refuses_to_overwrite_one(tmp_path):
@@ -434,11 +440,41 @@ def test_a_study_under_way_writes_the_victim_seeds_it_has_measured(tmp_path, mon
     md = (tmp_path / "study" / "summary.md").read_text()
     assert md.startswith("Under way: the rows hold 1 of 3 victim seeds") and "| ga_gd |" in md
 
+    resumed = list(range(3))  # the next session: every pair measured, then published
+
+    def every_pair(self, v):
+        resumed.remove(v)
+        return Pair(tmp_path / f"victim-v{v}", tmp_path / f"oracle-v{v}", "victim", "victim/oracle", {"seed": v},
+                    f"-v{v}")  # fmt: skip
+
+    def measure_pair(self, pair):
+        v = pair.record["seed"]
+        refs = Measured(figures["victim"], figures["oracle"], None)
+        for row in ("victim", "oracle", "ga_gd"):
+            self._add(row, f"{row}-v{v}", v, figures[row], refs)
+        return {f"ga_gd-v{v}": "ga_gd"}
+
+    monkeypatch.setattr(Study, "models_stage", every_pair)
+    monkeypatch.setattr(Study, "measure_stage", measure_pair)
+    done = run_study(cfg, log=lambda m: None)
+    assert not resumed and done["complete"] is True and done["rows"]["ga_gd"]["n_runs"] == 3
+    assert json.loads((tmp_path / "study" / "summary.json").read_text())["complete"] is True
+    assert not (tmp_path / "study" / "summary.md").read_text().startswith("Under way")
+
 
 def test_progress_lines_print_as_written(capsys):
     """The study's step marks are not rich markup (rich would swallow "[victim 2/3]" as a style)."""
     from leakbench.cli import say
 
-    line = "[2] [victim 2/3] measuring 14 models; their logs in /tmp/[x]/logs"
+    line = "[2] [victim 2/3] measuring 14 models; their logs in /tmp/[x]/logs" + " and some more words" * 5
     say(line)
-    assert capsys.readouterr().out.split() == line.split()
+    assert capsys.readouterr().out == line + "\n"  # not wrapped either: a log keeps a path on one line
+
+
+def test_a_study_under_way_is_not_attacked_by_the_robustness_verb(tmp_path):
+    from leakbench.pipeline import add_robustness
+    from leakbench.robustness import RobustnessConfig
+
+    shutil.copy(RESULTS / "reference" / "summary.json", tmp_path / "summary.json")  # complete: false
+    with pytest.raises(LeakBenchError, match=r"the study is under way \(complete: false\); finish it"):
+        add_robustness(tmp_path, RobustnessConfig())

@@ -378,6 +378,9 @@ def unlearn(
         if cfg.lora and not trainer_cls.supports_lora:
             raise UsageError(f"--lora: {METHODS[cfg.method].title} changes every weight of the model; run it without "
                              "--lora")  # fmt: skip
+        if hyper.get("rho") and not trainer_cls.splits_its_loss():
+            raise LeakBenchError(f"method {cfg.method}: `rho` (sharpness-aware steps) needs a trainer whose loss is "
+                                 f"forget_loss + retain_loss; {trainer_cls.__name__} overrides unlearning_loss")
         model, tokenizer = load_causal_lm(model_dir)
         forget_docs = requested_documents(read_table("forget", subset=subset, data_dir=data_dir, split=cfg.split),
                                           cfg.subjects)
