@@ -197,7 +197,7 @@ BUILTIN_METHODS: dict[str, Method] = {
     "plum": Method(_U + "plum:PLUMTrainer", "PLUM (scorer-verified on-policy DPO)",
                    {"steps": 80, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
                     "samples": 4, "fallback": "redaction"}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
-    "plum_decoy": Method(_U + "plum:PLUMTrainer", "PLUM with decoys (a same-type decoy chosen where no sample is clean)",
+    "plum_decoy": Method(_U + "plum:PLUMTrainer", "PLUM with decoys (a decoy chosen where no sample is clean)",
                          {"steps": 20, "lr": 3e-4, "retain_weight": 1.0, "beta": 0.1, "rounds": 2, "prompts": 128,
                           "samples": 4, "fallback": "decoy"}, {"steps": _STEPS, "lr": (3e-4, 1e-3)}),
     "undo": Method(_U + "undo:UNDOTrainer", "UNDO (unlearn, noise, distill)",
