@@ -55,7 +55,7 @@ DIMENSIONS = tuple(FailureLeaks.model_fields)  # field, template, variant, posit
 SPANS = tuple(FailureSpans.model_fields)  # value, key, tail: the value's tokens, its line before it, after it
 POSITIONS = ("first third", "middle third", "last third")  # of the document, where the value starts
 ORDER = (*FIELDS, *POSITIONS)  # the tables list fields and positions in this order, the rest alphabetically
-DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo", "undo", "sam_npo")
+DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo", "undo", "sam_npo", "dpo", "plum", "plum_decoy")
 
 
 @dataclasses.dataclass(frozen=True)
