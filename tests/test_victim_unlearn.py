@@ -104,7 +104,7 @@ def test_every_other_method_forgets_while_keeping_retain_loss_nearer_the_start_t
 
 
 def test_preference_methods_make_the_values_less_likely(unlearned):
-    for method in ("span", "dpo", "plum"):
+    for method in ("span", "dpo", "plum", "plum_decoy"):
         r = unlearned[method]
         assert r["loss_after"]["values"] > r["loss_before"]["values"] + 0.05, method
 

@@ -1,8 +1,9 @@
 """Unlearning methods on one shared HF Trainer: the paper's GA, GA+GD, GA+KL; NPO, SimNPO, RMU; span-aware
-unlearning (CodeEraser's manner); redaction DPO; PLUM's scorer-verified on-policy preference learning; and two
-aimed at relearning: UNDO (unlearn, noise, distill) and sharpness-aware NPO.
+unlearning (CodeEraser's manner); redaction DPO; PLUM's scorer-verified on-policy preference learning; two
+aimed at relearning, UNDO (unlearn, noise, distill) and sharpness-aware NPO; and PLUM with decoys (a same-type
+decoy as the chosen side where no sample is clean).
 
-`METHODS` is the registry, readable without torch: each method's trainer class (one file each in this package),
+`METHODS` is the registry, readable without torch: each method's trainer class (one file per loss in this package),
 its hyper-parameters with their defaults, and the grid `leakbench sweep` chooses the defaults from (on the
 validation subjects and code only). Outside packages add methods through the entry-point
 group `leakbench.methods` (a `Method` declaration; see `leakbench.registry`). `unlearn()` loads a model, runs
