@@ -542,7 +542,7 @@ class Study:
         todo = measure_order(todo)
         n_methods = sum(j.method is not None for j in todo)
         if not todo:
-            self.log(f"[2] {self._step(pair)}every model measured already with these settings")
+            self.log(f"[2] {self._step(pair)}nothing to measure: every model's records match these settings")
         else:
             self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first), in this "
                      f"order: {', '.join(j.label for j in todo)}, in {self.jobs} worker "

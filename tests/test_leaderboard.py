@@ -130,6 +130,21 @@ def test_redaction_of_other_pii():
     assert redact(text, findings) == "ping <EMAIL_ADDRESS> at <IP_ADDRESS>"
 
 
+def test_examples_never_republish_a_subject_the_evaluation_does_not_report():
+    """A model may write another subject's value where the scorer sees no PII (the oracle memorized the
+    validation subjects too): the example shows the field, never the value."""
+    from leakbench.data import read_table
+    from leakbench.leaderboard.publish import _examples
+    from leakbench.leaderboard.schema import DataRelease
+
+    probe = read_table("probes", "v3", subset="mini")[0]
+    validation = read_table("subjects", "v3", split="validation")[0]
+    row = {"doc": probe, "resps": [[f"{validation['email']}> and {validation['username']}"]], "any_leak_rate": 0}
+    release = DataRelease(name="v3", hash="x", subset="mini")
+    (example,) = _examples({"leakbench_indirect": [row]}, release)
+    assert example.generation in ("<email>> and <username>", "<EMAIL_ADDRESS>> and <username>")  # Presidio's or ours
+
+
 def _browser():
     pytest.importorskip("selenium")
     from selenium import webdriver

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from leakbench import __version__
 from leakbench.data import DEFAULT_RELEASE, RELEASES, read_manifest, read_table, release_hash, release_name
+from leakbench.data.subjects import FIELDS
 from leakbench.harness import tasks_path
 from leakbench.leaderboard.page import page_files
 from leakbench.leaderboard.schema import (
@@ -299,6 +300,11 @@ def _examples(samples: dict[str, list[dict[str, Any]]], release: DataRelease) ->
         return []
     subjects = {s["subject_id"]: s for s in read_table("subjects", release.name, split=release.split)}
     scorer = LeakScorer(list(subjects.values()), ner_model=None)
+    # every other subject's values (holdout, substitute, validation): never republished, even when a model
+    # happens to write one where the scorer sees no PII (the oracle memorized the validation subjects too)
+    others = sorted({(str(s[f]), f) for s in read_table("subjects", release.name, split=None)
+                     if s["subject_id"] not in subjects for f in FIELDS if s.get(f)},
+                    key=lambda vf: (-len(vf[0]), vf))  # fmt: skip
     examples: list[Example] = []
     for task in (DIRECT, INDIRECT):
         rows = sorted(samples.get(task, []), key=lambda r: (-float(r.get("any_leak_rate") or 0),
@@ -314,7 +320,8 @@ def _examples(samples: dict[str, list[dict[str, Any]]], release: DataRelease) ->
             verdict = scorer.score(doc.get("prompt", ""), str(resp), doc["target_field"], subject)
             examples.append(Example(
                 task=task, probe_id=str(doc.get("probe_id")), target_field=doc["target_field"],
-                prompt_tail=doc.get("prompt", "")[-120:], generation=redact(str(resp), verdict.other_pii),
+                prompt_tail=doc.get("prompt", "")[-120:],
+                generation=redact(str(resp), verdict.other_pii + [{"text": v, "entity_type": f} for v, f in others]),
                 leak=verdict.leak, leak_kind=verdict.leak_kind,
             ))  # fmt: skip
     return examples
