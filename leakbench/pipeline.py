@@ -730,9 +730,11 @@ def summary_markdown(summary: dict[str, Any]) -> str:
     partial = ""
     if not summary.get("complete", True):
         done = len({run.get("victim_seed") for run in summary["rows"].get("victim", {}).get("runs", [])})
-        partial = (f"Under way: the rows hold {done} of {summary['victim_seeds']} victim seeds (the study writes "
-                   "this after each).\n\n" if done < summary["victim_seeds"] else "Under way: every victim seed "
-                   "is measured; the robustness attacks are not finished.\n\n")  # fmt: skip
+        if done < summary["victim_seeds"]:
+            partial = f"Under way: the rows hold {done} of {summary['victim_seeds']} victim seeds (the study writes " \
+                      "this after each).\n\n"  # fmt: skip
+        else:
+            partial = "Under way: every victim seed is measured; the robustness attacks are not finished.\n\n"
     return partial + summary_table(summary["rows"]) + (f"\n## Robustness\n\n{attacks}" if attacks else "")
 
 

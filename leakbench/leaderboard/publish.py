@@ -302,9 +302,9 @@ def _examples(samples: dict[str, list[dict[str, Any]]], release: DataRelease) ->
     scorer = LeakScorer(list(subjects.values()), ner_model=None)
     # every other subject's values (holdout, substitute, validation): never republished, even when a model
     # happens to write one where the scorer sees no PII (the oracle memorized the validation subjects too)
-    others = sorted({(str(s[f]), f) for s in read_table("subjects", release.name, split=None)
-                     if s["subject_id"] not in subjects for f in FIELDS if s.get(f)},
-                    key=lambda vf: (-len(vf[0]), vf))  # fmt: skip
+    unreported = [{"text": value, "entity_type": field} for value, field in sorted(
+        {(str(s[f]), f) for s in read_table("subjects", release.name, split=None)
+         if s["subject_id"] not in subjects for f in FIELDS if s.get(f)})]  # fmt: skip
     examples: list[Example] = []
     for task in (DIRECT, INDIRECT):
         rows = sorted(samples.get(task, []), key=lambda r: (-float(r.get("any_leak_rate") or 0),
@@ -321,7 +321,7 @@ def _examples(samples: dict[str, list[dict[str, Any]]], release: DataRelease) ->
             examples.append(Example(
                 task=task, probe_id=str(doc.get("probe_id")), target_field=doc["target_field"],
                 prompt_tail=doc.get("prompt", "")[-120:],
-                generation=redact(str(resp), verdict.other_pii + [{"text": v, "entity_type": f} for v, f in others]),
+                generation=redact(str(resp), verdict.other_pii + unreported),
                 leak=verdict.leak, leak_kind=verdict.leak_kind,
             ))  # fmt: skip
     return examples
