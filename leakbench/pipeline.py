@@ -24,7 +24,7 @@ from leakbench import __version__
 from leakbench.data import check_subset, read_table, release_hash
 from leakbench.harness import check_backend, declarations_hash, evaluate
 from leakbench.leaderboard import publish
-from leakbench.leaderboard.publish import keep_entry, kept_entry_is_current
+from leakbench.leaderboard.publish import keep_entry, keep_entry_with_privacy, kept_entry, kept_entry_is_current
 from leakbench.metrics import (
     CODE,
     CONSOLE_HEADLINE,
@@ -43,11 +43,12 @@ from leakbench.metrics import (
     metric,
     oracle_gap,
     over_kept,
+    privacy_metrics,
     study_metrics,
     utility_kept,
     vs_oracle_key,
 )
-from leakbench.privacy import CALIBRATION, PrivacyConfig, compared, measure
+from leakbench.privacy import CALIBRATION, PrivacyConfig, compared, measure, per_question
 from leakbench.records import (
     LeakBenchError,
     UsageError,
@@ -235,6 +236,9 @@ class Job:
     method: str | None = None
     unlearn: UnlearnConfig | None = None  # None: the model exists
     victim: Path | None = None
+    # the label of the weights a run folder measured whose privacy record is of an older LeakBench: on those
+    # weights (made again, byte for byte, where only the records are kept) only privacy is measured again
+    privacy_only: str | None = None
 
 
 def measure_order(jobs: list[Job]) -> list[Job]:
@@ -259,7 +263,7 @@ class Bench:
 class Outcome:
     """A model's measurements, before they are compared with the oracle and recorded (`Study.record`)."""
 
-    results: dict[str, Any]  # lm-eval's, without the samples (those are in OUT/runs/LABEL/lm_eval)
+    results: dict[str, Any] | None  # lm-eval's, without the samples; None: only privacy was measured again
     pass_at_1: dict[str, float]  # EvalPlus, plus tests, per dataset
     privacy: dict[str, Any]  # the privacy record, not yet compared with the oracle's
     unlearned: dict[str, Any] | None  # the unlearn.json of a model made by this job
@@ -284,6 +288,12 @@ def measure_job(bench: Bench, job: Job) -> Outcome:
             assert job.victim is not None
             unlearned = timed(f"unlearn_{job.label}", lambda: unlearn(
                 job.victim, job.model_dir, job.unlearn, data_dir=cfg.data_dir, overwrite=True, log=print))  # fmt: skip
+        if job.privacy_only is not None and model_label(job.model_dir) == job.privacy_only:
+            print(f"    {job.label}: memorization and membership inference again (leakbench privacy)", flush=True)
+            privacy = timed(f"privacy_{job.label}", lambda: measure(job.model_dir, bench.privacy))
+            return Outcome(None, {}, privacy, unlearned, timings)
+        if job.privacy_only is not None:  # unlearned again into other weights: measured whole
+            mark_incomplete(run_dir)
         results = timed(f"eval_{job.label}", lambda: evaluate(
             job.model_dir, run_dir, STUDY_TASKS, subset=cfg.subset, data_dir=cfg.data_dir, ner=cfg.ner,
             batch_size=cfg.batch_size, limit=cfg.limit, backend=cfg.backend, model_args=cfg.model_args,
@@ -304,6 +314,11 @@ def measure_job(bench: Bench, job: Job) -> Outcome:
         print(f"    {job.label}: memorization and membership inference (leakbench privacy)", flush=True)
         privacy = timed(f"privacy_{job.label}", lambda: measure(job.model_dir, bench.privacy))
     return Outcome({k: v for k, v in results.items() if k != "samples"}, pass_at_1, privacy, unlearned, timings)
+
+
+def mark_incomplete(run_dir: Path) -> None:
+    write_text_atomic(run_dir / INCOMPLETE, "being evaluated by `leakbench run`; publish refuses this folder until "
+                      "the evaluation finishes\n")  # fmt: skip
 
 
 def evenly_spaced(n: int, wanted: int | None) -> list[int] | None:
@@ -457,6 +472,8 @@ class Study:
             compared(privacy, reference)
         elif job.run["role"] == "oracle":  # the oracle against itself: 0 and 1 by construction
             compared(privacy, privacy)
+        if outcome.results is None:
+            return self.record_privacy(job, privacy)
         PrivacyRecord.parse(privacy, f"{job.label}'s privacy record").write(run_dir)
         (run_dir / RobustnessRecord.FILE).unlink(missing_ok=True)  # attacks on an earlier model of this label
         metrics = study_metrics(outcome.results, outcome.pass_at_1, privacy["metrics"])
@@ -465,6 +482,22 @@ class Study:
                   provenance=provenance()).write(run_dir)  # fmt: skip
         (run_dir / INCOMPLETE).unlink()
         keep_entry(run_dir)  # what publishes the folder once its samples are gone
+        return metrics
+
+    def record_privacy(self, job: Job, privacy: dict[str, Any]) -> dict[str, float | None]:
+        """A privacy record measured again on the weights a run folder measured: its privacy figures replace the
+        old ones in run.json (the rest, its evaluation key and provenance stay) and in the kept entry."""
+        run_dir = self.runs / job.label
+        done = RunRecord.read(run_dir / RunRecord.FILE)
+        entry = None if any(run_dir.rglob("samples_leakbench_*.jsonl")) else kept_entry(run_dir)
+        PrivacyRecord.parse(privacy, f"{job.label}'s privacy record").write(run_dir)
+        fresh = study_metrics({}, None, privacy["metrics"])
+        metrics = {**done.metrics, **{key: fresh.get(key) for key in privacy_metrics()}}
+        done.model_copy(update={"metrics": metrics}).write(run_dir)
+        if entry is None:
+            keep_entry(run_dir)
+        else:
+            keep_entry_with_privacy(run_dir, entry)
         return metrics
 
     def jobs_of(self, pair: Pair) -> list[Job]:
@@ -518,11 +551,17 @@ class Study:
                         unlearned[job.label] = record
                         job.run, job.unlearn = run, None
                     elif (done := self.measured_already(dataclasses.replace(job, run=run), reference)) is not None:
-                        unlearned[job.label], found[job.label] = record, done
+                        unlearned[job.label], job.run = record, run
+                        if per_question(done[1]):
+                            found[job.label] = done
+                        else:  # made again (byte for byte) to measure its privacy again
+                            todo.append(dataclasses.replace(job, privacy_only=self.label(job.model_dir, job.label)))
                         continue
             done = self.measured_already(job, None if job.label == oracle_label else reference) if job.run else None
-            if done is not None:
+            if done is not None and per_question(done[1]):
                 found[job.label] = done
+            elif done is not None:
+                todo.append(dataclasses.replace(job, privacy_only=self.label(job.model_dir, job.label)))
             else:
                 todo.append(job)
         return jobs, found, unlearned, todo
@@ -540,11 +579,14 @@ class Study:
         if todo and self.build_again(pair):  # a model of the pair is still to measure: its victim and oracle
             jobs, found, unlearned, todo = self.pending(pair)  # by the labels of the weights built again
         todo = measure_order(todo)
-        n_methods = sum(j.method is not None for j in todo)
+        n_methods = sum(j.unlearn is not None for j in todo)
+        again = sum(j.privacy_only is not None for j in todo)
         if not todo:
             self.log(f"[2] {self._step(pair)}nothing to measure: every model's records match these settings")
         else:
-            self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first), in this "
+            self.log(f"[2] {self._step(pair)}measuring {len(todo)} models ({n_methods} to unlearn first"
+                     + (f"; {again} of them only privacy again, their records of an older LeakBench" if again else "")
+                     + "), in this "
                      f"order: {', '.join(j.label for j in todo)}, in {self.jobs} worker "
                      f"process{'es' if self.jobs > 1 else ''}"
                      + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
@@ -571,8 +613,11 @@ class Study:
         started, finished = time.perf_counter(), []
 
         def begin(job: Job) -> None:
-            write_text_atomic(self.runs / job.label / INCOMPLETE, "being evaluated by `leakbench run`; publish "
-                              "refuses this folder until the evaluation finishes\n")  # fmt: skip
+            if job.privacy_only is not None:  # its measurement stays whole if this stops: the folder is not marked
+                self.log(f"    {job.label}: " + ("unlearning again, then " if job.unlearn else "")
+                         + "privacy again (its record is of an older LeakBench)")  # fmt: skip
+                return
+            mark_incomplete(self.runs / job.label)
             self.log(f"    {job.label}: " + ("unlearning, then " if job.unlearn else "")
                      + f"{', '.join(STUDY_TASKS)} on the {cfg.subset} subset, EvalPlus, privacy")  # fmt: skip
 

@@ -300,8 +300,10 @@ class PrivacyRecord(Record):
         default_factory=dict, description="95% subject-bootstrap intervals [low, high] by metric")
     extra_metrics: dict[str, float | None] | None = Field(
         default=None, description="outside membership attacks' AUCs (`mia_<name>`), only when a plugin adds one")
-    truth_ratios: list[float] = Field(description="one per forget subject (the mean over its fields)")
-    truth_ratio_subjects: list[str] | None = Field(default=None, description="the subjects of `truth_ratios`")
+    truth_ratios: list[float] = Field(description="one per forget subject and field (TOFU's one per question)")
+    truth_ratio_subjects: list[str] | None = Field(default=None, description="the subject of each truth ratio")
+    truth_ratio_fields: list[str] | None = Field(
+        default=None, description="the field of each truth ratio (absent: an older record, one ratio per subject)")
     values: ValueScores | None = None
     reference: str | None = None
     wall_time_s: float

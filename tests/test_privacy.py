@@ -23,11 +23,11 @@ from leakbench.privacy import (
     membership_scores,
     privleak,
     strongest,
-    subject_truth_ratios,
     tpr_at_fpr,
     truth_ratio,
     value_stats,
 )
+from leakbench.records import DataError
 
 # --- the formulas ---------------------------------------------------------------------------------------------
 
@@ -83,8 +83,19 @@ def test_forget_quality_with_its_ks_statistic_and_log10_p():
     far = ks_test([0.0] * 3000, [1.0] * 3000)  # p underflows: log10 p from the asymptotic law, 2 exp(-2 n D^2)
     assert far["forget_quality"] == 0.0
     assert far["forget_quality_log10_p"] == pytest.approx((math.log(2) - 2 * 1500) / math.log(10), rel=1e-9)
-    rows = [{"subject_id": "b"}, {"subject_id": "a"}, {"subject_id": "b"}]
-    assert subject_truth_ratios(rows, [0.2, 0.5, 0.4]) == {"a": 0.5, "b": pytest.approx(0.3)}
+
+
+def test_forget_quality_compares_truth_ratios_of_one_granularity():
+    values = {"subject_ids": ["a", "x"], "member": [True, False], "scores": {a: [0.9, 0.1] for a in ATTACKS}}
+    row_level = {"metrics": {f"mia_{a}": 0.9 for a in ATTACKS}, "truth_ratios": [0.1, 0.2, 0.9],
+                 "truth_ratio_subjects": ["a", "a", "b"], "truth_ratio_fields": ["email", "phone", "email"],
+                 "values": values}  # fmt: skip
+    reference = {**row_level, "truth_ratios": [0.8, 0.9, 1.0], "metrics": {f"mia_{a}": 0.5 for a in ATTACKS}}
+    got = compare(row_level, reference)  # 2 of 3 rows below every reference row: D = 2/3, exact p = 0.6
+    assert got["forget_quality_ks"] == pytest.approx(2 / 3) and got["forget_quality"] == pytest.approx(0.6)
+    older = {k: v for k, v in reference.items() if k != "truth_ratio_fields"}  # one ratio per subject
+    with pytest.raises(DataError, match="truth ratios at two granularities"):
+        compare(dict(row_level), older)
 
 
 def test_tpr_at_low_fpr_and_the_strongest_attack():
@@ -202,8 +213,11 @@ def test_privacy_record_of_the_toy_models(toy_records):
     assert victim["counts"]["holdout_values"] == sum(len(d["occurrences"]) for d in held)
     rows = reconstruct_rows(release_dir(), "mini")
     assert victim["counts"]["truth_ratio_rows"] == len(rows) > 0
-    subjects = {r["subject_id"] for r in rows}
-    assert victim["truth_ratio_subjects"] == sorted(subjects) and len(victim["truth_ratios"]) == len(subjects)
+    assert victim["counts"]["truth_ratio_subjects"] == len({r["subject_id"] for r in rows})
+    # TOFU's one truth ratio per question: here per forget subject and field
+    assert victim["truth_ratio_subjects"] == [r["subject_id"] for r in rows]
+    assert victim["truth_ratio_fields"] == [r["target_field"] for r in rows]
+    assert len(victim["truth_ratios"]) == len(rows)
     assert victim["counts"]["forget_subjects"] == len({o["subject_id"] for d in docs for o in d["occurrences"]})
     assert len(victim["values"]["member"]) == victim["counts"]["forget_values"] + victim["counts"]["holdout_values"]
     for record in toy_records:

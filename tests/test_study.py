@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leakbench.leaderboard.publish import publish
+from leakbench.leaderboard.publish import keep_entry, publish
 from leakbench.pipeline import StudyConfig, comparisons, run_study, summarize, table
 from leakbench.records import LeakBenchError, UsageError
 from leakbench.schemas import RunRecord
@@ -230,6 +230,37 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     (clone / "runs" / "ga-s1" / "privacy.json").write_bytes(b"{}")  # records changed after the entry was kept
     with pytest.raises(LeakBenchError, match=r"entry\.json: made from other records"):
         publish([clone / "runs" / "ga-s1"], tmp_path / "board" / "leaderboard.json")
+
+    # records of an older LeakBench (one truth ratio per subject, a forget quality from them), kept as git keeps
+    # them: each unlearned model is made again byte for byte and only privacy is measured again, into the figures
+    # and the leaderboard this LeakBench measures
+    older = tmp_path / "older"
+    shutil.copytree(out, older)
+    for label in labels:
+        run_dir = older / "runs" / label
+        record = json.loads((run_dir / "privacy.json").read_text())
+        by_subject: dict[str, list[float]] = {}
+        for subject, ratio in zip(record.pop("truth_ratio_subjects"), record["truth_ratios"], strict=True):
+            by_subject.setdefault(subject, []).append(ratio)
+        del record["truth_ratio_fields"]
+        record["truth_ratio_subjects"] = sorted(by_subject)
+        record["truth_ratios"] = [sum(v) / len(v) for _, v in sorted(by_subject.items())]
+        record["metrics"]["forget_quality"] = 0.25
+        (run_dir / "privacy.json").write_text(json.dumps(record))
+        run = RunRecord.read(run_dir / "run.json")
+        run.model_copy(update={"metrics": {**run.metrics, "forget_quality": 0.25}}).write(run_dir)
+        keep_entry(run_dir)
+    kept = set(kept_by_git(older))
+    for path in [*older.rglob("samples_*.jsonl"), *(older / "models").glob("ga-*/*")]:
+        if path not in kept:
+            path.unlink()
+    logged.clear()
+    renewed = run_study(dataclasses.replace(cfg, out=older), log=logged.append)
+    assert sum("privacy again (its record is of an older LeakBench)" in line for line in logged) == 4, logged
+    assert sum("unlearning again, then privacy again" in line for line in logged) == 2
+    assert not any("leakbench_direct" in line for line in logged)  # lm-eval's figures were kept
+    assert {k: v["metrics"] for k, v in renewed["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
+    assert json.loads((older / "leaderboard.json").read_text()) == board
 
     # one model at a time, in this process: the same figures as two workers with one thread each
     inline = dataclasses.replace(cfg, out=tmp_path / "inline", seeds=1, jobs=1, publish=False)

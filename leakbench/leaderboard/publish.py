@@ -506,15 +506,32 @@ def kept_entry_is_current(run_dir: str | Path) -> bool:
         return False
 
 
-def _kept_entry(run_dir: Path) -> Entry:
-    """The entry.json of a run folder kept without its lm-eval samples, with the folder's robustness record."""
+def kept_entry(run_dir: str | Path) -> Entry:
+    """The entry.json of a run folder kept without its lm-eval samples, checked against the records it holds."""
+    run_dir = Path(run_dir)
     record = EntryRecord.read(run_dir / EntryRecord.FILE)
     if record.made_from != _made_from(run_dir):
         raise LeakBenchError(
             f"{run_dir / EntryRecord.FILE}: made from other records than the folder holds now (its lm-eval samples "
             "are gone, so no entry can be made again); re-run the study to measure the model again"
         )
-    return record.entry.model_copy(update={"robustness": _robustness(run_dir, record.entry.data)})
+    return record.entry
+
+
+def keep_entry_with_privacy(run_dir: str | Path, entry: Entry) -> Path:
+    """`entry.json` again after the folder's privacy record was measured again on the same weights, its lm-eval
+    samples gone: `entry` (what was kept before) with the privacy figures of the record the folder holds now."""
+    run_dir = Path(run_dir)
+    privacy, privacy_metrics = _privacy(run_dir, entry.data)
+    leak = {k: v for k, v in entry.leak_metrics.items() if not k.startswith(f"{PRIVACY}/")}
+    entry = entry.model_copy(update={"leak_metrics": {**leak, **privacy_metrics}, "privacy": privacy})
+    return EntryRecord(made_from=_made_from(run_dir), entry=entry).write(run_dir)
+
+
+def _kept_entry(run_dir: Path) -> Entry:
+    """The entry.json of a run folder kept without its lm-eval samples, with the folder's robustness record."""
+    entry = kept_entry(run_dir)
+    return entry.model_copy(update={"robustness": _robustness(run_dir, entry.data)})
 
 
 def _privacy(run_dir: Path, release: DataRelease) -> tuple[PrivacyInfo | None, dict[str, Metric]]:
