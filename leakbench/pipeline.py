@@ -904,8 +904,8 @@ def table(rows: dict[str, dict[str, Any]]) -> tuple[list[str], list[list[str]], 
              "EM, ES: exact memorization and extraction strength of the forget values in their training context; "
              "strongest AUC: the strongest membership attack's, forget vs holdout subjects' values (0.5 = chance); "
              "PrivLeak: MUSE's, that AUC against the oracle's (about -100% = memorized, below -10% under-unlearned, "
-             "above +10% over-unlearned); forget quality: KS-test p-value of per-subject truth ratios against the "
-             "oracle's."]  # fmt: skip
+             "above +10% over-unlearned); forget quality: KS-test p-value of the truth ratios (one per subject and "
+             "field) against the oracle's, with its log10 (log10 FQ; exact where p underflows)."]  # fmt: skip
     if seeded:
         notes.append(
             "x ± y: mean over the row's runs (seeds) ± the 95% confidence half-width (Student t; with "

@@ -133,20 +133,37 @@ def privleak(auc_model: float | None, auc_reference: float | None) -> float | No
 
 def ks_test(sample: Sequence[float], reference: Sequence[float]) -> dict[str, float]:
     """TOFU's forget quality as a two-sample KS test: the p-value (`forget_quality`, 1 on identical samples), the
-    statistic D and log10 p. Where p underflows to 0, log10 p comes from the asymptotic Kolmogorov law at
-    x = D sqrt(n m / (n + m)): P(K > x) = 2 sum (-1)^(k-1) exp(-2 k^2 x^2), whose first term is exact to double
-    precision for x >= 3."""
+    statistic D and log10 p. Where scipy's p underflows to 0 and the samples are the same size (a model's and its
+    reference's truth ratios on the same rows), log p is exact: the alternating sum scipy's exact method uses,
+    2 sum_j (-1)^(j-1) C(2n, n - jh) / C(2n, n) with h = Dn, taken relative to its first term in log space (p is
+    then exp(log p) where a float holds it). Otherwise it comes from the asymptotic Kolmogorov law at
+    x = D sqrt(n m / (n + m)), P(K > x) = 2 sum (-1)^(k-1) exp(-2 k^2 x^2): an approximation in that far tail."""
     from scipy.stats import ks_2samp, kstwobign
 
     test = ks_2samp(sample, reference)
     p, d = float(test.pvalue), float(test.statistic)
+    n, m = len(sample), len(reference)
     if p > 0:
-        log10_p = math.log10(p)
+        log_p = math.log(p)
+    elif n == m:
+        log_p = _log_p_equal_sizes(n, round(d * n))
+        p = math.exp(log_p)  # 0.0 again where no float holds it
     else:
-        x = d * math.sqrt(len(sample) * len(reference) / (len(sample) + len(reference)))
+        x = d * math.sqrt(n * m / (n + m))
         log_p = math.log(2) - 2 * x * x if x >= 3 else float(kstwobign.logsf(x))
-        log10_p = log_p / math.log(10)
-    return {"forget_quality": p, "forget_quality_ks": d, "forget_quality_log10_p": log10_p}
+    return {"forget_quality": p, "forget_quality_ks": d, "forget_quality_log10_p": log_p / math.log(10)}
+
+
+def _log_p_equal_sizes(n: int, h: int) -> float:
+    """log P(D >= h/n) for two samples of n (h >= 1): the first term's log plus the log of the alternating sum
+    relative to it (its later terms are ratios of binomials, each below the one before)."""
+
+    def log_binom(k: int) -> float:  # log C(2n, k)
+        return math.lgamma(2 * n + 1) - math.lgamma(k + 1) - math.lgamma(2 * n - k + 1)
+
+    first = log_binom(n - h)
+    rest = sum((-1) ** (j - 1) * math.exp(log_binom(n - j * h) - first) for j in range(2, n // h + 1))
+    return math.log(2) + first - log_binom(n) + math.log1p(rest)
 
 
 def forget_quality(truth_ratios: Sequence[float], reference_truth_ratios: Sequence[float]) -> float:

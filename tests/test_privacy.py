@@ -80,9 +80,17 @@ def test_forget_quality_with_its_ks_statistic_and_log10_p():
     assert apart["forget_quality_ks"] == 1.0
     assert apart["forget_quality"] == pytest.approx(2 / math.comb(60, 30), rel=1e-6)
     assert apart["forget_quality_log10_p"] == pytest.approx(math.log10(2 / math.comb(60, 30)), rel=1e-6)
-    far = ks_test([0.0] * 3000, [1.0] * 3000)  # p underflows: log10 p from the asymptotic law, 2 exp(-2 n D^2)
+    far = ks_test([0.0] * 3000, [1.0] * 3000)  # p underflows: exact in log space, 2 / C(6000, 3000) again
     assert far["forget_quality"] == 0.0
-    assert far["forget_quality_log10_p"] == pytest.approx((math.log(2) - 2 * 1500) / math.log(10), rel=1e-9)
+    assert far["forget_quality_log10_p"] == pytest.approx(math.log10(2) - math.log10(math.comb(6000, 3000)), rel=1e-12)
+    # D = 680/720 on 720 rows each (the study's truth ratios; the victim's D is 0.94): 2 C(1440, 40) / C(1440, 720),
+    # the one term of the sum, about 1e-360: no float holds p, log10 p is exact
+    tail = ks_test(list(range(720)), [x + 680 - 0.5 for x in range(720)])
+    exact = math.log10(2 * math.comb(1440, 40)) - math.log10(math.comb(1440, 720))
+    assert tail["forget_quality_ks"] == pytest.approx(680 / 720) and tail["forget_quality"] == 0.0
+    assert tail["forget_quality_log10_p"] == pytest.approx(exact, rel=1e-12)
+    uneven = ks_test([0.0] * 3000, [1.0] * 2000)  # other sizes: the asymptotic law, 2 exp(-2 x^2), x^2 = nm/(n+m)
+    assert uneven["forget_quality_log10_p"] == pytest.approx((math.log(2) - 2 * 1200) / math.log(10), rel=1e-9)
 
 
 def test_forget_quality_compares_truth_ratios_of_one_granularity():

@@ -647,8 +647,8 @@ sort)</summary>
 metrics come from <code>leakbench_code</code>; near-neighbour bits/byte from <code>leakbench_retain</code> (the
 forget templates with placeholders) is a diagnostic that is never "kept" (retain and redaction texts share its
 templates), and code exact match (a few lines of 300) is reported, not kept. Exact memorization, extraction
-strength, TPR at 1% FPR and forget quality (the KS-test p-value of per-subject truth ratios against the
-oracle's) come from <code>leakbench privacy</code>.</p>
+strength, TPR at 1% FPR and forget quality (the KS-test p-value of the truth ratios, one per subject and field,
+against the oracle's, and its log10) come from <code>leakbench privacy</code>.</p>
 <div class="wide"><table id="board"><thead><tr>{head}</tr></thead>
 <tbody>
 {body}
