@@ -243,9 +243,11 @@ class Job:
 
 def measure_order(jobs: list[Job]) -> list[Job]:
     """The order models are handed to the workers: the oracle and victim first (the others' records wait for the
-    oracle's privacy record), then the models still to unlearn, the most unlearning steps first (the longest jobs
+    oracle's privacy record), then the models whose privacy alone is measured again (minutes each: done before a
+    stop can lose them), then the models still to unlearn, the most unlearning steps first (the longest jobs
     start early, so the workers finish together), then those unlearned already; otherwise as given."""
-    return sorted(jobs, key=lambda j: (j.method is not None, -(j.unlearn.resolved().steps if j.unlearn else 0)))
+    return sorted(jobs, key=lambda j: (j.method is not None, j.privacy_only is None,
+                                       -(j.unlearn.resolved().steps if j.unlearn else 0)))  # fmt: skip
 
 
 @dataclass
@@ -461,8 +463,10 @@ class Study:
             if not any(run_dir.rglob("samples_leakbench_*.jsonl")):
                 return None
             keep_entry(run_dir)
-        self.log(f"    {job.label}: measured already with these settings (reused)")
-        return done.metrics, PrivacyRecord.read(run_dir).dump()
+        privacy = PrivacyRecord.read(run_dir).dump()
+        self.log(f"    {job.label}: measured already with these settings ("
+                 + ("reused)" if per_question(privacy) else "reused but for privacy, whose record is older)"))
+        return done.metrics, privacy
 
     def record(self, job: Job, outcome: Outcome, reference: dict[str, Any] | None) -> dict[str, float | None]:
         """A measured model's privacy record (compared with the oracle's) and run.json, what publish makes an entry

@@ -166,6 +166,9 @@ def test_the_workers_get_the_references_first_then_the_longest_unlearning():
             job("ga_kl", "ga_kl", 20), job("rmu", "rmu", 300, unlearned=True)]  # fmt: skip
     order = [j.label for j in measure_order(jobs)]
     assert order == ["oracle", "victim", "ga_gd", "npo", "ga", "ga_kl", "rmu"]  # ties keep their order
+    again = [dataclasses.replace(j, privacy_only=f"{j.label}@0") if j.label in ("ga", "rmu") else j for j in jobs]
+    order = [j.label for j in measure_order(again)]
+    assert order == ["oracle", "victim", "ga", "rmu", "ga_gd", "npo", "ga_kl"]  # privacy again: minutes, first
 
 
 def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path):
@@ -258,6 +261,7 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     renewed = run_study(dataclasses.replace(cfg, out=older), log=logged.append)
     assert sum("privacy again (its record is of an older LeakBench)" in line for line in logged) == 4, logged
     assert sum("unlearning again, then privacy again" in line for line in logged) == 2
+    assert sum("reused but for privacy, whose record is older" in line for line in logged) == 4
     assert not any("leakbench_direct" in line for line in logged)  # lm-eval's figures were kept
     assert {k: v["metrics"] for k, v in renewed["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
     assert json.loads((older / "leaderboard.json").read_text()) == board
