@@ -545,6 +545,14 @@ class Study:
         found: dict[str, tuple[dict[str, float | None], dict[str, Any]]] = {}
         unlearned: dict[str, dict[str, Any]] = {}
         todo: list[Job] = []
+
+        def reuse(job: Job, done: tuple[dict[str, float | None], dict[str, Any]]) -> None:
+            """A measured folder: reused, or (its privacy record of an older form) its privacy measured again."""
+            if per_question(done[1]):
+                found[job.label] = done
+            else:
+                todo.append(dataclasses.replace(job, privacy_only=self.label(job.model_dir, job.label)))
+
         for job in (jobs := self.jobs_of(pair)):
             if job.unlearn is not None:
                 record = reusable_unlearned(job.model_dir, source, job.unlearn, self.data_hash)
@@ -556,16 +564,11 @@ class Study:
                         job.run, job.unlearn = run, None
                     elif (done := self.measured_already(dataclasses.replace(job, run=run), reference)) is not None:
                         unlearned[job.label], job.run = record, run
-                        if per_question(done[1]):
-                            found[job.label] = done
-                        else:  # made again (byte for byte) to measure its privacy again
-                            todo.append(dataclasses.replace(job, privacy_only=self.label(job.model_dir, job.label)))
+                        reuse(job, done)  # measuring its privacy again makes it again first
                         continue
             done = self.measured_already(job, None if job.label == oracle_label else reference) if job.run else None
-            if done is not None and per_question(done[1]):
-                found[job.label] = done
-            elif done is not None:
-                todo.append(dataclasses.replace(job, privacy_only=self.label(job.model_dir, job.label)))
+            if done is not None:
+                reuse(job, done)
             else:
                 todo.append(job)
         return jobs, found, unlearned, todo
