@@ -33,6 +33,7 @@ from leakbench.pipeline import (
     merge_summaries,
     parse_sampled_probes,
     run_study,
+    ship_measurements,
     study_robustness_table,
     table,
 )
@@ -314,6 +315,17 @@ def victim_build(
 def _check_lora(lora: bool, lora_rank: int | None) -> None:
     if lora_rank is not None and not lora:
         raise UsageError("--lora-rank has no effect without --lora: add --lora, or drop --lora-rank")
+
+
+@victim_app.command("ship-measurements")
+def victim_ship_measurements(
+    study: Annotated[Path, typer.Argument(help="The --out folder of a default `leakbench run` that ran to the end.")],
+) -> None:
+    """For maintainers, after the shipped victim, oracle or task declarations change: keep the victim's and
+    oracle's measurements of a default `leakbench run` in the package, where `leakbench run` reuses them when its
+    settings, weights and reference are the same."""
+    for folder in ship_measurements(study):
+        say(f"shipped {folder}")
 
 
 @app.command("unlearn", help=(
@@ -619,6 +631,11 @@ def run_cmd(
         str, typer.Option(help=f"With --robustness: the attacks, comma-separated ({', '.join(ATTACKS)}).")
     ] = ",".join(AXES),
     no_publish: Annotated[bool, typer.Option("--no-publish", help="Do not publish the runs.")] = False,
+    measure_shipped: Annotated[
+        bool,
+        typer.Option("--measure-shipped", help="Measure the shipped victim and oracle here rather than reuse the "
+                     "measurements shipped with them (used only when made with this run's settings)."),
+    ] = False,
 ) -> None:
     """The whole study: victim and oracle -> leak, utility and privacy measurements -> the unlearning methods
     (over --seeds) -> the same again -> leaderboard, with a table at the end."""
@@ -647,6 +664,7 @@ def run_cmd(
         robustness_options={"axes": _items(robustness_axes)},
         publish=not no_publish,
         publish_to=publish_to,
+        reuse_shipped=not measure_shipped,
     )
     summary = run_study(cfg, log=say)
     console.print(headline(summary["rows"]))

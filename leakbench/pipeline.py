@@ -24,7 +24,13 @@ from leakbench import __version__
 from leakbench.data import check_subset, read_table, release_hash
 from leakbench.harness import check_backend, declarations_hash, evaluate
 from leakbench.leaderboard import publish
-from leakbench.leaderboard.publish import keep_entry, keep_entry_with_privacy, kept_entry, kept_entry_is_current
+from leakbench.leaderboard.publish import (
+    copy_kept,
+    keep_entry,
+    keep_entry_with_privacy,
+    kept_entry,
+    kept_entry_is_current,
+)
 from leakbench.metrics import (
     CODE,
     CONSOLE_HEADLINE,
@@ -52,6 +58,7 @@ from leakbench.privacy import CALIBRATION, PrivacyConfig, compared, measure, per
 from leakbench.records import (
     LeakBenchError,
     UsageError,
+    atomic_dir,
     check_not_aliased,
     check_number,
     check_output,
@@ -73,7 +80,7 @@ from leakbench.schemas import (
 from leakbench.scoring.engine import choose_ner_model
 from leakbench.unlearn import UnlearnConfig, check_methods, expand_methods, reusable_unlearned, unlearn
 from leakbench.utility import load_problems, parse_datasets, run_utility
-from leakbench.victim import VictimConfig, build, reusable
+from leakbench.victim import PREBUILT, VictimConfig, build, reusable
 from leakbench.workers import default_workers, output_to, run_each, workers_for
 
 # leak probes (greedy; sampled leak@5 and leak@10 and reconstruction on the probe sample), near-neighbour and
@@ -84,6 +91,10 @@ BEYOND_GREEDY = (DIRECT_SAMPLED, RECONSTRUCT)  # the tasks `StudyConfig.sampled_
 # model on one core), so the default study takes 30 probes of each, evenly spaced over the subjects (12 min on 2
 # cores, docs/study.md; the 10-minute target is missed); the reference run takes them all.
 SAMPLED_PROBES = 30
+# The shipped victim's and oracle's measurements by a default `leakbench run` (`ship_measurements`), reused by a
+# run that would measure the same weights with the same settings, as OpenUnlearning ships its retain models'
+# evaluation logs: the default run then measures the methods only.
+SHIPPED_MEASUREMENTS = PREBUILT / "measured"
 # The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline (the default run
 # with them takes about 12 minutes on 2 cores); the reference run adds the others (`--methods all`).
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
@@ -115,6 +126,7 @@ class StudyConfig:
     robustness_options: dict[str, Any] = field(default_factory=dict)  # RobustnessConfig overrides
     publish: bool = True
     publish_to: Path | None = None  # the leaderboard folder; None: the study's own --out folder
+    reuse_shipped: bool = True  # the shipped victim's and oracle's measurements, when made with these settings
 
     def __post_init__(self) -> None:
         """Every option is checked here, before a model is built or a task runs."""
@@ -369,7 +381,9 @@ class Study:
                                          calibration=cfg.victim.get("base") or CALIBRATION)  # fmt: skip
         self.timings: dict[str, float] = {}
         self.unbuilt: dict[Path, VictimConfig] = {}  # a built model kept without weights -> its recipe
-        self.utility_sets = _utility_datasets(cfg, log)  # before any training: a missing file fails fast
+        # before any training: a missing file fails fast; each dataset named with EvalPlus's own hash of its data
+        self.utility_data = _utility_datasets(cfg, log)
+        self.utility_sets = list(parse_datasets(tuple(self.utility_data)))
         self.runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
         self.labels: list[str] = []
         self.family = ""  # what groups the runs of every victim seed: the first victim's name
@@ -437,11 +451,19 @@ class Study:
         return {"model": model, "reference": reference,
                 "leakbench": __version__, "declarations": declarations_hash(),  # tasks' YAMLs and the scorer's
                 "release": self.data_hash, "subset": cfg.subset, "tasks": STUDY_TASKS, "ner": cfg.ner,
-                "evalplus_dir": str(cfg.evalplus_dir) if cfg.evalplus_dir else None,
                 "batch_size": cfg.batch_size, "limit": cfg.limit, "sampled_probes": cfg.sampled_probes,
                 "backend": cfg.backend, "model_args": cfg.model_args,
-                "utility": [f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets],
+                "utility": self.utility_data,  # EvalPlus's data by its hash: downloaded or --evalplus-dir alike
                 "max_new_tokens": cfg.max_new_tokens}  # fmt: skip
+
+    def same_evaluation(self, recorded: dict[str, Any] | None, key: dict[str, Any]) -> bool:
+        """Whether a run folder's recorded key is `key`. A key written before 2026-12-07 named the EvalPlus folder
+        (`evalplus_dir`) and listed the datasets without their data's hash: compared as it was written, and kept
+        so (the entry kept from the folder's records stays current)."""
+        if recorded is not None and "evalplus_dir" in recorded:
+            dir_ = self.cfg.evalplus_dir
+            key = {**key, "evalplus_dir": str(dir_) if dir_ else None, "utility": list(self.utility_data)}
+        return recorded == key
 
     def measured_already(self, job: Job, reference: str | None
                          ) -> tuple[dict[str, float | None], dict[str, Any]] | None:  # fmt: skip
@@ -449,15 +471,18 @@ class Study:
         study; None when the model must be measured (also when its samples are gone and its entry.json no longer
         matches its records: it could not be published)."""
         run_dir = self.runs / job.label
+        key = self.evaluation_key(self.label(job.model_dir, job.label), reference)
+        if self.cfg.reuse_shipped and not run_dir.exists():
+            self.adopt_shipped(job, key)
         try:
             done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
         except LeakBenchError:
             return None  # a damaged or unreadable run.json: measured again
-        key = self.evaluation_key(self.label(job.model_dir, job.label), reference)
-        if done is None or done.evaluation != key or not (run_dir / PrivacyRecord.FILE).is_file():
+        if (done is None or not self.same_evaluation(done.evaluation, key)
+                or not (run_dir / PrivacyRecord.FILE).is_file()):
             return None
         done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out), "metrics": done.metrics,
-                            "evaluation": key, "provenance": done.provenance})  # fmt: skip
+                            "evaluation": done.evaluation, "provenance": done.provenance})  # fmt: skip
         done.write(run_dir)  # the names and seeds of this study (the figures are the folder's)
         if not kept_entry_is_current(run_dir):
             if not any(run_dir.rglob("samples_leakbench_*.jsonl")):
@@ -467,6 +492,23 @@ class Study:
         self.log(f"    {job.label}: measured already with these settings ("
                  + ("reused)" if per_question(privacy) else "reused but for privacy, whose record is older)"))
         return done.metrics, privacy
+
+    def adopt_shipped(self, job: Job, key: dict[str, Any]) -> None:
+        """The shipped measurement of the job's model (`SHIPPED_MEASUREMENTS`) copied in as its run folder, when it
+        was made with `key`: the same weights (by their fingerprint), reference, release, declarations and
+        settings."""
+        shipped = SHIPPED_MEASUREMENTS / str(job.run.get("role"))
+        try:
+            made = RunRecord.find(shipped)
+        except LeakBenchError:
+            return  # a damaged shipped record: measured here
+        if made is None or made.evaluation != key or not kept_entry_is_current(shipped):
+            return
+        with atomic_dir(self.runs / job.label) as tmp:
+            copy_kept(shipped, tmp)
+        when = str((made.provenance or {}).get("date", "?"))[:10]
+        self.log(f"    {job.label}: the measurement shipped with it (made {when}) has these settings, weights and "
+                 "reference (--measure-shipped measures it here)")  # fmt: skip
 
     def record(self, job: Job, outcome: Outcome, reference: dict[str, Any] | None) -> dict[str, float | None]:
         """A measured model's privacy record (compared with the oracle's) and run.json, what publish makes an entry
@@ -741,7 +783,7 @@ class Study:
         return provenance(
             kind="study", subset=cfg.subset, methods=list(cfg.methods), seeds=cfg.seeds,
             victim_seeds=cfg.victim_seeds, jobs=self.jobs, ner=cfg.ner,
-            utility=[f"{d}{'-mini' if m else ''}" for d, m in self.utility_sets], rows=rows, **extra,
+            utility=list(self.utility_data), rows=rows, **extra,
             timings_s=self.timings, wall_time_s=round(time.perf_counter() - self.started, 1),
         )  # fmt: skip
 
@@ -767,6 +809,22 @@ def run_study(cfg: StudyConfig, log: Callable[[str], None] = print) -> dict[str,
         if v + 1 < cfg.victim_seeds:  # a run split across sessions shows the victim seeds it has measured
             study.write()
     return study.publish_stage()
+
+
+def ship_measurements(study: str | Path) -> list[Path]:
+    """Keep the victim's and oracle's measurements of a default `leakbench run` (its --out folder `study`) in the
+    package (`SHIPPED_MEASUREMENTS`), for maintainers after the shipped pair or the declarations change; returns
+    the folders written."""
+    written = []
+    for role in ("victim", "oracle"):
+        run_dir = Path(study) / "runs" / role
+        if not kept_entry_is_current(run_dir):
+            raise LeakBenchError(f"{run_dir}: no complete measurement of the {role} (run `leakbench run --out "
+                                 f"{study}` to the end first)")  # fmt: skip
+        with atomic_dir(SHIPPED_MEASUREMENTS / role, overwrite=True) as tmp:
+            copy_kept(run_dir, tmp)
+        written.append(SHIPPED_MEASUREMENTS / role)
+    return written
 
 
 def write_summary(folder: Path, summary: dict[str, Any], rows: dict[str, dict[str, Any]]) -> None:
@@ -830,15 +888,15 @@ def _study_source(model_dir: Path, out: Path) -> str | None:
         return None
 
 
-def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> list[tuple[str, bool]]:
-    """The EvalPlus datasets to run: those whose data can be loaded (local files, or EvalPlus's download)."""
+def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> dict[str, str]:
+    """The EvalPlus datasets to run, those whose data can be loaded (local files, or EvalPlus's download): name
+    (`humaneval-mini`) -> EvalPlus's hash of the data."""
 
-    chosen = []
+    chosen = {}
     for dataset, mini in parse_datasets(cfg.utility):
         name = f"{dataset}{'-mini' if mini else ''}"
         try:
-            load_problems(dataset, mini, cfg.evalplus_dir)
-            chosen.append((dataset, mini))
+            chosen[name] = load_problems(dataset, mini, cfg.evalplus_dir)[1]
         except LeakBenchError as exc:
             if cfg.evalplus_dir is not None:  # files the user pointed at must load
                 raise

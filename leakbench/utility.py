@@ -29,6 +29,7 @@ from leakbench.records import (
     check_number,
     check_output,
     input_file,
+    model_label,
     provenance,
 )
 from leakbench.schemas import UtilityRecord
@@ -381,7 +382,8 @@ def run_utility(
         n_tasks_in_dataset=len(problems),
         n_samples=n_samples,
         temperature=temperature,
-        source={"model": str(model_dir)} if model_dir else {"samples": str(samples_file)},
+        # what was measured, never where it lay: the model's folder name and fingerprint, the samples file's name
+        source={"model": model_label(model_dir)} if model_dir else {"samples": Path(str(samples_file)).name},
         time_limits={"min_time_limit": min_time_limit, "gt_time_limit_factor": gt_time_limit_factor},
         max_new_tokens=max_new_tokens if model_dir else None,
         wall_time_s={"generate": round(generated - started, 1), "evaluate": round(time.perf_counter() - generated, 1)},

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from leakbench.leaderboard.publish import keep_entry, publish
-from leakbench.pipeline import StudyConfig, comparisons, run_study, summarize, table
-from leakbench.records import LeakBenchError, UsageError
+from leakbench import pipeline
+from leakbench.leaderboard.publish import keep_entry, kept_entry_is_current, publish
+from leakbench.pipeline import Study, StudyConfig, comparisons, run_study, ship_measurements, summarize, table
+from leakbench.records import LeakBenchError, UsageError, model_label
 from leakbench.schemas import RunRecord
+from leakbench.victim import PREBUILT
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -171,7 +173,7 @@ def test_the_workers_get_the_references_first_then_the_longest_unlearning():
     assert order == ["oracle", "victim", "ga", "rmu", "ga_gd", "npo", "ga_kl"]  # privacy again: minutes, first
 
 
-def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path):
+def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_path, monkeypatch):
     out = tmp_path / "study"
     cfg = StudyConfig(out=out, model=str(toy_victims["victim"]), oracle=str(toy_victims["oracle"]), methods=("ga",),
                       unlearn={"steps": 2, "batch_size": 2}, limit=2, utility=(), batch_size=8,
@@ -250,8 +252,9 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
         record["truth_ratios"] = [sum(v) / len(v) for _, v in sorted(by_subject.items())]
         record["metrics"]["forget_quality"] = 0.25
         (run_dir / "privacy.json").write_text(json.dumps(record))
-        run = RunRecord.read(run_dir / "run.json")
-        run.model_copy(update={"metrics": {**run.metrics, "forget_quality": 0.25}}).write(run_dir)
+        run = RunRecord.read(run_dir / "run.json")  # its key naming the EvalPlus folder, as it was written then
+        key = {**run.evaluation, "evalplus_dir": None, "utility": list(run.evaluation["utility"])}
+        run.model_copy(update={"metrics": {**run.metrics, "forget_quality": 0.25}, "evaluation": key}).write(run_dir)
         keep_entry(run_dir)
     kept = set(kept_by_git(older))
     for path in [*older.rglob("samples_*.jsonl"), *(older / "models").glob("ga-*/*")]:
@@ -272,6 +275,25 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert alone["jobs"] == 1 and not (inline.out / "logs").exists()
     assert alone["rows"]["ga"]["metrics"] == rows["ga"]["runs"][0]["metrics"]
     assert {k: alone["rows"][k]["metrics"] for k in ("victim", "oracle")} == {k: m[k] for k in ("victim", "oracle")}
+    # the victim's and oracle's measurements shipped with them (here the inline study's, in a folder of the
+    # test's): a study of the same weights with the same settings measures the methods only, to the same figures
+    shipped = tmp_path / "shipped"
+    monkeypatch.setattr(pipeline, "SHIPPED_MEASUREMENTS", shipped)
+    assert ship_measurements(inline.out) == [shipped / "victim", shipped / "oracle"]
+    assert sorted(p.name for p in shipped.rglob("*.json")) == ["entry.json", "entry.json", "privacy.json",
+                                                               "privacy.json", "run.json", "run.json"]
+    logged.clear()
+    adopted = run_study(dataclasses.replace(inline, out=tmp_path / "adopted"), log=logged.append)
+    assert sum("the measurement shipped with it" in line for line in logged) == 2, logged
+    assert sum("leakbench_direct" in line for line in logged) == 1  # the method's measurement only
+    assert {k: v["metrics"] for k, v in adopted["rows"].items()} == {k: v["metrics"] for k, v in alone["rows"].items()}
+    other = Study(dataclasses.replace(inline, out=tmp_path / "other", limit=3), log=logged.append)
+    for role in ("victim", "oracle"):  # another setting (or --measure-shipped): measured, nothing copied
+        job = next(j for j in other.jobs_of(other.models_stage(0)) if j.label == role)
+        other.adopt_shipped(job, other.evaluation_key(model_label(job.model_dir), None))
+        assert not (tmp_path / "other" / "runs").exists()
+    with pytest.raises(LeakBenchError, match=r"runs/victim: no complete measurement of the victim"):
+        ship_measurements(tmp_path / "other")
     # a changed setting is measured again, and an earlier measurement's EvalPlus output that this study does not
     # run is removed (publish would carry its pass@1 into the entry)
     stale = inline.out / "runs" / "ga" / "utility" / "humaneval"
@@ -513,3 +535,19 @@ def test_a_study_under_way_is_not_attacked_by_the_robustness_verb(tmp_path):
     shutil.copy(RESULTS / "reference" / "summary.json", tmp_path / "summary.json")  # complete: false
     with pytest.raises(LeakBenchError, match=r"the study is under way \(complete: false\); finish it"):
         add_robustness(tmp_path, RobustnessConfig())
+
+
+EVALPLUS = Path(__file__).resolve().parents[2] / "shared" / "evalplus"
+
+
+@pytest.mark.skipif(not EVALPLUS.is_dir(), reason="the official EvalPlus files are not beside the checkout")
+def test_the_shipped_measurements_are_those_a_default_run_would_make(tmp_path):
+    """`leakbench run` at its defaults reuses the shipped victim's and oracle's measurements: made of the shipped
+    weights with today's settings, declarations, release and EvalPlus data (after any of them changes,
+    `leakbench victim ship-measurements` on a default run ships them again)."""
+    study = Study(StudyConfig(out=tmp_path, evalplus_dir=EVALPLUS), log=lambda m: None)
+    victim, oracle = model_label(PREBUILT / "victim"), model_label(PREBUILT / "oracle")
+    for role, key in (("victim", study.evaluation_key(victim, oracle)), ("oracle", study.evaluation_key(oracle, None))):
+        folder = pipeline.SHIPPED_MEASUREMENTS / role
+        assert RunRecord.read(folder / "run.json").evaluation == key, role
+        assert kept_entry_is_current(folder) and validation_mentions(folder) == []

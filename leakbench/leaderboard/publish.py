@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -487,6 +488,20 @@ def _made_from(run_dir: Path) -> dict[str, str]:
     """The sha256 of each record an entry of `run_dir` is made from, by its path in the folder."""
     found = (p for p in sorted(run_dir.rglob("*.json")) if p.name in ENTRY_SOURCES)
     return {p.relative_to(run_dir).as_posix(): sha256_file(p) for p in found}
+
+
+def kept_files(run_dir: str | Path) -> list[Path]:
+    """What a measured folder publishes from once its lm-eval samples are gone: its entry.json and the records
+    the entry was made from (what git keeps of a reference run)."""
+    run_dir = Path(run_dir)
+    return [run_dir / EntryRecord.FILE, *(run_dir / name for name in _made_from(run_dir))]
+
+
+def copy_kept(run_dir: str | Path, to: str | Path) -> None:
+    """Copy `kept_files(run_dir)` into the folder `to`, in the same places."""
+    for path in kept_files(run_dir):
+        (Path(to) / path.relative_to(run_dir)).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, Path(to) / path.relative_to(run_dir))
 
 
 def keep_entry(run_dir: str | Path) -> Path:
