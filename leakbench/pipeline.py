@@ -497,7 +497,9 @@ class Study:
         """The shipped measurement of the job's model (`SHIPPED_MEASUREMENTS`) copied in as its run folder, when it
         was made with `key`: the same weights (by their fingerprint), reference, release, declarations and
         settings."""
-        shipped = SHIPPED_MEASUREMENTS / str(job.run.get("role"))
+        if job.run.get("role") not in ("victim", "oracle"):
+            return  # only the pair ships measured
+        shipped = SHIPPED_MEASUREMENTS / job.run["role"]
         try:
             made = RunRecord.find(shipped)
         except LeakBenchError:
