@@ -218,7 +218,8 @@ class UnlearnRecord(Record):
     seed: int
     subset: str
     data_release_hash: str
-    source_model: str
+    source_model: str = Field(description="the model unlearned from: a hub id, or a local folder's name (never "
+                                          "its path)")
     source_model_label: str | None = Field(default=None, description="the model unlearned from, by folder name and "
                                            "content fingerprint (records.model_label)")
     victim: str | dict[str, Any] = Field(description="what the model unlearned from says it is (its record's `victim`)")

@@ -449,7 +449,8 @@ def unlearn(
             seed=cfg.seed,
             subset=subset,
             data_release_hash=data_hash,
-            source_model=str(Path(model_dir).resolve()) if Path(model_dir).exists() else str(model_dir),
+            # a hub id as given, a local folder by its name (never its path: records get published)
+            source_model=Path(model_dir).resolve().name if Path(model_dir).is_dir() else str(model_dir),
             source_model_label=model_label(model_dir),
             victim=record.get("victim", record),
             distributed=world(trainer) if trainer is not None else None,
