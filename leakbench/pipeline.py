@@ -88,15 +88,15 @@ from leakbench.workers import default_workers, output_to, run_each, workers_for
 STUDY_TASKS = [DIRECT, INDIRECT, RETAIN, CODE, DIRECT_SAMPLED, RECONSTRUCT]
 BEYOND_GREEDY = (DIRECT_SAMPLED, RECONSTRUCT)  # the tasks `StudyConfig.sampled_probes` restricts
 # The default run's probe sample for those: ten samples per probe cost ten greedy runs (~0.3 s per probe per
-# model on one core), so the default study takes 30 probes of each, evenly spaced over the subjects (12 min on 2
-# cores, docs/study.md; the 10-minute target is missed); the reference run takes them all.
+# model on one core), so the default study takes 30 probes of each, evenly spaced over the subjects (timings in
+# docs/study.md); the reference run takes them all.
 SAMPLED_PROBES = 30
 # The shipped victim's and oracle's measurements by a default `leakbench run` (`ship_measurements`), reused by a
 # run that would measure the same weights with the same settings, as OpenUnlearning ships its retain models'
 # evaluation logs: the default run then measures the methods only.
 SHIPPED_MEASUREMENTS = PREBUILT / "measured"
-# The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline (the default run
-# with them takes about 12 minutes on 2 cores); the reference run adds the others (`--methods all`).
+# The paper's three (Gu et al.: GA, GA+GD, GA+KL) and NPO, OpenUnlearning's standard baseline; the reference run
+# adds the others (`--methods all`).
 DEFAULT_METHODS = ("ga", "ga_gd", "ga_kl", "npo")
 
 
@@ -383,7 +383,6 @@ class Study:
         self.unbuilt: dict[Path, VictimConfig] = {}  # a built model kept without weights -> its recipe
         # before any training: a missing file fails fast; each dataset named with EvalPlus's own hash of its data
         self.utility_data = _utility_datasets(cfg, log)
-        self.utility_sets = list(parse_datasets(tuple(self.utility_data)))
         self.runs_of: dict[str, list[dict[str, Any]]] = {}  # row -> its runs (one per seed)
         self.labels: list[str] = []
         self.family = ""  # what groups the runs of every victim seed: the first victim's name
@@ -641,7 +640,8 @@ class Study:
                      f"order: {', '.join(j.label for j in todo)}, in {self.jobs} worker "
                      f"process{'es' if self.jobs > 1 else ''}"
                      + (f"; their logs in {self.out / 'logs'}" if self.jobs > 1 else ""))  # fmt: skip
-        bench = Bench(cfg, self.utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None,
+        utility_sets = list(parse_datasets(tuple(self.utility_data)))
+        bench = Bench(cfg, utility_sets, self.privacy_cfg, self.out / "logs" if self.jobs > 1 else None,
                       probe_sample(cfg))  # fmt: skip
         threads = max(1, default_workers() // self.jobs)
         waiting: dict[str, tuple[Job, Outcome]] = {}  # measured, waiting for the oracle's privacy record
