@@ -480,13 +480,16 @@ class Study:
         if (done is None or not self.same_evaluation(done.evaluation, key)
                 or not (run_dir / PrivacyRecord.FILE).is_file()):
             return None
-        done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out), "metrics": done.metrics,
-                            "evaluation": done.evaluation, "provenance": done.provenance})  # fmt: skip
-        done.write(run_dir)  # the names and seeds of this study (the figures are the folder's)
-        if not kept_entry_is_current(run_dir):
-            if not any(run_dir.rglob("samples_leakbench_*.jsonl")):
-                return None
-            keep_entry(run_dir)
+        if any(run_dir.rglob("samples_leakbench_*.jsonl")):  # its entry can be made again: named as this study does
+            done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out),
+                                "metrics": done.metrics, "evaluation": done.evaluation, "provenance": done.provenance,
+                                "wall_times_s": done.wall_times_s})  # the figures and their times are the folder's
+            done.write(run_dir)
+            if not kept_entry_is_current(run_dir):
+                keep_entry(run_dir)
+        elif not kept_entry_is_current(run_dir):
+            return None  # samples gone, entry stale: it could not be published
+        # (samples gone: its records stay as they are, since renaming them would leave its kept entry stale)
         privacy = PrivacyRecord.read(run_dir).dump()
         self.log(f"    {job.label}: measured already with these settings ("
                  + ("reused)" if per_question(privacy) else "reused but for privacy, whose record is older)"))

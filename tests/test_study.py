@@ -268,6 +268,11 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert not any("leakbench_direct" in line for line in logged)  # lm-eval's figures were kept
     assert {k: v["metrics"] for k, v in renewed["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
     assert json.loads((older / "leaderboard.json").read_text()) == board
+    # and stay so: the unlearning again took another time than its records name, which must not make them stale
+    logged.clear()
+    run_study(dataclasses.replace(cfg, out=older), log=logged.append)
+    assert sum("measured already with these settings (reused)" in line for line in logged) == 4, logged
+    assert not any("privacy again" in line or "leakbench_direct" in line for line in logged)
 
     # one model at a time, in this process: the same figures as two workers with one thread each
     inline = dataclasses.replace(cfg, out=tmp_path / "inline", seeds=1, jobs=1, publish=False)
