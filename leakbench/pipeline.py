@@ -27,6 +27,7 @@ from leakbench.leaderboard import publish
 from leakbench.leaderboard.publish import (
     copy_kept,
     keep_entry,
+    keep_entry_restated,
     keep_entry_with_privacy,
     kept_entry,
     kept_entry_is_current,
@@ -74,6 +75,8 @@ from leakbench.schemas import (
     RobustnessRecord,
     RunRecord,
     StudySummary,
+    UnlearnRecord,
+    UtilityRecord,
     VictimRecord,
     model_record,
 )
@@ -457,8 +460,8 @@ class Study:
 
     def same_evaluation(self, recorded: dict[str, Any] | None, key: dict[str, Any]) -> bool:
         """Whether a run folder's recorded key is `key`. A key written before 2026-12-07 named the EvalPlus folder
-        (`evalplus_dir`) and listed the datasets without their data's hash: compared as it was written, and kept
-        so (the entry kept from the folder's records stays current)."""
+        (`evalplus_dir`) and listed the datasets without their data's hash: compared as it was written (the same
+        folder), then rewritten in today's form where it is reused (`in_current_form`)."""
         if recorded is not None and "evalplus_dir" in recorded:
             dir_ = self.cfg.evalplus_dir
             key = {**key, "evalplus_dir": str(dir_) if dir_ else None, "utility": list(self.utility_data)}
@@ -490,10 +493,32 @@ class Study:
         elif not kept_entry_is_current(run_dir):
             return None  # samples gone, entry stale: it could not be published
         # (samples gone: its records stay as they are, since renaming them would leave its kept entry stale)
+        done = self.in_current_form(run_dir, done, key)
         privacy = PrivacyRecord.read(run_dir).dump()
         self.log(f"    {job.label}: measured already with these settings ("
                  + ("reused)" if per_question(privacy) else "reused but for privacy, whose record is older)"))
         return done.metrics, privacy
+
+    def in_current_form(self, run_dir: Path, done: RunRecord, key: dict[str, Any]) -> RunRecord:
+        """A reused folder's records as this LeakBench writes them, where an older one wrote fields no entry reads
+        otherwise: the evaluation key (`same_evaluation`'s older form named the EvalPlus folder) and a utility
+        record's model (its path, now its label). No local path stays in what git keeps; the kept entry, current
+        before, stays current."""
+        entry = kept_entry(run_dir) if not any(run_dir.rglob("samples_leakbench_*.jsonl")) else None
+        changed = False
+        if done.evaluation != key:
+            done, changed = done.model_copy(update={"evaluation": key}), True
+            done.write(run_dir)
+        for path in sorted(run_dir.rglob(UtilityRecord.FILE)):
+            record = UtilityRecord.read(path)
+            if Path(record.source.get("model", "")).is_absolute():
+                record.model_copy(update={"source": {**record.source, "model": key["model"]}}).write(path.parent)
+                changed = True
+        if changed and entry is None:
+            keep_entry(run_dir)
+        elif changed:
+            keep_entry_restated(run_dir, entry)
+        return done
 
     def adopt_shipped(self, job: Job, key: dict[str, Any]) -> None:
         """The shipped measurement of the job's model (`SHIPPED_MEASUREMENTS`) copied in as its run folder, when it
@@ -602,6 +627,11 @@ class Study:
         for job in (jobs := self.jobs_of(pair)):
             if job.unlearn is not None:
                 record = reusable_unlearned(job.model_dir, source, job.unlearn, self.data_hash)
+                if record is not None and Path(record["source_model"]).is_absolute():  # an older record: no path
+                    made = UnlearnRecord.read(job.model_dir)
+                    made = made.model_copy(update={"source_model": Path(made.source_model).name})
+                    made.write(job.model_dir)
+                    record = made.dump()
                 if record is not None:
                     run = self.unlearned_run(pair, job, record)
                     if has_weights(job.model_dir):

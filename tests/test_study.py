@@ -14,7 +14,7 @@ from leakbench import pipeline
 from leakbench.leaderboard.publish import keep_entry, kept_entry_is_current, publish
 from leakbench.pipeline import Study, StudyConfig, comparisons, run_study, ship_measurements, summarize, table
 from leakbench.records import LeakBenchError, UsageError, model_label
-from leakbench.schemas import RunRecord
+from leakbench.schemas import RunRecord, UnlearnRecord
 from leakbench.victim import PREBUILT
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -268,11 +268,20 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert not any("leakbench_direct" in line for line in logged)  # lm-eval's figures were kept
     assert {k: v["metrics"] for k, v in renewed["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
     assert json.loads((older / "leaderboard.json").read_text()) == board
-    # and stay so: the unlearning again took another time than its records name, which must not make them stale
+    # and stay so: the unlearning again took another time than its records name, which must not make them stale;
+    # what an older LeakBench wrote in fields no entry reads (a local path, the key naming the EvalPlus folder) is
+    # rewritten in today's form, the kept entries staying current
+    for label in ("ga-s0", "ga-s1"):
+        made = UnlearnRecord.read(older / "models" / label)
+        made.model_copy(update={"source_model": str(toy_victims["victim"])}).write(older / "models" / label)
     logged.clear()
     run_study(dataclasses.replace(cfg, out=older), log=logged.append)
     assert sum("measured already with these settings (reused)" in line for line in logged) == 4, logged
     assert not any("privacy again" in line or "leakbench_direct" in line for line in logged)
+    assert not any("evalplus_dir" in RunRecord.read(older / "runs" / label).evaluation for label in labels)
+    assert [UnlearnRecord.read(older / "models" / label).source_model for label in ("ga-s0", "ga-s1")] == [
+        toy_victims["victim"].name] * 2
+    assert json.loads((older / "leaderboard.json").read_text()) == board
 
     # one model at a time, in this process: the same figures as two workers with one thread each
     inline = dataclasses.replace(cfg, out=tmp_path / "inline", seeds=1, jobs=1, publish=False)

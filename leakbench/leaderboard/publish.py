@@ -533,6 +533,12 @@ def kept_entry(run_dir: str | Path) -> Entry:
     return record.entry
 
 
+def keep_entry_restated(run_dir: str | Path, entry: Entry) -> Path:
+    """`entry.json` again, `entry` unchanged, after the folder's records were rewritten in fields no entry reads
+    (an older evaluation key's form, a path made a label): made from the records the folder holds now."""
+    return EntryRecord(made_from=_made_from(Path(run_dir)), entry=entry).write(run_dir)
+
+
 def keep_entry_with_privacy(run_dir: str | Path, entry: Entry) -> Path:
     """`entry.json` again after the folder's privacy record was measured again on the same weights, its lm-eval
     samples gone: `entry` (what was kept before) with the privacy figures of the record the folder holds now."""
