@@ -2,6 +2,7 @@
 install on 2 cores), with the machine's speed measured in the same call.
 
     python -m leakbench.benchmarks.fresh_clone [--evalplus-dir ../shared/evalplus] [--keep DIR] [--json OUT.json]
+        [-- RUN_ARGS]   (more arguments for `leakbench run`: another setting than the README's)
 
 Clones this checkout's committed HEAD (`git clone`: only what git keeps, as a new user gets it) into a temporary
 folder, times one privacy measurement of the shipped victim there (the calibration: the same benchmark as
@@ -35,6 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                         "beside this checkout where it exists, else EvalPlus downloads them)")  # fmt: skip
     parser.add_argument("--keep", type=Path, help="clone here and keep it (default: a temporary folder, removed)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("run_args", nargs="*", help="after --: more arguments for `leakbench run`")
     args = parser.parse_args(argv)
     offline = ROOT.parent / "shared" / "evalplus"
     evalplus = args.evalplus_dir or (offline if offline.is_dir() else None)
@@ -48,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         subprocess.run([sys.executable, "-m", "leakbench.benchmarks.privacy", "--model", "leakbench/models/victim",
                         "--repeats", "1"], cwd=clone, env=env, check=True, stdout=subprocess.DEVNULL)  # fmt: skip
         calibration = time.perf_counter() - started
-        command = ["leakbench", "run"] + (["--evalplus-dir", str(evalplus)] if evalplus else [])
+        command = ["leakbench", "run"] + (["--evalplus-dir", str(evalplus)] if evalplus else []) + args.run_args
         print(f"calibration (one privacy measurement of the shipped victim, with loading): {calibration:.1f} s; "
               f"now `{' '.join(command)}` in a clone of {commit[:12]}", flush=True)  # fmt: skip
         started = time.perf_counter()
