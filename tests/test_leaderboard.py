@@ -430,6 +430,21 @@ def test_the_committed_leaderboard_loads_and_holds_no_local_path():
     assert not re.search(r'"(/|[A-Za-z]:\\\\)(home|root|tmp|work|Users|mnt|var|opt)\b', text), "a local path"
 
 
+def test_no_committed_record_holds_a_local_path():
+    """Every JSON record git keeps under results/ and beside the shipped models (the reference run's records, the
+    shipped measurements) names models by label or folder name and EvalPlus's data by hash, never by a path."""
+    import re
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "results", "leakbench/models"],
+                            capture_output=True, check=True).stdout.decode().split("\0")  # fmt: skip
+    records = [root / name for name in listed if name.endswith(".json")]
+    assert len(records) > 100  # the reference run's records are among them
+    local = re.compile(r'"(/|[A-Za-z]:\\\\)(home|root|tmp|work|Users|mnt|var|opt)\b')
+    assert [str(p.relative_to(root)) for p in records if local.search(p.read_text(encoding="utf-8"))] == []
+
+
 def test_the_plots_front_and_intervals_on_known_points():
     from leakbench.leaderboard.page import _clipped, pareto
 
