@@ -26,10 +26,10 @@ from leakbench.harness import check_backend, declarations_hash, evaluate
 from leakbench.leaderboard import publish
 from leakbench.leaderboard.publish import (
     copy_kept,
+    entry_before_change,
+    has_samples,
     keep_entry,
-    keep_entry_restated,
-    keep_entry_with_privacy,
-    kept_entry,
+    keep_entry_again,
     kept_entry_is_current,
 )
 from leakbench.metrics import (
@@ -65,6 +65,7 @@ from leakbench.records import (
     check_output,
     has_weights,
     model_label,
+    model_name,
     provenance,
     write_text_atomic,
 )
@@ -469,21 +470,22 @@ class Study:
 
     def measured_already(self, job: Job, reference: str | None
                          ) -> tuple[dict[str, float | None], dict[str, Any]] | None:  # fmt: skip
-        """The figures of a run folder measured with the same key (`evaluation_key`), its record renamed for this
-        study; None when the model must be measured (also when its samples are gone and its entry.json no longer
-        matches its records: it could not be published)."""
+        """The figures of a run folder measured with the same key (`evaluation_key`); None when the model must be
+        measured (also when its samples are gone and its entry.json no longer matches its records: it could not
+        be published). A folder holding its samples is named as this study names it; one without keeps its
+        names (renaming it would leave its kept entry stale). Either way its records are put in today's form."""
         run_dir = self.runs / job.label
         key = self.evaluation_key(self.label(job.model_dir, job.label), reference)
         if self.cfg.reuse_shipped and not run_dir.exists():
             self.adopt_shipped(job, key)
         try:
             done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
+            if (done is None or not self.same_evaluation(done.evaluation, key)
+                    or not (run_dir / PrivacyRecord.FILE).is_file() or not self.same_utility_data(run_dir)):
+                return None
         except LeakBenchError:
-            return None  # a damaged or unreadable run.json: measured again
-        if (done is None or not self.same_evaluation(done.evaluation, key)
-                or not (run_dir / PrivacyRecord.FILE).is_file()):
-            return None
-        if any(run_dir.rglob("samples_leakbench_*.jsonl")):  # its entry can be made again: named as this study does
+            return None  # a damaged or unreadable record: measured again
+        if has_samples(run_dir):
             done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out),
                                 "metrics": done.metrics, "evaluation": done.evaluation, "provenance": done.provenance,
                                 "wall_times_s": done.wall_times_s})  # the figures and their times are the folder's
@@ -491,34 +493,51 @@ class Study:
             if not kept_entry_is_current(run_dir):
                 keep_entry(run_dir)
         elif not kept_entry_is_current(run_dir):
-            return None  # samples gone, entry stale: it could not be published
-        # (samples gone: its records stay as they are, since renaming them would leave its kept entry stale)
+            return None
+        elif (done.model_name, done.group) != (job.run.get("model_name"), job.run.get("group")):
+            self.log(f"    {job.label}: its records, kept without their samples, name it {done.model_name} "
+                     f"({done.group}); kept so")  # fmt: skip
         done = self.in_current_form(run_dir, done, key)
         privacy = PrivacyRecord.read(run_dir).dump()
         self.log(f"    {job.label}: measured already with these settings ("
                  + ("reused)" if per_question(privacy) else "reused but for privacy, whose record is older)"))
         return done.metrics, privacy
 
+    def same_utility_data(self, run_dir: Path) -> bool:
+        """Whether every EvalPlus record in a run folder was made on the data this study runs, by EvalPlus's hash
+        (what a key of the older form, which named only the folder, leaves unchecked)."""
+        for path in run_dir.rglob(UtilityRecord.FILE):
+            record = UtilityRecord.read(path)
+            if self.utility_data.get(f"{record.dataset}{'-mini' if record.mini else ''}") != record.dataset_hash:
+                return False
+        return True
+
     def in_current_form(self, run_dir: Path, done: RunRecord, key: dict[str, Any]) -> RunRecord:
         """A reused folder's records as this LeakBench writes them, where an older one wrote fields no entry reads
-        otherwise: the evaluation key (`same_evaluation`'s older form named the EvalPlus folder) and a utility
-        record's model (its path, now its label). No local path stays in what git keeps; the kept entry, current
-        before, stays current."""
-        entry = kept_entry(run_dir) if not any(run_dir.rglob("samples_leakbench_*.jsonl")) else None
-        changed = False
-        if done.evaluation != key:
-            done, changed = done.model_copy(update={"evaluation": key}), True
-            done.write(run_dir)
-        for path in sorted(run_dir.rglob(UtilityRecord.FILE)):
-            record = UtilityRecord.read(path)
-            if Path(record.source.get("model", "")).is_absolute():
-                record.model_copy(update={"source": {**record.source, "model": key["model"]}}).write(path.parent)
-                changed = True
-        if changed and entry is None:
-            keep_entry(run_dir)
-        elif changed:
-            keep_entry_restated(run_dir, entry)
+        otherwise: the evaluation key (its older form named the EvalPlus folder: `same_evaluation`) and an
+        EvalPlus record's model (by its path, now by its label). No local path stays in what git keeps; the
+        kept entry stays current. (An unlearned model's record: `unlearned_in_current_form`.)"""
+        renamed = [(path, record) for path in sorted(run_dir.rglob(UtilityRecord.FILE))
+                   if (record := UtilityRecord.read(path)).source.get("model") not in (None, key["model"])]  # fmt: skip
+        if done.evaluation == key and not renamed:
+            return done
+        kept = entry_before_change(run_dir)  # everything read before anything is written
+        done = done.model_copy(update={"evaluation": key})
+        done.write(run_dir)
+        for path, record in renamed:
+            record.model_copy(update={"source": {**record.source, "model": key["model"]}}).write(path.parent)
+        keep_entry_again(run_dir, kept)
         return done
+
+    @staticmethod
+    def unlearned_in_current_form(job: Job, victim: Path, record: dict[str, Any]) -> dict[str, Any]:
+        """An unlearned model's record (`unlearn.json`) with its source named as this LeakBench names it
+        (`model_name`: an older one wrote the victim's path)."""
+        if record["source_model"] == (name := model_name(victim)):
+            return record
+        made = UnlearnRecord.read(job.model_dir).model_copy(update={"source_model": name})
+        made.write(job.model_dir)
+        return made.dump()
 
     def adopt_shipped(self, job: Job, key: dict[str, Any]) -> None:
         """The shipped measurement of the job's model (`SHIPPED_MEASUREMENTS`) copied in as its run folder, when it
@@ -564,15 +583,12 @@ class Study:
         old ones in run.json (the rest, its evaluation key and provenance stay) and in the kept entry."""
         run_dir = self.runs / job.label
         done = RunRecord.read(run_dir / RunRecord.FILE)
-        entry = None if any(run_dir.rglob("samples_leakbench_*.jsonl")) else kept_entry(run_dir)
+        kept = entry_before_change(run_dir)
         PrivacyRecord.parse(privacy, f"{job.label}'s privacy record").write(run_dir)
         fresh = study_metrics({}, None, privacy["metrics"])
         metrics = {**done.metrics, **{key: fresh.get(key) for key in privacy_metrics()}}
         done.model_copy(update={"metrics": metrics}).write(run_dir)
-        if entry is None:
-            keep_entry(run_dir)
-        else:
-            keep_entry_with_privacy(run_dir, entry)
+        keep_entry_again(run_dir, kept, privacy=True)
         return metrics
 
     def jobs_of(self, pair: Pair) -> list[Job]:
@@ -627,12 +643,8 @@ class Study:
         for job in (jobs := self.jobs_of(pair)):
             if job.unlearn is not None:
                 record = reusable_unlearned(job.model_dir, source, job.unlearn, self.data_hash)
-                if record is not None and Path(record["source_model"]).is_absolute():  # an older record: no path
-                    made = UnlearnRecord.read(job.model_dir)
-                    made = made.model_copy(update={"source_model": Path(made.source_model).name})
-                    made.write(job.model_dir)
-                    record = made.dump()
                 if record is not None:
+                    record = self.unlearned_in_current_form(job, pair.victim, record)
                     run = self.unlearned_run(pair, job, record)
                     if has_weights(job.model_dir):
                         self.log(f"    {job.label}: unlearned already with these settings (reused)")

@@ -135,11 +135,17 @@ def has_weights(model_dir: str | os.PathLike[str]) -> bool:
     return (Path(model_dir) / "config.json").is_file()
 
 
-def model_label(model_dir: str | os.PathLike[str]) -> str:
-    """A portable name for the measured model: a local folder's name and content fingerprint (never its path),
-    or a hub id as given."""
+def model_name(model_dir: str | os.PathLike[str]) -> str:
+    """A model as records name it: a local folder by its name (never its path: records get published), a hub id
+    as given."""
     path = Path(model_dir)
-    return f"{path.resolve().name}@{model_fingerprint(path)[:12]}" if path.is_dir() else str(model_dir)
+    return path.resolve().name if path.is_dir() else str(model_dir)
+
+
+def model_label(model_dir: str | os.PathLike[str]) -> str:
+    """A portable name for the measured model: `model_name` and, for a local folder, its content fingerprint."""
+    path = Path(model_dir)
+    return f"{model_name(path)}@{model_fingerprint(path)[:12]}" if path.is_dir() else str(model_dir)
 
 
 def resolved(path: str | os.PathLike[str]) -> Path:

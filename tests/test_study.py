@@ -218,6 +218,15 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert (out / "models" / "ga-s1" / "model.safetensors").stat().st_mtime_ns == weights
     assert {k: v["metrics"] for k, v in again["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
     assert again["jobs"] == 2 and (out / "logs" / "ga-s1.log").is_file()  # two worker processes (2+ cores)
+    # a folder holding its samples whose key is of the older form (it named the EvalPlus folder): reused, in
+    # today's form, its entry made again from the samples
+    run = RunRecord.read(out / "runs" / "ga-s0")
+    older_key = {**run.evaluation, "evalplus_dir": None, "utility": []}
+    run.model_copy(update={"evaluation": older_key}).write(out / "runs" / "ga-s0")
+    study = Study(cfg, log=lambda m: None)
+    _, _, _, todo = study.pending(study.models_stage(0))
+    assert todo == [] and RunRecord.read(out / "runs" / "ga-s0").evaluation == run.evaluation
+    assert kept_entry_is_current(out / "runs" / "ga-s0")
 
     # on another machine, from what git keeps of a reference run (results/reference/.gitignore: the records, no
     # weights, no samples): nothing unlearned or measured again, the same rows and the same leaderboard
@@ -268,6 +277,7 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     assert not any("leakbench_direct" in line for line in logged)  # lm-eval's figures were kept
     assert {k: v["metrics"] for k, v in renewed["rows"].items()} == {k: v["metrics"] for k, v in rows.items()}
     assert json.loads((older / "leaderboard.json").read_text()) == board
+    assert not any("evalplus_dir" in RunRecord.read(older / "runs" / label).evaluation for label in labels)
     # and stay so: the unlearning again took another time than its records name, which must not make them stale;
     # what an older LeakBench wrote in fields no entry reads (a local path, the key naming the EvalPlus folder) is
     # rewritten in today's form, the kept entries staying current
@@ -278,7 +288,6 @@ def test_study_with_an_oracle_compares_and_publishes_every_row(toy_victims, tmp_
     run_study(dataclasses.replace(cfg, out=older), log=logged.append)
     assert sum("measured already with these settings (reused)" in line for line in logged) == 4, logged
     assert not any("privacy again" in line or "leakbench_direct" in line for line in logged)
-    assert not any("evalplus_dir" in RunRecord.read(older / "runs" / label).evaluation for label in labels)
     assert [UnlearnRecord.read(older / "models" / label).source_model for label in ("ga-s0", "ga-s1")] == [
         toy_victims["victim"].name] * 2
     assert json.loads((older / "leaderboard.json").read_text()) == board
@@ -565,3 +574,49 @@ def test_the_shipped_measurements_are_those_a_default_run_would_make(tmp_path):
         folder = pipeline.SHIPPED_MEASUREMENTS / role
         assert RunRecord.read(folder / "run.json").evaluation == key, role
         assert kept_entry_is_current(folder) and validation_mentions(folder) == []
+
+
+@pytest.mark.skipif(not EVALPLUS.is_dir(), reason="the official EvalPlus files are not beside the checkout")
+def test_records_of_an_older_form_are_put_in_todays_when_reused(tmp_path):
+    """A measured folder kept without its samples (as git keeps the reference run's) whose records an older
+    LeakBench wrote: its key naming the EvalPlus folder, its EvalPlus record naming the model by path. Reused, its
+    records take today's form (no path) and its kept entry, unchanged, stays current; made on other EvalPlus data
+    than this study's, the same folder is measured again."""
+    from leakbench.leaderboard.publish import entry_before_change, keep_entry_again, kept_entry
+    from leakbench.schemas import UtilityRecord
+
+    logged: list[str] = []
+    study = Study(StudyConfig(out=tmp_path / "study", evalplus_dir=EVALPLUS), log=logged.append)
+    job, oracle = pipeline.Job("victim", PREBUILT / "victim", {}), model_label(PREBUILT / "oracle")
+    shipped = pipeline.SHIPPED_MEASUREMENTS / "victim"
+    today = RunRecord.read(shipped).evaluation
+
+    def older(run_dir: Path, dataset_hash: str | None = None) -> None:
+        shutil.copytree(shipped, run_dir)
+        kept = entry_before_change(run_dir)
+        run = RunRecord.read(run_dir)
+        run.model_copy(update={"evaluation": {**today, "evalplus_dir": str(EVALPLUS),
+                                              "utility": list(today["utility"])}}).write(run_dir)  # fmt: skip
+        path = run_dir / "utility" / "humaneval" / "utility.json"
+        utility = UtilityRecord.read(path)
+        moved = {"source": {"model": "/home/someone/runs/study/models/victim"},
+                 "dataset_hash": dataset_hash or utility.dataset_hash}  # fmt: skip
+        utility.model_copy(update=moved).write(path.parent)
+        keep_entry_again(run_dir, kept)  # as that LeakBench kept it: current
+
+    run_dir = study.runs / "victim"
+    older(run_dir)
+    assert kept_entry_is_current(run_dir) and "/home/someone" in (run_dir / "utility/humaneval/utility.json").read_text(
+        encoding="utf-8")
+    metrics, _ = study.measured_already(job, oracle)
+    assert metrics == RunRecord.read(shipped).metrics
+    assert RunRecord.read(run_dir).evaluation == today == study.evaluation_key(model_label(PREBUILT / "victim"), oracle)
+    assert UtilityRecord.read(run_dir / "utility/humaneval").source == {"model": today["model"]}
+    assert kept_entry_is_current(run_dir) and kept_entry(run_dir) == kept_entry(shipped)
+    assert not re.search(r'"/(home|work|tmp)', "".join(p.read_text() for p in run_dir.rglob("*.json")))
+    assert any("kept so" in line for line in logged)  # its names are its own (this job names it nothing)
+
+    shutil.rmtree(run_dir)
+    older(run_dir, dataset_hash="0" * 32)  # the same folder path, other data in it then
+    assert study.measured_already(job, oracle) is None
+    assert "evalplus_dir" in RunRecord.read(run_dir).evaluation  # left as it was, to be measured again

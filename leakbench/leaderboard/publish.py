@@ -97,6 +97,12 @@ RUN_FILES = ("results_*.json", "samples_*.jsonl", *(r.FILE for r in (UtilityReco
                                                                   RobustnessRecord, EntryRecord)))  # fmt: skip
 # the records an entry.json is made from (robustness.json is read afresh: attacks come after the measurement)
 ENTRY_SOURCES = (RunRecord.FILE, PrivacyRecord.FILE, UtilityRecord.FILE)
+SAMPLES = "samples_leakbench_*.jsonl"  # lm-eval's logged samples of LeakBench's tasks
+
+
+def has_samples(run_dir: str | Path) -> bool:
+    """Whether a run folder still holds its lm-eval samples (its entry can be made again from them)."""
+    return any(Path(run_dir).rglob(SAMPLES))
 
 
 def _read_json(path: Path) -> Any:
@@ -222,7 +228,7 @@ def _sampled_release(results_file: Path) -> str:
     """The packaged release a plain `lm_eval` run (which records no release in its metadata) read its probes from:
     the folder its logged samples name; the default release when no sample says."""
 
-    for samples in sorted(results_file.parent.glob("samples_leakbench_*.jsonl")):
+    for samples in sorted(results_file.parent.glob(SAMPLES)):
         try:
             with samples.open("rb") as fh:
                 doc = json.loads(fh.readline().decode("utf-8")).get("doc") or {}
@@ -254,7 +260,7 @@ def _metrics(results: dict[str, Any]) -> dict[str, Metric]:
 def _sample_rows(run_dir: Path) -> dict[str, list[dict[str, Any]]]:
     """The logged lm-eval samples of the probe tasks, by task (each row checked; a bad line is named)."""
     found: dict[str, list[dict[str, Any]]] = {}
-    for path in sorted(run_dir.rglob("samples_leakbench_*.jsonl")):
+    for path in sorted(run_dir.rglob(SAMPLES)):
         task = path.name.removeprefix("samples_").rsplit("_", 1)[0]
         if task not in (DIRECT, INDIRECT, DIRECT_SAMPLED):
             continue
@@ -438,7 +444,7 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
         )
     has_run = _record_file(run_dir / RunRecord.FILE, "a LeakBench run record")
     run = RunRecord.read(run_dir / RunRecord.FILE).dump() if has_run else {}
-    if (run_dir / EntryRecord.FILE).is_file() and not any(run_dir.rglob("samples_leakbench_*.jsonl")):
+    if (run_dir / EntryRecord.FILE).is_file() and not has_samples(run_dir):
         return _kept_entry(run_dir), run
     results, files = _lm_eval_results(run_dir)
     release = _release(results, files[-1])
@@ -533,20 +539,26 @@ def kept_entry(run_dir: str | Path) -> Entry:
     return record.entry
 
 
-def keep_entry_restated(run_dir: str | Path, entry: Entry) -> Path:
-    """`entry.json` again, `entry` unchanged, after the folder's records were rewritten in fields no entry reads
-    (an older evaluation key's form, a path made a label): made from the records the folder holds now."""
-    return EntryRecord(made_from=_made_from(Path(run_dir)), entry=entry).write(run_dir)
+def entry_before_change(run_dir: str | Path) -> Entry | None:
+    """What `keep_entry_again` needs of a folder whose records are about to be rewritten: its kept entry when its
+    samples are gone (checked current), else None (the entry is made again from the samples)."""
+    return None if has_samples(run_dir) else kept_entry(run_dir)
 
 
-def keep_entry_with_privacy(run_dir: str | Path, entry: Entry) -> Path:
-    """`entry.json` again after the folder's privacy record was measured again on the same weights, its lm-eval
-    samples gone: `entry` (what was kept before) with the privacy figures of the record the folder holds now."""
+def keep_entry_again(run_dir: str | Path, kept: Entry | None, *, privacy: bool = False) -> Path:
+    """`entry.json` after some of the folder's records were rewritten (`kept`: `entry_before_change`): made again
+    from the samples, or, the samples gone, `kept` with the privacy figures of the folder's privacy record now
+    (`privacy`: measured again on the same weights) or as it was (`privacy` False: the records changed only in
+    fields no entry reads, such as an evaluation key's form or a model named by path), made from the records the
+    folder holds now."""
     run_dir = Path(run_dir)
-    privacy, privacy_metrics = _privacy(run_dir, entry.data)
-    leak = {k: v for k, v in entry.leak_metrics.items() if not k.startswith(f"{PRIVACY}/")}
-    entry = entry.model_copy(update={"leak_metrics": {**leak, **privacy_metrics}, "privacy": privacy})
-    return EntryRecord(made_from=_made_from(run_dir), entry=entry).write(run_dir)
+    if kept is None:
+        return keep_entry(run_dir)
+    if privacy:
+        figures, privacy_metrics = _privacy(run_dir, kept.data)
+        leak = {k: v for k, v in kept.leak_metrics.items() if not k.startswith(f"{PRIVACY}/")}
+        kept = kept.model_copy(update={"leak_metrics": {**leak, **privacy_metrics}, "privacy": figures})
+    return EntryRecord(made_from=_made_from(run_dir), entry=kept).write(run_dir)
 
 
 def _kept_entry(run_dir: Path) -> Entry:

@@ -34,6 +34,7 @@ from leakbench.records import (
     check_number,
     has_weights,
     model_label,
+    model_name,
     provenance,
 )
 from leakbench.registry import Registry, check_reference, resolve
@@ -449,8 +450,7 @@ def unlearn(
             seed=cfg.seed,
             subset=subset,
             data_release_hash=data_hash,
-            # a hub id as given, a local folder by its name (never its path: records get published)
-            source_model=Path(model_dir).resolve().name if Path(model_dir).is_dir() else str(model_dir),
+            source_model=model_name(model_dir),
             source_model_label=model_label(model_dir),
             victim=record.get("victim", record),
             distributed=world(trainer) if trainer is not None else None,
