@@ -83,7 +83,7 @@ from leakbench.schemas import (
 )
 from leakbench.scoring.engine import choose_ner_model
 from leakbench.unlearn import UnlearnConfig, check_methods, expand_methods, reusable_unlearned, unlearn
-from leakbench.utility import load_problems, parse_datasets, run_utility
+from leakbench.utility import dataset_name, load_problems, parse_datasets, run_utility
 from leakbench.victim import PREBUILT, VictimConfig, build, reusable
 from leakbench.workers import default_workers, output_to, run_each, workers_for
 
@@ -323,7 +323,7 @@ def measure_job(bench: Bench, job: Job) -> Outcome:
             if stale.is_dir() and stale.name not in wanted:
                 shutil.rmtree(stale)
         for dataset, mini in bench.utility_sets:
-            print(f"    {job.label}: EvalPlus {dataset}{'-mini' if mini else ''}", flush=True)
+            print(f"    {job.label}: EvalPlus {dataset_name(dataset, mini)}", flush=True)
             record = timed(f"utility_{job.label}_{dataset}", lambda d=dataset, m=mini: run_utility(
                 run_dir / "utility" / d, d, model_dir=job.model_dir, mini=m, data_dir=cfg.evalplus_dir,
                 limit=cfg.limit, max_new_tokens=cfg.max_new_tokens, overwrite=True,
@@ -508,7 +508,7 @@ class Study:
         (what a key of the older form, which named only the folder, leaves unchecked)."""
         for path in run_dir.rglob(UtilityRecord.FILE):
             record = UtilityRecord.read(path)
-            if self.utility_data.get(f"{record.dataset}{'-mini' if record.mini else ''}") != record.dataset_hash:
+            if self.utility_data.get(dataset_name(record.dataset, record.mini)) != record.dataset_hash:
                 return False
         return True
 
@@ -941,7 +941,7 @@ def _utility_datasets(cfg: StudyConfig, log: Callable[[str], None]) -> dict[str,
 
     chosen = {}
     for dataset, mini in parse_datasets(cfg.utility):
-        name = f"{dataset}{'-mini' if mini else ''}"
+        name = dataset_name(dataset, mini)
         try:
             chosen[name] = load_problems(dataset, mini, cfg.evalplus_dir)[1]
         except LeakBenchError as exc:

@@ -59,6 +59,11 @@ def check_dataset(dataset: str, mini: bool = False) -> None:
         raise UsageError("--mini exists for humaneval only (HumanEval+ Mini)")
 
 
+def dataset_name(dataset: str, mini: bool) -> str:
+    """(humaneval, True) -> `humaneval-mini`: the name `parse_datasets` reads."""
+    return f"{dataset}{'-mini' if mini else ''}"
+
+
 def parse_datasets(names: str | tuple[str, ...]) -> tuple[tuple[str, bool], ...]:
     """`humaneval,humaneval-mini,mbpp` -> ((dataset, mini), ...), refusing unknown names."""
     items = [n.strip() for n in names.split(",")] if isinstance(names, str) else list(names)
