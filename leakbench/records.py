@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import hashlib
 import json
 import os
@@ -405,10 +406,11 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
     """Yield a fresh temporary directory beside `path`; on success it becomes `path`.
 
     An interrupted run leaves no directory that looks complete: only a hidden `.name.*.tmp` folder,
-    which is removed on the way out.
+    which is removed on the way out, or by the next writer of `path` if the process was killed outright.
     """
     path = check_output(path, kind="directory")
     with _claimed(path):  # held from the emptiness check to the final rename: one writer per folder
+        _settle_killed_writer(path)
         if path.exists() and not overwrite and any(path.iterdir()):
             raise LeakBenchError(f"{path}: directory exists and is not empty (pass --overwrite to replace it)")
         tmp: Path | None = None
@@ -423,6 +425,26 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
             raise
         with _replacing(path, tmp) as staged:
             yield staged
+
+
+def _settle_killed_writer(path: Path) -> None:
+    """What a writer of `path` killed outright (SIGKILL, a lost machine: no handler runs) left beside it, put
+    right under `path`'s claim, so no live writer owns it: its staging folder (`.NAME.XXXXXXXX.tmp`, complete only
+    once renamed) is removed, which for model weights can be gigabytes; a folder it had moved aside to replace
+    (`.NAME.XXXXXXXX.old`) is put back when `path` is missing (the swap never finished), else removed."""
+    staged = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")  # `tempfile`'s names, exactly
+    left = sorted((p for p in path.parent.glob(f".{glob.escape(path.name)}.*") if staged.fullmatch(p.name)),
+                  key=lambda p: p.stat().st_mtime_ns)  # fmt: skip
+    moved_aside = [p for p in left if p.suffix == ".old"]
+    with signals_deferred():
+        if moved_aside and not path.exists():
+            try:
+                os.replace(moved_aside.pop(), path)  # the newest: the folder as it was before the unfinished swap
+            except OSError as exc:
+                raise LeakBenchError(f"cannot write {os_error_message(exc, path)}") from None
+        for leftover in left:
+            if leftover.exists():
+                shutil.rmtree(leftover, ignore_errors=True)
 
 
 @contextlib.contextmanager

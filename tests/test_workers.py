@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -68,6 +69,40 @@ def test_leaving_a_pool_by_an_error_stops_its_workers_and_they_clean_up(tmp_path
         raise KeyboardInterrupt
     assert not multiprocessing.active_children()
     assert list(tmp_path.iterdir()) == []  # SIGTERM unwound the worker's atomic writer
+
+
+def test_a_writer_killed_outright_leaves_nothing_that_outlives_the_next_writer(tmp_path):
+    """SIGKILL runs no handler: the staging folder stays until the next writer of the same folder removes it."""
+    target, neighbour = tmp_path / "out", tmp_path / ".out.b.abcdefgh.tmp"  # "out.b"'s: not ours to remove
+    neighbour.mkdir()
+    writer = multiprocessing.get_context("spawn").Process(target=_writes_slowly, args=(str(target),))
+    writer.start()
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(".out.????????.tmp")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.kill(writer.pid, signal.SIGKILL)
+    writer.join()
+    assert [p.name for p in tmp_path.glob(".out.????????.tmp")] and not target.exists()
+    with atomic_dir(target) as staging:
+        (staging / "part").write_text("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [neighbour.name, "out"]
+    assert (target / "part").read_text() == "whole"
+
+
+def test_a_swap_killed_halfway_puts_the_folder_back_as_it_was(tmp_path):
+    """Killed between moving the old folder aside and renaming the new one in: the old one is put back."""
+    target = tmp_path / "out"
+    (tmp_path / ".out.abcdefgh.old").mkdir()
+    (tmp_path / ".out.abcdefgh.old" / "part").write_text("before")
+    (tmp_path / ".out.ijklmno_.tmp").mkdir()
+    (tmp_path / ".out.ijklmno_.tmp" / "part").write_text("after")
+    with pytest.raises(LeakBenchError, match=r"out: directory exists and is not empty"), atomic_dir(target):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "part").read_text() == "before"
+    (tmp_path / ".out.abcdefgh.old").mkdir()  # killed after the swap: the old folder is only removed
+    with atomic_dir(target, overwrite=True) as staging:
+        (staging / "part").write_text("again")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "part").read_text() == "again"
 
 
 def test_output_goes_to_the_log_file_for_the_block(tmp_path, capfd):
