@@ -811,10 +811,11 @@ class Study:
     def _add(self, row: str, label: str, victim_seed: int | None, metrics: dict[str, float | None], refs: Measured,
              unlearn_info: dict[str, Any] | None = None) -> None:  # fmt: skip
         self.labels.append(label)
-        self.runs_of.setdefault(row, []).append({
-            "label": label, "victim_seed": victim_seed, "metrics": metrics,
+        by_name = json.loads(json.dumps({"metrics": metrics, "unlearn": unlearn_info}, sort_keys=True))
+        self.runs_of.setdefault(row, []).append({  # measured or read back: the same bytes
+            "label": label, "victim_seed": victim_seed, "metrics": by_name["metrics"],
             "comparisons": comparisons(refs.victim, metrics, refs.oracle),
-            **({"unlearn": unlearn_info} if unlearn_info else {}),
+            **({"unlearn": by_name["unlearn"]} if unlearn_info else {}),
         })  # fmt: skip
 
     def _step(self, v: int | Pair) -> str:
