@@ -67,6 +67,7 @@ from leakbench.records import (
     model_label,
     model_name,
     provenance,
+    signals_deferred,
     write_text_atomic,
 )
 from leakbench.robustness import RobustnessConfig, attacked_already, robustness_table, splits, study_stage
@@ -481,34 +482,40 @@ class Study:
         try:
             done = RunRecord.find(run_dir) if not (run_dir / INCOMPLETE).exists() else None
             if (done is None or not self.same_evaluation(done.evaluation, key)
-                    or not (run_dir / PrivacyRecord.FILE).is_file() or not self.same_utility_data(run_dir)):
+                    or not (run_dir / PrivacyRecord.FILE).is_file() or not self.same_utility_data(run_dir, key)):
                 return None
+            privacy = PrivacyRecord.read(run_dir).dump()
         except LeakBenchError:
             return None  # a damaged or unreadable record: measured again
         if has_samples(run_dir):
             done = RunRecord(**{**job.run, "model_source": _study_source(job.model_dir, self.out),
-                                "metrics": done.metrics, "evaluation": done.evaluation, "provenance": done.provenance,
-                                "wall_times_s": done.wall_times_s})  # the figures and their times are the folder's
-            done.write(run_dir)
-            if not kept_entry_is_current(run_dir):
-                keep_entry(run_dir)
+                                "metrics": with_privacy(done.metrics, privacy), "evaluation": done.evaluation,
+                                "provenance": done.provenance, "wall_times_s": done.wall_times_s,
+                                })  # the figures and their times are the folder's  # fmt: skip
+            with signals_deferred():  # run.json and the entry made from it: both or neither
+                done.write(run_dir)
+                if not kept_entry_is_current(run_dir):
+                    keep_entry(run_dir)
         elif not kept_entry_is_current(run_dir):
             return None
         elif (done.model_name, done.group) != (job.run.get("model_name"), job.run.get("group")):
             self.log(f"    {job.label}: its records, kept without their samples, name it {done.model_name} "
                      f"({done.group}); kept so")  # fmt: skip
         done = self.in_current_form(run_dir, done, key)
-        privacy = PrivacyRecord.read(run_dir).dump()
         self.log(f"    {job.label}: measured already with these settings ("
                  + ("reused)" if per_question(privacy) else "reused but for privacy, whose record is older)"))
         return done.metrics, privacy
 
-    def same_utility_data(self, run_dir: Path) -> bool:
+    def same_utility_data(self, run_dir: Path, key: dict[str, Any]) -> bool:
         """Whether every EvalPlus record in a run folder was made on the data this study runs, by EvalPlus's hash
-        (what a key of the older form, which named only the folder, leaves unchecked)."""
+        (what a key of the older form, which named only the folder, leaves unchecked), and of the key's weights:
+        by their label, or by the path an older LeakBench wrote (`older_model_path`)."""
         for path in run_dir.rglob(UtilityRecord.FILE):
             record = UtilityRecord.read(path)
             if self.utility_data.get(dataset_name(record.dataset, record.mini)) != record.dataset_hash:
+                return False
+            model = record.source.get("model")
+            if model not in (None, key["model"]) and not older_model_path(model, key["model"]):
                 return False
         return True
 
@@ -518,15 +525,16 @@ class Study:
         EvalPlus record's model (by its path, now by its label). No local path stays in what git keeps; the
         kept entry stays current. (An unlearned model's record: `unlearned_in_current_form`.)"""
         renamed = [(path, record) for path in sorted(run_dir.rglob(UtilityRecord.FILE))
-                   if (record := UtilityRecord.read(path)).source.get("model") not in (None, key["model"])]  # fmt: skip
+                   if older_model_path((record := UtilityRecord.read(path)).source.get("model"), key["model"])]
         if done.evaluation == key and not renamed:
             return done
         kept = entry_before_change(run_dir)  # everything read before anything is written
         done = done.model_copy(update={"evaluation": key})
-        done.write(run_dir)
-        for path, record in renamed:
-            record.model_copy(update={"source": {**record.source, "model": key["model"]}}).write(path.parent)
-        keep_entry_again(run_dir, kept)
+        with signals_deferred():  # the records and the entry restated from them: all or none
+            done.write(run_dir)
+            for path, record in renamed:
+                record.model_copy(update={"source": {**record.source, "model": key["model"]}}).write(path.parent)
+            keep_entry_again(run_dir, kept)
         return done
 
     @staticmethod
@@ -584,11 +592,11 @@ class Study:
         run_dir = self.runs / job.label
         done = RunRecord.read(run_dir / RunRecord.FILE)
         kept = entry_before_change(run_dir)
-        PrivacyRecord.parse(privacy, f"{job.label}'s privacy record").write(run_dir)
-        fresh = study_metrics({}, None, privacy["metrics"])
-        metrics = {**done.metrics, **{key: fresh.get(key) for key in privacy_metrics()}}
-        done.model_copy(update={"metrics": metrics}).write(run_dir)
-        keep_entry_again(run_dir, kept, privacy=True)
+        metrics = with_privacy(done.metrics, privacy)
+        with signals_deferred():  # a stop between these would leave run.json's privacy figures behind its record
+            PrivacyRecord.parse(privacy, f"{job.label}'s privacy record").write(run_dir)
+            done.model_copy(update={"metrics": metrics}).write(run_dir)
+            keep_entry_again(run_dir, kept, privacy=True)
         return metrics
 
     def jobs_of(self, pair: Pair) -> list[Job]:
@@ -782,7 +790,13 @@ class Study:
         """The weights the attacks need where only records are here (a reference run resumed from git): the pair
         built again, each attacked model (`runs`: by label) unlearned again, each checked to be the model that was
         measured."""
+        measured = {f: self.label(f, f.name) for f in (pair.victim, pair.oracle) if f in self.unbuilt}
         self.build_again(pair)
+        for folder, label in measured.items():
+            if label is not None and model_label(folder) != label:
+                raise LeakBenchError(f"{folder}: built again, it has other weights than the model measured ({label}: "
+                                     "floating-point kernels differ between machines); remove "
+                                     f"{self.runs / folder.name} to measure the pair again")  # fmt: skip
         for job in self.jobs_of(pair):
             if job.unlearn is None or job.label not in runs or has_weights(job.model_dir):
                 continue
@@ -866,9 +880,9 @@ def ship_measurements(study: str | Path) -> list[Path]:
     written = []
     for role in ("victim", "oracle"):
         run_dir = Path(study) / "runs" / role
-        if not kept_entry_is_current(run_dir):
+        if (run_dir / INCOMPLETE).exists() or not kept_entry_is_current(run_dir):
             raise LeakBenchError(f"{run_dir}: no complete measurement of the {role} (run `leakbench run --out "
-                                 f"{study}` to the end first)")  # fmt: skip
+                                 f"{study}`, with one victim seed, to the end first)")  # fmt: skip
         with atomic_dir(SHIPPED_MEASUREMENTS / role, overwrite=True) as tmp:
             copy_kept(run_dir, tmp)
         written.append(SHIPPED_MEASUREMENTS / role)
@@ -902,6 +916,20 @@ def study_robustness_table(summary: dict[str, Any]) -> str:
     records = summary.get("robustness") or {}
     victims = {run["label"]: run.get("victim_seed") for row in summary["rows"].values() for run in row["runs"]}
     return robustness_table(records, victims) if records else ""
+
+
+def with_privacy(metrics: dict[str, float | None], privacy: dict[str, Any]) -> dict[str, float | None]:
+    """A run's figures with their privacy part read from its privacy record (`privacy.json`, their source)."""
+    fresh = study_metrics({}, None, privacy["metrics"])
+    return {**metrics, **{key: fresh.get(key) for key in privacy_metrics()}}
+
+
+def older_model_path(recorded: str | None, label: str | None) -> bool:
+    """Whether an EvalPlus record's model is the path an older LeakBench wrote for the weights labelled `label`
+    (`records.model_label`: the folder's name, then its fingerprint), not a label of its own."""
+    if not recorded or not label or recorded == label or ("/" not in recorded and "\\" not in recorded):
+        return False
+    return label.rsplit("@", 1)[0] == Path(recorded.replace("\\", "/")).name
 
 
 def _built_run(name: str, role: str, record: dict[str, Any], **extra: Any) -> dict[str, Any]:

@@ -430,14 +430,16 @@ def atomic_dir(path: str | os.PathLike[str], *, overwrite: bool = False) -> Iter
 def _settle_killed_writer(path: Path) -> None:
     """What a writer of `path` killed outright (SIGKILL, a lost machine: no handler runs) left beside it, put
     right under `path`'s claim, so no live writer owns it: its staging folder (`.NAME.XXXXXXXX.tmp`, complete only
-    once renamed) is removed, which for model weights can be gigabytes; a folder it had moved aside to replace
-    (`.NAME.XXXXXXXX.old`) is put back when `path` is missing (the swap never finished), else removed."""
+    once renamed) is removed, which for model weights can be gigabytes; the folder it had moved aside to replace
+    (`.NAME.XXXXXXXX.old`) is put back when it died between the two renames (`path` missing, its staging folder
+    still there), else removed (it died removing it: it may be half gone). Each writer settles its predecessor's
+    leftovers first, so they are one writer's."""
     staged = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}\.(tmp|old)")  # `tempfile`'s names, exactly
     left = sorted((p for p in path.parent.glob(f".{glob.escape(path.name)}.*") if staged.fullmatch(p.name)),
                   key=lambda p: p.stat().st_mtime_ns)  # fmt: skip
     moved_aside = [p for p in left if p.suffix == ".old"]
     with signals_deferred():
-        if moved_aside and not path.exists():
+        if moved_aside and len(moved_aside) < len(left) and not path.exists():
             try:
                 os.replace(moved_aside.pop(), path)  # the newest: the folder as it was before the unfinished swap
             except OSError as exc:

@@ -542,6 +542,22 @@ def test_a_study_under_way_writes_the_victim_seeds_it_has_measured(tmp_path, mon
     assert not (tmp_path / "study" / "summary.md").read_text().startswith("Under way")
 
 
+def test_a_pair_built_again_for_the_attacks_must_be_the_pair_measured(tmp_path, tiny_model_dir, monkeypatch):
+    """Robustness on a reference run resumed from its records builds the victim again; built on another machine
+    its weights can differ from the measured ones, and the attacks would then measure another model."""
+    study = Study(StudyConfig(out=tmp_path, utility=()), log=lambda m: None)
+    victim = study.models / "victim"
+    victim.mkdir(parents=True)  # its records only, as git keeps them
+    RunRecord(model_name="v", role="victim", evaluation={"model": "victim@000000000000"}).write(study.runs / "victim")
+    study.unbuilt[victim] = object()
+    monkeypatch.setattr(pipeline, "build", lambda folder, *a, **k: shutil.copytree(tiny_model_dir, folder,
+                                                                                   dirs_exist_ok=True))
+    pair = pipeline.Pair(victim, None, "v", None, {}, "")
+    with pytest.raises(LeakBenchError, match=r"victim: built again, it has other weights than the model measured "
+                                             r"\(victim@000000000000"):  # fmt: skip
+        study.rebuild(pair, {})
+
+
 def test_progress_lines_print_as_written(capsys):
     """The study's step marks are not rich markup (rich would swallow "[victim 2/3]" as a style)."""
     from leakbench.cli import say
@@ -620,3 +636,18 @@ def test_records_of_an_older_form_are_put_in_todays_when_reused(tmp_path):
     older(run_dir, dataset_hash="0" * 32)  # the same folder path, other data in it then
     assert study.measured_already(job, oracle) is None
     assert "evalplus_dir" in RunRecord.read(run_dir).evaluation  # left as it was, to be measured again
+
+    for damage in ("another label", "privacy unreadable"):  # measured again, never a crash or a relabelling
+        shutil.rmtree(run_dir)
+        shutil.copytree(shipped, run_dir)
+        if damage == "another label":  # an EvalPlus record of other weights (same folder name, other content)
+            kept = entry_before_change(run_dir)
+            path = run_dir / "utility" / "humaneval"
+            utility = UtilityRecord.read(path)
+            utility.model_copy(update={"source": {"model": "victim@000000000000"}}).write(path)
+            keep_entry_again(run_dir, kept)  # its entry current: only the label tells
+        else:  # with its samples (the entry could be made again from them), its privacy record damaged
+            (run_dir / "lm_eval" / "samples_leakbench_direct_1.jsonl").parent.mkdir()
+            (run_dir / "lm_eval" / "samples_leakbench_direct_1.jsonl").write_text("", encoding="utf-8")
+            (run_dir / "privacy.json").write_text("{", encoding="utf-8")
+        assert study.measured_already(job, oracle) is None, damage

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import shutil
 import signal
 import time
 from pathlib import Path
@@ -103,6 +104,12 @@ def test_a_swap_killed_halfway_puts_the_folder_back_as_it_was(tmp_path):
     with atomic_dir(target, overwrite=True) as staging:
         (staging / "part").write_text("again")
     assert [p.name for p in tmp_path.iterdir()] == ["out"] and (target / "part").read_text() == "again"
+    shutil.rmtree(target)  # ... also when the user removed the folder since: it may be half gone
+    (tmp_path / ".out.abcdefgh.old").mkdir()
+    (tmp_path / ".out.abcdefgh.old" / "half").write_text("")
+    with atomic_dir(target) as staging:
+        (staging / "part").write_text("new")
+    assert [p.name for p in tmp_path.iterdir()] == ["out"] and os.listdir(target) == ["part"]
 
 
 def test_output_goes_to_the_log_file_for_the_block(tmp_path, capfd):

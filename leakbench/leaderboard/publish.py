@@ -445,7 +445,7 @@ def collect(run_dir: str | Path, *, examples: bool = True) -> tuple[Entry, dict[
     has_run = _record_file(run_dir / RunRecord.FILE, "a LeakBench run record")
     run = RunRecord.read(run_dir / RunRecord.FILE).dump() if has_run else {}
     if (run_dir / EntryRecord.FILE).is_file() and not has_samples(run_dir):
-        return _kept_entry(run_dir), run
+        return _kept_entry_with_robustness(run_dir), run
     results, files = _lm_eval_results(run_dir)
     release = _release(results, files[-1])
 
@@ -519,12 +519,12 @@ def keep_entry(run_dir: str | Path) -> Path:
 
 
 def kept_entry_is_current(run_dir: str | Path) -> bool:
-    """Whether `run_dir` holds an entry.json made from the records it holds now."""
-    path = Path(run_dir) / EntryRecord.FILE
+    """Whether `run_dir` holds an entry.json made from the records it holds now (`kept_entry` would return it)."""
     try:
-        return path.is_file() and EntryRecord.read(path).made_from == _made_from(Path(run_dir))
+        kept_entry(run_dir)
     except LeakBenchError:
         return False
+    return True
 
 
 def kept_entry(run_dir: str | Path) -> Entry:
@@ -561,7 +561,7 @@ def keep_entry_again(run_dir: str | Path, kept: Entry | None, *, privacy: bool =
     return EntryRecord(made_from=_made_from(run_dir), entry=kept).write(run_dir)
 
 
-def _kept_entry(run_dir: Path) -> Entry:
+def _kept_entry_with_robustness(run_dir: Path) -> Entry:
     """The entry.json of a run folder kept without its lm-eval samples, with the folder's robustness record."""
     entry = kept_entry(run_dir)
     return entry.model_copy(update={"robustness": _robustness(run_dir, entry.data)})
